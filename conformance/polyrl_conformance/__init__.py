@@ -1,0 +1,1 @@
+"""The polyrl conformance suite: one pytest plugin that checks any backend behaves like the others."""

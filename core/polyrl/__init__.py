@@ -1,0 +1,85 @@
+"""polyrl: Keras for reinforcement learning.
+
+One typed API (train, play, evaluate, save, load, act, callbacks) over the RL libraries people
+already trust, each wrapped by a pluggy plugin. Importing polyrl imports no backend library.
+"""
+
+from polyrl.agent import Agent
+from polyrl.backend import AlgorithmInfo, BackendDriver, BackendInfo, EffectiveHyperparameters
+from polyrl.callbacks import Callback, RunContext
+from polyrl.config import PlayConfig, TrainConfig
+from polyrl.envs import EnvSource
+from polyrl.errors import (
+    BackendNotInstalledError,
+    CallbackError,
+    CheckpointBackendMismatchError,
+    CheckpointError,
+    CheckpointNotFoundError,
+    ConfigurationError,
+    CorruptCheckpointError,
+    EnvironmentCreationError,
+    InvalidObservationError,
+    PluginError,
+    PolyrlError,
+    UnknownAlgorithmError,
+    UnknownBackendError,
+    UnsupportedOptionError,
+    UnsupportedSpaceError,
+)
+from polyrl.hookspecs import hookimpl
+from polyrl.manifest import CheckpointManifest
+from polyrl.plugins import registry
+from polyrl.records import (
+    COMMON_METRICS,
+    EpisodeRecord,
+    IterationRecord,
+    IterationReport,
+    PlayResult,
+    StepRecord,
+    TrainResult,
+)
+from polyrl.spec import AgentSpec, EnvFactorySpec, NetworkSpec
+from polyrl.versions import polyrl_version
+
+__version__ = polyrl_version()
+
+__all__ = [
+    "COMMON_METRICS",
+    "Agent",
+    "AgentSpec",
+    "AlgorithmInfo",
+    "BackendDriver",
+    "BackendInfo",
+    "BackendNotInstalledError",
+    "Callback",
+    "CallbackError",
+    "CheckpointBackendMismatchError",
+    "CheckpointError",
+    "CheckpointManifest",
+    "CheckpointNotFoundError",
+    "ConfigurationError",
+    "CorruptCheckpointError",
+    "EffectiveHyperparameters",
+    "EnvFactorySpec",
+    "EnvSource",
+    "EnvironmentCreationError",
+    "EpisodeRecord",
+    "InvalidObservationError",
+    "IterationRecord",
+    "IterationReport",
+    "NetworkSpec",
+    "PlayConfig",
+    "PlayResult",
+    "PluginError",
+    "PolyrlError",
+    "RunContext",
+    "StepRecord",
+    "TrainConfig",
+    "TrainResult",
+    "UnknownAlgorithmError",
+    "UnknownBackendError",
+    "UnsupportedOptionError",
+    "UnsupportedSpaceError",
+    "__version__",
+    "hookimpl",
+]

@@ -1,0 +1,119 @@
+"""What a backend plugin provides: a BackendInfo describing it and a BackendDriver doing the work."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, JsonValue
+
+from polyrl._model import StrictModel
+from polyrl.envs import SpaceKind
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from polyrl.envs import EnvSource
+    from polyrl.records import IterationReport
+    from polyrl.spec import AgentSpec
+
+
+class AlgorithmInfo(StrictModel):
+    """One algorithm of a backend and the spaces it handles."""
+
+    observation_spaces: list[SpaceKind] = Field(default_factory=lambda: ["box"])
+    action_spaces: list[SpaceKind]
+    on_policy: bool
+    description: str = ""
+
+
+class BackendInfo(StrictModel):
+    """How a plugin describes a backend to polyrl, without importing the backend's library.
+
+    `driver` is the import path ("package.module:Class") of the BackendDriver subclass; it is
+    imported on first use only. `requires` lists the top-level modules the driver needs;
+    when one is missing, polyrl tells the user to run `pip install {install_hint}`.
+    `unsupported` declares conformance checks the backend knowingly does not meet, with why.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    driver: str = Field(pattern=r"^[\w.]+:\w+$")
+    library: str = Field(description="The distribution name of the wrapped library, for versions.")
+    requires: list[str] = Field(default_factory=list)
+    install_hint: str
+    algorithms: dict[str, AlgorithmInfo]
+    deterministic: bool = Field(
+        default=True,
+        description="Same seed and spec give identical statistics on this machine.",
+    )
+    unsupported: dict[str, str] = Field(default_factory=dict)
+
+
+class EffectiveHyperparameters(StrictModel):
+    """The hyperparameters the native library object really holds after the spec was mapped."""
+
+    learning_rate: float
+    gamma: float
+    hidden: list[int]
+    activation: str
+    n_envs: int
+    batch_size: int | None = None
+    iteration_steps: int
+    native: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class BackendDriver(ABC):
+    """One backend's implementation of an agent; the core owns the loop and calls it.
+
+    A driver is built by `create` (fresh) or `load` (from its own files) and then, one call at
+    a time from the core: runs a training iteration, acts on a batch of observations, reads and
+    sets the learning rate, and saves its native files into a directory the core provides.
+    """
+
+    @classmethod
+    @abstractmethod
+    def create(cls, spec: AgentSpec, env: EnvSource) -> BackendDriver:
+        """Build a new, untrained agent from the spec."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path, spec: AgentSpec, env: EnvSource) -> BackendDriver:
+        """Rebuild an agent from files `save` wrote into `directory`, ready to act and train."""
+
+    @abstractmethod
+    def train_iteration(self) -> IterationReport:
+        """Run one collect + update cycle and report it."""
+
+    @abstractmethod
+    def act(self, observations: Any, deterministic: bool) -> np.ndarray:
+        """Actions for a batch of observations (leading axis = batch; dict of arrays for Dict)."""
+
+    @abstractmethod
+    def get_learning_rate(self) -> float:
+        """The learning rate the optimizer uses now."""
+
+    @abstractmethod
+    def set_learning_rate(self, value: float) -> None:
+        """Set the optimizer's learning rate from now on."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write the native files (weights, optimizer state, counters) into an empty directory."""
+
+    @abstractmethod
+    def effective_hyperparameters(self) -> EffectiveHyperparameters:
+        """The values the native library object holds."""
+
+    @property
+    @abstractmethod
+    def env_steps(self) -> int:
+        """Env steps collected over the agent's life (continues after load)."""
+
+    def native(self) -> Any:
+        """The wrapped library object, for users who need to reach past polyrl."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook with a sensible no-op default
+        """Release envs, processes and other resources."""

@@ -1,0 +1,57 @@
+"""The Callback base class users subclass, Keras style."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from polyrl.callbacks.context import RunContext
+    from polyrl.records import EpisodeRecord, IterationRecord, PlayResult, StepRecord, TrainResult
+
+
+class Callback:
+    """Subclass and override the hooks you need; no decorator is required.
+
+    Each hook receives the run's `context` (statistics so far, the config, the stop flag, the
+    learning rate) plus the hook's own argument. An override may leave out arguments it does
+    not use, but must keep their names, e.g. `def on_iteration_end(self, record): ...`.
+    Callbacks are called in the order they were passed; on_step_* hooks fire during play.
+    """
+
+    def on_train_begin(self, context: RunContext) -> None:
+        """Training starts."""
+
+    def on_train_end(self, context: RunContext, result: TrainResult) -> None:
+        """Training ended."""
+
+    def on_iteration_begin(self, context: RunContext, iteration: int) -> None:
+        """An iteration is about to run."""
+
+    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
+        """An iteration ran."""
+
+    def on_play_begin(self, context: RunContext) -> None:
+        """play() or evaluate() starts."""
+
+    def on_play_end(self, context: RunContext, result: PlayResult) -> None:
+        """play() or evaluate() ended."""
+
+    def on_episode_begin(self, context: RunContext, episode: int) -> None:
+        """A played episode starts."""
+
+    def on_episode_end(self, context: RunContext, episode: EpisodeRecord) -> None:
+        """A played episode ended."""
+
+    def on_step_begin(self, context: RunContext, observation: Any) -> None:
+        """A play step is about to act."""
+
+    def on_step_end(self, context: RunContext, step: StepRecord) -> None:
+        """A play step was taken."""
+
+    def on_api_call(
+        self, context: RunContext | None, target: str, method: str, seconds: float, summary: str
+    ) -> None:
+        """The core called the backend driver or the env."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

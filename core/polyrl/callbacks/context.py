@@ -1,0 +1,62 @@
+"""RunContext: what callbacks read and change during a run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from polyrl.agent import Agent
+    from polyrl.config import PlayConfig, TrainConfig
+    from polyrl.records import EpisodeRecord, IterationRecord
+
+
+class RunContext:
+    """The live state of one train() or play() call, shared by every callback.
+
+    - `config`: the TrainConfig or PlayConfig; assignments are validated and take effect at the
+      next check (e.g. raising `total_steps` extends the run).
+    - `stop_training`: set True (or call `stop()`) to end after the current iteration or step.
+    - `learning_rate`: read or set; setting it reaches the backend's optimizer immediately.
+    - `history` / `episodes`: the records so far; `metrics`: the latest record, flat.
+    """
+
+    def __init__(
+        self, agent: Agent, config: TrainConfig | PlayConfig, phase: Literal["train", "play"]
+    ) -> None:
+        self.agent = agent
+        self.config = config
+        self.phase = phase
+        self.history: list[IterationRecord] = []
+        self.episodes: list[EpisodeRecord] = []
+        self.stop_training = False
+        self.stop_reason: str | None = None
+        self.evaluations: list[dict[str, float | int | None]] = []
+
+    def stop(self, reason: str = "stopped by a callback") -> None:
+        """Ask the run to end after the current iteration (training) or step (play)."""
+        self.stop_training = True
+        self.stop_reason = reason
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate the backend's optimizer uses now."""
+        return self.agent.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.agent.learning_rate = value
+
+    @property
+    def iteration(self) -> int:
+        """Iterations run over the agent's life."""
+        return self.agent.iterations
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps collected over the agent's life."""
+        return self.agent.env_steps
+
+    @property
+    def metrics(self) -> dict[str, float | int | None]:
+        """The latest iteration's numbers by flat name (empty before the first)."""
+        return self.history[-1].flat() if self.history else {}

@@ -1,0 +1,56 @@
+"""TrainConfig and PlayConfig: the schedule of a run, readable and changeable by callbacks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from polyrl._model import StrictModel
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+class TrainConfig(StrictModel):
+    """How long to train and how often to evaluate.
+
+    Training stops at the first of: `total_steps` env steps collected by this call (the last
+    iteration may overshoot by less than one iteration), `iterations` iterations, `time_limit`
+    seconds, or a callback's stop request. At least one of the three limits is required.
+    Callbacks may change these fields while the run goes on (assignments are validated).
+    """
+
+    total_steps: PositiveInt | None = None
+    iterations: PositiveInt | None = None
+    time_limit: Annotated[float, Field(gt=0)] | None = None
+    eval_every: NonNegativeInt = Field(
+        default=0, description="Evaluate every N iterations with deterministic play; 0 = never."
+    )
+    eval_episodes: PositiveInt = 5
+    eval_max_steps: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _needs_a_limit(self) -> TrainConfig:
+        if self.total_steps is None and self.iterations is None and self.time_limit is None:
+            raise ValueError(
+                "give at least one of total_steps, iterations or time_limit, "
+                "e.g. TrainConfig(total_steps=50_000)"
+            )
+        return self
+
+
+class PlayConfig(StrictModel):
+    """How to play: number of episodes, step cap, deterministic or sampled actions, rendering."""
+
+    episodes: PositiveInt = 1
+    max_steps: PositiveInt | None = Field(
+        default=None, description="Cut an episode after this many steps (counted as truncated)."
+    )
+    deterministic: bool = True
+    seed: NonNegativeInt | None = Field(
+        default=None,
+        description="Seed of the first episode's reset (episode i uses seed+i); "
+        "None: derived from the agent's seed, random if it has none.",
+    )
+    render_mode: Literal["rgb_array", "human"] | None = None

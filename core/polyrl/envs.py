@@ -1,0 +1,145 @@
+"""Environment construction from a spec, and the space vocabulary backends declare support in."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from polyrl.errors import EnvironmentCreationError
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from polyrl.spec import AgentSpec, EnvFactorySpec
+
+SpaceKind = Literal["discrete", "box", "multi_discrete", "multi_binary", "dict", "tuple", "other"]
+
+
+def space_kind(space: Any) -> SpaceKind:
+    """The kind of a Gymnasium space, in the words BackendInfo uses."""
+    from gymnasium import spaces
+
+    kinds: list[tuple[type, SpaceKind]] = [
+        (spaces.Discrete, "discrete"),
+        (spaces.Box, "box"),
+        (spaces.MultiDiscrete, "multi_discrete"),
+        (spaces.MultiBinary, "multi_binary"),
+        (spaces.Dict, "dict"),
+        (spaces.Tuple, "tuple"),
+    ]
+    for cls, kind in kinds:
+        if isinstance(space, cls):
+            return kind
+    return "other"
+
+
+class EnvSource:
+    """Builds fresh environments of a spec; what the core hands to a backend driver.
+
+    Picklable when the env is a Gymnasium id or an importable factory, so drivers may build
+    envs in subprocesses. `observation_space` and `action_space` are probed once.
+    """
+
+    def __init__(
+        self, env: str | EnvFactorySpec, env_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        self.env = env
+        self.env_kwargs = dict(env_kwargs or {})
+        probe = self.make()
+        try:
+            self.observation_space = probe.observation_space
+            self.action_space = probe.action_space
+            self.max_episode_steps: int | None = (
+                probe.spec.max_episode_steps if probe.spec is not None else None
+            )
+        finally:
+            probe.close()
+
+    @classmethod
+    def from_spec(cls, spec: AgentSpec) -> EnvSource:
+        """The env source of an AgentSpec."""
+        return cls(spec.env, spec.env_kwargs)
+
+    @property
+    def gym_id(self) -> str | None:
+        """The registered Gymnasium id, or None for a factory."""
+        return self.env if isinstance(self.env, str) else None
+
+    @property
+    def name(self) -> str:
+        """A short human name: the id, or the factory's import path."""
+        return self.env if isinstance(self.env, str) else self.env.factory
+
+    def make(self, render_mode: str | None = None) -> gym.Env:
+        """A new environment instance."""
+        import gymnasium as gym
+
+        kwargs = dict(self.env_kwargs)
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        try:
+            if isinstance(self.env, str):
+                env = gym.make(self.env, **kwargs)
+            else:
+                kwargs = {**self.env.kwargs, **kwargs}
+                env = self.env.resolve()(**kwargs)
+        except EnvironmentCreationError:
+            raise
+        except gym.error.Error as exc:
+            raise EnvironmentCreationError(
+                f"cannot make env {self.name!r}: {exc}. Check the id (gymnasium.pprint_registry() "
+                "lists the registered ones) and that the package registering it is imported."
+            ) from exc
+        except Exception as exc:
+            raise EnvironmentCreationError(
+                f"the env {self.name!r} failed to build with kwargs {kwargs}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(env, gym.Env):
+            raise EnvironmentCreationError(
+                f"env factory {self.name!r} returned {type(env).__name__}, not a gymnasium.Env"
+            )
+        return env
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    def __call__(self) -> gym.Env:
+        return self.make()
+
+
+def is_single_observation(observation: Any, space: Any) -> bool:
+    """Whether `observation` is one observation of `space` rather than a batch of them."""
+    import numpy as np
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Dict):
+        key = next(iter(space.spaces))
+        return is_single_observation(observation[key], space.spaces[key])
+    if isinstance(space, spaces.Discrete):
+        return np.ndim(observation) == 0
+    shape = space.shape or ()
+    return np.shape(observation) == tuple(shape)
+
+
+def batch_observations(observations: list[Any], space: Any) -> Any:
+    """Stack single observations into one batch (dicts of arrays for Dict spaces)."""
+    import numpy as np
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Dict):
+        return {
+            key: batch_observations([o[key] for o in observations], sub)
+            for key, sub in space.spaces.items()
+        }
+    return np.stack([np.asarray(o, dtype=space.dtype) for o in observations])
+
+
+def batch_size_of(observations: Any, space: Any) -> int:
+    """How many observations a batch holds."""
+    import numpy as np
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Dict):
+        key = next(iter(space.spaces))
+        return batch_size_of(observations[key], space.spaces[key])
+    return int(np.shape(observations)[0])

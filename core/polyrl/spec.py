@@ -1,0 +1,206 @@
+"""AgentSpec: everything needed to build an agent, on any backend, as one JSON document."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    Field,
+    JsonValue,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from polyrl._model import StrictModel
+
+Activation = Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+UnitFloat = Annotated[float, Field(ge=0, le=1)]
+
+
+class NetworkSpec(StrictModel):
+    """Hidden layer sizes and activation of the policy (and value) networks."""
+
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [64, 64], min_length=1)
+    activation: Activation = "tanh"
+
+
+class EnvFactorySpec(StrictModel):
+    """An environment built by a function: `factory` is its import path, "package.module:function".
+
+    A callable passed as `AgentSpec.env` becomes one of these; the callable itself is kept so
+    that lambdas and functions defined in a script work in the process that made them, while the
+    import path is what a saved spec records.
+    """
+
+    factory: str = Field(pattern=r"^[\w.]+:[\w.<>]+$")
+    kwargs: dict[str, JsonValue] = Field(default_factory=dict)
+    _callable: Callable[..., Any] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_callable(cls, fn: Callable[..., Any]) -> EnvFactorySpec:
+        """Describe a callable by its import path, keeping the callable for this process."""
+        module = getattr(fn, "__module__", None) or "__main__"
+        qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        made = cls(factory=f"{module}:{qualname.replace('<locals>.', '')}")
+        made._callable = fn
+        return made
+
+    def resolve(self) -> Callable[..., Any]:
+        """The factory function: the kept callable, else imported from `factory`."""
+        if self._callable is not None:
+            return self._callable
+        module_name, _, attr_path = self.factory.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attr_path.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as exc:
+            from polyrl.errors import EnvironmentCreationError
+
+            raise EnvironmentCreationError(
+                f"cannot import the env factory {self.factory!r}: {exc}. Make the function "
+                "importable (a module-level function of an installed module), or pass the "
+                "callable again, e.g. Agent.load(path, env=make_env)."
+            ) from exc
+        if not callable(target):
+            from polyrl.errors import EnvironmentCreationError
+
+            raise EnvironmentCreationError(f"env factory {self.factory!r} is not callable")
+        return target
+
+
+class PPOSection(StrictModel):
+    """PPO-specific settings; None means the backend's polyrl default."""
+
+    n_epochs: PositiveInt | None = None
+    clip_range: PositiveFloat | None = None
+    gae_lambda: UnitFloat | None = None
+    ent_coef: Annotated[float, Field(ge=0)] | None = None
+    vf_coef: Annotated[float, Field(ge=0)] | None = None
+    max_grad_norm: PositiveFloat | None = None
+
+
+class A2CSection(StrictModel):
+    """A2C-specific settings; None means the backend's polyrl default."""
+
+    gae_lambda: UnitFloat | None = None
+    ent_coef: Annotated[float, Field(ge=0)] | None = None
+    vf_coef: Annotated[float, Field(ge=0)] | None = None
+    max_grad_norm: PositiveFloat | None = None
+
+
+class OffPolicySection(StrictModel):
+    """Settings every replay-buffer algorithm shares."""
+
+    buffer_size: PositiveInt | None = None
+    learning_starts: NonNegativeInt | None = None
+    train_freq: PositiveInt | None = None
+    gradient_steps: PositiveInt | None = None
+
+
+class DQNSection(OffPolicySection):
+    """DQN-specific settings; None means the backend's polyrl default."""
+
+    target_update_interval: PositiveInt | None = None
+    exploration_fraction: UnitFloat | None = None
+    exploration_initial_eps: UnitFloat | None = None
+    exploration_final_eps: UnitFloat | None = None
+
+
+class SACSection(OffPolicySection):
+    """SAC-specific settings; None means the backend's polyrl default."""
+
+    tau: UnitFloat | None = None
+    ent_coef: PositiveFloat | Literal["auto"] | None = None
+
+
+class TD3Section(OffPolicySection):
+    """TD3-specific settings; None means the backend's polyrl default."""
+
+    tau: UnitFloat | None = None
+    policy_delay: PositiveInt | None = None
+    target_policy_noise: Annotated[float, Field(ge=0)] | None = None
+    target_noise_clip: Annotated[float, Field(ge=0)] | None = None
+    action_noise_std: Annotated[float, Field(ge=0)] | None = None
+
+
+class DDPGSection(OffPolicySection):
+    """DDPG-specific settings; None means the backend's polyrl default."""
+
+    tau: UnitFloat | None = None
+    action_noise_std: Annotated[float, Field(ge=0)] | None = None
+
+
+SECTION_NAMES = ("ppo", "a2c", "dqn", "sac", "td3", "ddpg")
+
+
+class AgentSpec(StrictModel):
+    """What to build: backend, algorithm, environment, network, seed and hyperparameters.
+
+    Every hyperparameter left at None takes the backend's polyrl default for the algorithm;
+    `Agent.effective_hyperparameters()` reports the values the native library really holds.
+    `backend_options` goes to the native library unchanged; the backend checks its key names.
+    """
+
+    backend: str = "sb3"
+    algorithm: str = "ppo"
+    env: str | EnvFactorySpec = "CartPole-v1"
+    env_kwargs: dict[str, JsonValue] = Field(default_factory=dict)
+    seed: NonNegativeInt | None = None
+    n_envs: PositiveInt = 1
+    network: NetworkSpec | None = None
+    learning_rate: PositiveFloat | None = None
+    gamma: UnitFloat | None = None
+    batch_size: PositiveInt | None = None
+    iteration_steps: PositiveInt | None = Field(
+        default=None,
+        description="Env steps (over all envs) one training iteration collects.",
+    )
+    ppo: PPOSection | None = None
+    a2c: A2CSection | None = None
+    dqn: DQNSection | None = None
+    sac: SACSection | None = None
+    td3: TD3Section | None = None
+    ddpg: DDPGSection | None = None
+    backend_options: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _callable_env_to_factory(cls, value: Any) -> Any:
+        if callable(value):
+            return EnvFactorySpec.from_callable(value)
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("env must be a Gymnasium id such as 'CartPole-v1' or a factory")
+        return value
+
+    @field_validator("backend", "algorithm")
+    @classmethod
+    def _lowercase(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _only_the_algorithms_section(self) -> AgentSpec:
+        wrong = [
+            name for name in SECTION_NAMES if getattr(self, name) is not None and name != self.algorithm
+        ]
+        if wrong:
+            raise ValueError(
+                f"section(s) {wrong} are set but the algorithm is {self.algorithm!r}; "
+                f"set only the '{self.algorithm}' section"
+            )
+        return self
+
+    def section(self) -> StrictModel | None:
+        """The algorithm-specific section of this spec, if the algorithm has one and it is set."""
+        if self.algorithm in SECTION_NAMES:
+            return getattr(self, self.algorithm)
+        return None

@@ -1,0 +1,109 @@
+"""The training loop: the core calls the driver one iteration at a time, callbacks in between."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from polyrl.config import PlayConfig
+from polyrl.errors import CallbackError
+from polyrl.records import IterationRecord, IterationReport, TrainResult
+
+if TYPE_CHECKING:
+    from polyrl.agent import Agent
+    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.dispatch import CallbackDispatcher
+    from polyrl.config import TrainConfig
+
+
+def _limit_reached(context: RunContext, start_steps: int, run_iterations: int, started: float) -> str | None:
+    config: TrainConfig = context.config  # type: ignore[assignment]
+    if context.stop_training:
+        return context.stop_reason or "stopped by a callback"
+    if config.total_steps is not None and context.agent.env_steps - start_steps >= config.total_steps:
+        return "total_steps reached"
+    if config.iterations is not None and run_iterations >= config.iterations:
+        return "iterations reached"
+    if config.time_limit is not None and time.perf_counter() - started >= config.time_limit:
+        return "time_limit reached"
+    return None
+
+
+def make_record(
+    agent: Agent, report: IterationReport, iteration_seconds: float, wall_seconds: float
+) -> IterationRecord:
+    """Turn a driver's report into the common-vocabulary record."""
+    returns = [float(r) for r, _ in report.episodes]
+    lengths = [int(n) for _, n in report.episodes]
+    return IterationRecord(
+        iteration=agent.iterations,
+        env_steps=agent.env_steps,
+        iteration_env_steps=report.env_steps,
+        episodes=agent.episodes,
+        iteration_episodes=len(returns),
+        return_mean=sum(returns) / len(returns) if returns else None,
+        return_min=min(returns) if returns else None,
+        return_max=max(returns) if returns else None,
+        episode_length_mean=sum(lengths) / len(lengths) if lengths else None,
+        learning_rate=agent.learning_rate,
+        losses=dict(report.losses),
+        metrics=dict(report.metrics),
+        iteration_seconds=iteration_seconds,
+        wall_seconds=wall_seconds,
+        steps_per_second=report.env_steps / iteration_seconds if iteration_seconds > 0 else 0.0,
+    )
+
+
+def _evaluate_into(agent: Agent, record: IterationRecord, config: TrainConfig) -> dict[str, float | int | None]:
+    play = PlayConfig(episodes=config.eval_episodes, max_steps=config.eval_max_steps, deterministic=True)
+    result = agent.play(play)
+    numbers: dict[str, float | int | None] = {
+        "iteration": record.iteration,
+        "env_steps": record.env_steps,
+        "eval_return_mean": result.return_mean,
+        "eval_return_std": result.return_std,
+        "eval_return_min": result.return_min,
+        "eval_return_max": result.return_max,
+        "eval_length_mean": result.length_mean,
+    }
+    record.metrics.update({k: float(v) for k, v in numbers.items() if k.startswith("eval_") and v is not None})
+    return numbers
+
+
+def run_training(agent: Agent, context: RunContext, dispatcher: CallbackDispatcher) -> TrainResult:
+    """Train until a limit of `context.config` or a stop request; return the run's records."""
+    started = time.perf_counter()
+    start_steps = agent.env_steps
+    run_iterations = 0
+
+    def result(reason: str) -> TrainResult:
+        return TrainResult(
+            records=list(context.history),
+            evaluations=list(context.evaluations),
+            iterations=agent.iterations,
+            env_steps=agent.env_steps,
+            run_env_steps=agent.env_steps - start_steps,
+            wall_seconds=time.perf_counter() - started,
+            stop_reason=reason,
+        )
+
+    try:
+        dispatcher.call("on_train_begin", context=context)
+        while (reason := _limit_reached(context, start_steps, run_iterations, started)) is None:
+            dispatcher.call("on_iteration_begin", context=context, iteration=agent.iterations + 1)
+            began = time.perf_counter()
+            report = agent._run_driver_iteration()
+            now = time.perf_counter()
+            run_iterations += 1
+            record = make_record(agent, report, now - began, now - started)
+            config: TrainConfig = context.config  # type: ignore[assignment]
+            if config.eval_every and run_iterations % config.eval_every == 0:
+                context.evaluations.append(_evaluate_into(agent, record, config))
+            context.history.append(record)
+            dispatcher.call("on_iteration_end", context=context, record=record)
+    except CallbackError as exc:
+        exc.result = result(f"callback error in {exc.hook}")  # type: ignore[attr-defined]
+        raise
+    final = result(reason)
+    dispatcher.call("on_train_end", context=context, result=final)
+    return final

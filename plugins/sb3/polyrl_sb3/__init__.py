@@ -1,0 +1,53 @@
+"""The Stable-Baselines3 backend of polyrl.
+
+Registered through the "polyrl" entry-point group, exactly as a third-party plugin would be.
+This module imports neither stable_baselines3 nor torch: the driver does, on first use.
+"""
+
+from __future__ import annotations
+
+from polyrl import AlgorithmInfo, BackendInfo, hookimpl
+
+_OBS = ["box", "discrete", "dict", "multi_discrete", "multi_binary"]
+
+BACKEND = BackendInfo(
+    name="sb3",
+    description="Stable-Baselines3: reliable PyTorch implementations of single-agent algorithms",
+    driver="polyrl_sb3.driver:Sb3Driver",
+    library="stable-baselines3",
+    requires=["stable_baselines3", "torch"],
+    install_hint="'polyrl[sb3]'",
+    algorithms={
+        "ppo": AlgorithmInfo(
+            observation_spaces=_OBS,
+            action_spaces=["discrete", "box", "multi_discrete", "multi_binary"],
+            on_policy=True,
+            description="Proximal Policy Optimization",
+        ),
+        "a2c": AlgorithmInfo(
+            observation_spaces=_OBS,
+            action_spaces=["discrete", "box", "multi_discrete", "multi_binary"],
+            on_policy=True,
+            description="Advantage Actor-Critic",
+        ),
+        "dqn": AlgorithmInfo(
+            observation_spaces=_OBS, action_spaces=["discrete"], on_policy=False,
+            description="Deep Q-Network",
+        ),
+        "sac": AlgorithmInfo(
+            observation_spaces=_OBS, action_spaces=["box"], on_policy=False,
+            description="Soft Actor-Critic",
+        ),
+        "td3": AlgorithmInfo(
+            observation_spaces=_OBS, action_spaces=["box"], on_policy=False,
+            description="Twin Delayed DDPG",
+        ),
+    },
+    deterministic=True,
+)
+
+
+@hookimpl
+def polyrl_backends() -> list[BackendInfo]:
+    """Declare the sb3 backend."""
+    return [BACKEND]
