@@ -111,6 +111,13 @@ class BackendDriver(ABC):
     def env_steps(self) -> int:
         """Env steps collected over the agent's life (continues after load)."""
 
+    def set_horizon(self, end_env_steps: int | None) -> None:  # noqa: B027 - optional hook
+        """The lifetime env-step count the current train() call aims to end at (None: unknown).
+
+        Called before every iteration; drivers whose native schedules (exploration, progress)
+        depend on the planned length use it, so chunked training matches one long native run.
+        """
+
     def native(self) -> Any:
         """The wrapped library object, for users who need to reach past polyrl."""
         return None

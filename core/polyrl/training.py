@@ -29,6 +29,18 @@ def _limit_reached(context: RunContext, start_steps: int, run_iterations: int, s
     return None
 
 
+def _horizon(context: RunContext, start_steps: int, run_iterations: int) -> int | None:
+    """The lifetime env steps this run is planned to end at, from the (changeable) config."""
+    config: TrainConfig = context.config  # type: ignore[assignment]
+    if config.total_steps is not None:
+        return start_steps + config.total_steps
+    if config.iterations is not None:
+        per_iteration = context.agent.effective_hyperparameters().iteration_steps
+        remaining = max(config.iterations - run_iterations, 0)
+        return context.agent.env_steps + remaining * per_iteration
+    return None
+
+
 def make_record(
     agent: Agent, report: IterationReport, iteration_seconds: float, wall_seconds: float
 ) -> IterationRecord:
@@ -91,6 +103,7 @@ def run_training(agent: Agent, context: RunContext, dispatcher: CallbackDispatch
         dispatcher.call("on_train_begin", context=context)
         while (reason := _limit_reached(context, start_steps, run_iterations, started)) is None:
             dispatcher.call("on_iteration_begin", context=context, iteration=agent.iterations + 1)
+            agent._driver.set_horizon(_horizon(context, start_steps, run_iterations))
             began = time.perf_counter()
             report = agent._run_driver_iteration()
             now = time.perf_counter()

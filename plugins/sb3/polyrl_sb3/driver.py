@@ -1,0 +1,262 @@
+"""Sb3Driver: a polyrl BackendDriver over a Stable-Baselines3 model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+from polyrl import (
+    AgentSpec,
+    BackendDriver,
+    CorruptCheckpointError,
+    EffectiveHyperparameters,
+    EnvSource,
+    IterationReport,
+)
+from polyrl.envs import space_kind
+from polyrl_sb3.params import (
+    ACTIVATION_NAMES,
+    ON_POLICY,
+    algorithm_class,
+    iteration_steps,
+    sb3_kwargs,
+)
+
+MODEL_FILE = "model.zip"
+REPLAY_FILE = "replay_buffer.pkl"
+STATE_FILE = "polyrl_sb3.json"
+
+# SB3 logger keys -> polyrl's common loss names
+_LOSSES = {
+    "train/loss": "loss",
+    "train/policy_gradient_loss": "policy_loss",
+    "train/policy_loss": "policy_loss",
+    "train/value_loss": "value_loss",
+    "train/entropy_loss": "entropy_loss",
+    "train/actor_loss": "actor_loss",
+    "train/critic_loss": "critic_loss",
+}
+_METRICS = {
+    "train/approx_kl": "approx_kl",
+    "train/clip_fraction": "clip_fraction",
+    "train/explained_variance": "explained_variance",
+    "train/ent_coef": "ent_coef",
+    "train/ent_coef_loss": "ent_coef_loss",
+    "train/n_updates": "n_updates",
+    "rollout/exploration_rate": "exploration_rate",
+}
+
+
+class _EpisodeCollector(BaseCallback):
+    """Collects (return, length) of every episode the Monitor wrappers report during learn()."""
+
+    def __init__(self) -> None:
+        super().__init__(verbose=0)
+        self.episodes: list[tuple[float, int]] = []
+        self.horizon: int | None = None
+
+    def _on_training_start(self) -> None:
+        # learn() sized its progress schedule to one chunk; the core knows the whole run.
+        if self.horizon is not None and self.horizon > self.model.num_timesteps:
+            self.model._total_timesteps = self.horizon
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", ()):
+            episode = info.get("episode")
+            if episode is not None:
+                self.episodes.append((float(episode["r"]), int(episode["l"])))
+        return True
+
+
+def _silent_logger() -> Logger:
+    # No output formats: SB3 still records values in name_to_value, which we read per iteration.
+    return Logger(folder=None, output_formats=[])
+
+
+class Sb3Driver(BackendDriver):
+    """Drives one SB3 model: one polyrl iteration is one learn() chunk of one rollout+update."""
+
+    def __init__(self, spec: AgentSpec, env: EnvSource, model: BaseAlgorithm) -> None:
+        self.spec = spec
+        self.env_source = env
+        self.model = model
+        self.model.set_logger(_silent_logger())
+        self._collector = _EpisodeCollector()
+        self._chunk = iteration_steps(spec, model)
+
+    # -- building ----------------------------------------------------------------------------
+    @staticmethod
+    def _vec_env(spec: AgentSpec, env: EnvSource) -> Any:
+        vec_cls = SubprocVecEnv if spec.backend_options.get("vec_env") == "subproc" else DummyVecEnv
+        return make_vec_env(env.make, n_envs=spec.n_envs, seed=spec.seed, vec_env_cls=vec_cls)
+
+    @staticmethod
+    def _policy_name(env: EnvSource) -> str:
+        return "MultiInputPolicy" if space_kind(env.observation_space) == "dict" else "MlpPolicy"
+
+    @classmethod
+    def create(cls, spec: AgentSpec, env: EnvSource) -> Sb3Driver:
+        """Build a fresh SB3 model from the spec."""
+        kwargs = sb3_kwargs(spec, env.action_space)
+        model = algorithm_class(spec.algorithm)(cls._policy_name(env), cls._vec_env(spec, env), **kwargs)
+        return cls(spec, env, model)
+
+    @classmethod
+    def load(cls, directory: Path, spec: AgentSpec, env: EnvSource) -> Sb3Driver:
+        """Load the SB3 zip (policy, optimizer, counters) and the replay buffer if saved."""
+        model_path = directory / MODEL_FILE
+        if not model_path.is_file():
+            raise CorruptCheckpointError(f"{directory} has no {MODEL_FILE}: not an sb3 checkpoint")
+        model = algorithm_class(spec.algorithm).load(model_path, env=cls._vec_env(spec, env), device="cpu")
+        replay = directory / REPLAY_FILE
+        if replay.is_file() and hasattr(model, "load_replay_buffer"):
+            model.load_replay_buffer(replay)
+        driver = cls(spec, env, model)
+        state_file = directory / STATE_FILE
+        if state_file.is_file():
+            driver._chunk = int(json.loads(state_file.read_text())["iteration_steps"])
+        return driver
+
+    # -- training ----------------------------------------------------------------------------
+    def set_horizon(self, end_env_steps: int | None) -> None:
+        """Remember the run's planned end so SB3's schedules span the run, not one chunk."""
+        self._collector.horizon = end_env_steps
+
+    def train_iteration(self) -> IterationReport:
+        """One learn() call of exactly one rollout+update (on-policy) or `iteration_steps` steps."""
+        before = self.model.num_timesteps
+        self._collector.episodes = []
+        self.model.learn(
+            total_timesteps=self._chunk,
+            callback=self._collector,
+            reset_num_timesteps=False,
+            log_interval=None,  # type: ignore[arg-type] - SB3 skips dumping on None
+            progress_bar=False,
+        )
+        values = dict(self.model.logger.name_to_value)
+        self.model.logger.dump(self.model.num_timesteps)
+        losses = {common: float(values[key]) for key, common in _LOSSES.items() if key in values}
+        if self.spec.algorithm == "dqn" and "loss" in losses:
+            losses["q_loss"] = losses["loss"]
+        if "loss" not in losses and {"actor_loss", "critic_loss"} <= losses.keys():
+            losses["loss"] = losses["actor_loss"] + losses["critic_loss"]
+        if "loss" not in losses and {"policy_loss", "value_loss"} <= losses.keys():
+            model = self.model
+            losses["loss"] = (
+                losses["policy_loss"]
+                + model.vf_coef * losses["value_loss"]
+                + model.ent_coef * losses.get("entropy_loss", 0.0)
+            )
+        metrics = {common: float(values[key]) for key, common in _METRICS.items() if key in values}
+        return IterationReport(
+            env_steps=self.model.num_timesteps - before,
+            episodes=list(self._collector.episodes),
+            losses=losses,
+            metrics=metrics,
+        )
+
+    @property
+    def env_steps(self) -> int:
+        """SB3's num_timesteps, which its save/load keeps."""
+        return int(self.model.num_timesteps)
+
+    # -- acting ------------------------------------------------------------------------------
+    def act(self, observations: Any, deterministic: bool) -> np.ndarray:
+        """SB3's predict on a batch (epsilon-greedy for stochastic DQN, as SB3 does)."""
+        actions, _ = self.model.predict(observations, deterministic=deterministic)
+        return np.asarray(actions)
+
+    # -- learning rate -----------------------------------------------------------------------
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        policy = self.model.policy
+        found = []
+        for owner, name in ((policy, "optimizer"), (getattr(policy, "actor", None), "optimizer"),
+                            (getattr(policy, "critic", None), "optimizer"),
+                            (self.model, "ent_coef_optimizer")):
+            optimizer = getattr(owner, name, None) if owner is not None else None
+            if isinstance(optimizer, torch.optim.Optimizer) and optimizer not in found:
+                found.append(optimizer)
+        return found
+
+    def get_learning_rate(self) -> float:
+        """The learning rate in SB3's first optimizer's parameter groups."""
+        return float(self._optimizers()[0].param_groups[0]["lr"])
+
+    def set_learning_rate(self, value: float) -> None:
+        """Set SB3's schedule to the constant `value` and apply it to every optimizer now.
+
+        SB3 re-applies its schedule at every update, so changing only the optimizer would be
+        undone; replacing the schedule makes the change stick.
+        """
+        self.model.learning_rate = value
+        self.model._setup_lr_schedule()
+        for optimizer in self._optimizers():
+            for group in optimizer.param_groups:
+                group["lr"] = value
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """SB3's zip (policy, optimizer state, counters) plus the replay buffer if any."""
+        self.model.save(directory / MODEL_FILE)
+        if getattr(self.model, "replay_buffer", None) is not None:
+            self.model.save_replay_buffer(directory / REPLAY_FILE)
+        (directory / STATE_FILE).write_text(json.dumps({"iteration_steps": self._chunk}))
+
+    # -- introspection -----------------------------------------------------------------------
+    def _actor_layers(self) -> list[torch.nn.Module]:
+        policy = self.model.policy
+        if self.spec.algorithm in ON_POLICY:
+            return list(policy.mlp_extractor.policy_net)
+        if self.spec.algorithm == "dqn":
+            return list(policy.q_net.q_net)[:-1]
+        if self.spec.algorithm == "sac":
+            return list(policy.actor.latent_pi)
+        return list(policy.actor.mu)[:-2]  # td3: drop the output Linear and its Tanh
+
+    def effective_hyperparameters(self) -> EffectiveHyperparameters:
+        """Read from the SB3 model and its torch modules, not from the spec."""
+        layers = self._actor_layers()
+        hidden = [m.out_features for m in layers if isinstance(m, torch.nn.Linear)]
+        activations = [type(m).__name__ for m in layers if not isinstance(m, torch.nn.Linear)]
+        activation = ACTIVATION_NAMES.get(activations[0], activations[0].lower()) if activations else "none"
+        model = self.model
+        native: dict[str, Any] = {"class": type(model).__name__, "policy": type(model.policy).__name__}
+        for name in ("n_steps", "n_epochs", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm",
+                     "buffer_size", "learning_starts", "tau", "gradient_steps", "target_update_interval",
+                     "exploration_fraction", "exploration_initial_eps", "exploration_final_eps",
+                     "policy_delay", "target_policy_noise", "target_noise_clip"):
+            value = getattr(model, name, None)
+            if isinstance(value, bool | int | float | str):
+                native[name] = value
+        clip = getattr(model, "clip_range", None)
+        if clip is not None:
+            native["clip_range"] = float(clip(1.0)) if callable(clip) else float(clip)
+        return EffectiveHyperparameters(
+            learning_rate=self.get_learning_rate(),
+            gamma=float(model.gamma),
+            hidden=hidden,
+            activation=activation,
+            n_envs=int(model.n_envs),
+            batch_size=getattr(model, "batch_size", None),
+            iteration_steps=self._chunk,
+            native=native,
+        )
+
+    def native(self) -> BaseAlgorithm:
+        """The SB3 model."""
+        return self.model
+
+    def close(self) -> None:
+        """Close the vectorised envs."""
+        env = self.model.get_env()
+        if env is not None:
+            env.close()

@@ -1,0 +1,125 @@
+"""Maps a polyrl AgentSpec to Stable-Baselines3 constructor arguments.
+
+Where the spec leaves a value at None, SB3's own default applies, with these polyrl choices:
+
+| setting | polyrl default for sb3 | why |
+| --- | --- | --- |
+| device | "cpu" | these MLPs run faster on CPU than through a GPU round trip |
+| off-policy iteration | 1000 env steps (`iteration_steps`) | one SB3 collect/update cycle is a few steps; 1000 keeps the core's per-iteration work negligible |
+| TD3 action noise | Gaussian, std 0.1 | SB3's default is no noise, which rarely learns |
+
+On-policy (PPO, A2C): one iteration is exactly one SB3 rollout + update; `iteration_steps`
+sets `n_steps = iteration_steps // n_envs`. `batch_size` is PPO's minibatch size (A2C has
+none). `backend_options` are SB3 constructor keywords (checked by name) and win over the
+mapped values; `policy_kwargs` there is merged into polyrl's. One polyrl-only option:
+`vec_env`: "dummy" (default) or "subproc".
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from polyrl import AgentSpec, UnsupportedOptionError
+
+ON_POLICY = ("ppo", "a2c")
+OFF_POLICY_ITERATION_STEPS = 1000
+POLYRL_OPTIONS = ("vec_env",)
+
+ACTIVATIONS = {
+    "tanh": "Tanh",
+    "relu": "ReLU",
+    "elu": "ELU",
+    "leaky_relu": "LeakyReLU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+}
+ACTIVATION_NAMES = {value: key for key, value in ACTIVATIONS.items()}
+
+
+
+def algorithm_class(name: str) -> type:
+    """The SB3 class of a polyrl algorithm name."""
+    import stable_baselines3 as sb3
+
+    return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN, "sac": sb3.SAC, "td3": sb3.TD3}[name]
+
+
+def constructor_keywords(cls: type) -> list[str]:
+    """The keyword names an SB3 algorithm class accepts (what backend_options may use)."""
+    names = inspect.signature(cls.__init__).parameters
+    return sorted(n for n in names if n not in ("self", "policy", "env", "_init_setup_model"))
+
+
+def sb3_kwargs(spec: AgentSpec, action_space: Any) -> dict[str, Any]:
+    """Constructor keywords (without policy and env) for the spec's algorithm."""
+    import numpy as np
+    import torch
+
+    cls = algorithm_class(spec.algorithm)
+    allowed = set(constructor_keywords(cls))
+    kwargs: dict[str, Any] = {"seed": spec.seed, "device": "cpu", "verbose": 0}
+    if spec.learning_rate is not None:
+        kwargs["learning_rate"] = spec.learning_rate
+    if spec.gamma is not None:
+        kwargs["gamma"] = spec.gamma
+    if spec.batch_size is not None:
+        if "batch_size" not in allowed:
+            raise UnsupportedOptionError(
+                f"sb3 {spec.algorithm} has no batch size (it updates on the whole rollout); "
+                "remove batch_size or set iteration_steps instead"
+            )
+        kwargs["batch_size"] = spec.batch_size
+    if spec.algorithm in ON_POLICY and spec.iteration_steps is not None:
+        n_steps = spec.iteration_steps // spec.n_envs
+        if n_steps < 1 or (spec.algorithm == "ppo" and n_steps * spec.n_envs < 2):
+            raise UnsupportedOptionError(
+                f"iteration_steps={spec.iteration_steps} is too small for n_envs={spec.n_envs}: "
+                "each env must take at least one step per iteration (PPO needs 2 in all)"
+            )
+        kwargs["n_steps"] = n_steps
+    section = spec.section()
+    if section is not None:
+        for name, value in section.model_dump(exclude_none=True).items():
+            if name == "action_noise_std":
+                continue
+            if name not in allowed:
+                raise UnsupportedOptionError(f"sb3 {spec.algorithm} has no setting {name!r}")
+            kwargs[name] = value
+    if spec.algorithm == "td3":
+        std = 0.1
+        if spec.td3 is not None and spec.td3.action_noise_std is not None:
+            std = spec.td3.action_noise_std
+        if std > 0:
+            from stable_baselines3.common.noise import NormalActionNoise
+
+            dim = int(np.prod(action_space.shape))
+            kwargs["action_noise"] = NormalActionNoise(np.zeros(dim), std * np.ones(dim))
+    policy_kwargs: dict[str, Any] = {}
+    if spec.network is not None:
+        hidden = list(spec.network.hidden)
+        policy_kwargs["net_arch"] = dict(pi=hidden, vf=hidden) if spec.algorithm in ON_POLICY else hidden
+        policy_kwargs["activation_fn"] = getattr(torch.nn, ACTIVATIONS[spec.network.activation])
+    options = {k: v for k, v in spec.backend_options.items() if k not in POLYRL_OPTIONS}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise UnsupportedOptionError(
+            f"sb3 {spec.algorithm} does not accept backend_options {unknown}; valid keys: "
+            f"{[*constructor_keywords(cls), *POLYRL_OPTIONS]}"
+        )
+    if isinstance(options.get("policy_kwargs"), dict):
+        policy_kwargs.update(options.pop("policy_kwargs"))
+    kwargs.update(options)
+    if policy_kwargs:
+        kwargs["policy_kwargs"] = policy_kwargs
+    vec_env = spec.backend_options.get("vec_env", "dummy")
+    if vec_env not in ("dummy", "subproc"):
+        raise UnsupportedOptionError(f"backend_options.vec_env must be 'dummy' or 'subproc', got {vec_env!r}")
+    return kwargs
+
+
+def iteration_steps(spec: AgentSpec, model: Any) -> int:
+    """Env steps one polyrl iteration collects for this model."""
+    if spec.algorithm in ON_POLICY:
+        return int(model.n_steps * model.n_envs)
+    return spec.iteration_steps or OFF_POLICY_ITERATION_STEPS
