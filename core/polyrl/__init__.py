@@ -82,4 +82,5 @@ __all__ = [
     "UnsupportedSpaceError",
     "__version__",
     "hookimpl",
+    "registry",
 ]

@@ -23,8 +23,8 @@ from polyrl.errors import (
     UnsupportedSpaceError,
 )
 from polyrl.manifest import NATIVE_DIR, CheckpointManifest, FileEntry
-from polyrl.plugins import ensure_installed, library_version, registry
 from polyrl.playing import run_play
+from polyrl.plugins import ensure_installed, library_version, registry
 from polyrl.spec import AgentSpec, EnvFactorySpec
 from polyrl.training import run_training
 from polyrl.versions import environment_versions, polyrl_version
@@ -92,9 +92,7 @@ class Agent:
         driver = registry().driver_class(spec.backend).create(spec, env)
         self._attach(spec, info, env, driver)
 
-    def _attach(
-        self, spec: AgentSpec, info: BackendInfo, env: EnvSource, driver: BackendDriver
-    ) -> None:
+    def _attach(self, spec: AgentSpec, info: BackendInfo, env: EnvSource, driver: BackendDriver) -> None:
         self._spec = spec
         self._info = info
         self._env = env
@@ -153,7 +151,9 @@ class Agent:
     def learning_rate(self, value: float) -> None:
         if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
             raise ConfigurationError(f"learning_rate must be a positive number, got {value!r}")
-        self._timed("driver", "set_learning_rate", lambda: self._driver.set_learning_rate(float(value)), f"{value:g}")
+        self._timed(
+            "driver", "set_learning_rate", lambda: self._driver.set_learning_rate(float(value)), f"{value:g}"
+        )
 
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
         """The hyperparameters the native library object holds, in common and native names."""
@@ -273,8 +273,12 @@ class Agent:
         began = time.perf_counter()
         value = fn()
         dispatcher.call(
-            "on_api_call", context=None, target=target, method=method,
-            seconds=time.perf_counter() - began, summary=summary,
+            "on_api_call",
+            context=None,
+            target=target,
+            method=method,
+            seconds=time.perf_counter() - began,
+            summary=summary,
         )
         return value
 

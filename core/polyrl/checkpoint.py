@@ -61,7 +61,9 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def write_checkpoint(
-    path: Path, write_native: Callable[[Path], None], make_manifest: Callable[[dict[str, FileEntry]], CheckpointManifest]
+    path: Path,
+    write_native: Callable[[Path], None],
+    make_manifest: Callable[[dict[str, FileEntry]], CheckpointManifest],
 ) -> CheckpointManifest:
     """Write a checkpoint to `path` so that a crash at any point leaves the old one intact.
 
@@ -122,7 +124,9 @@ def read_manifest(path: Path) -> CheckpointManifest:
         raw = json.loads(manifest_path.read_text())
         manifest = CheckpointManifest.model_validate(raw)
     except (json.JSONDecodeError, ValidationError) as exc:
-        raise CorruptCheckpointError(f"{manifest_path} is unreadable or not a polyrl manifest: {exc}") from exc
+        raise CorruptCheckpointError(
+            f"{manifest_path} is unreadable or not a polyrl manifest: {exc}"
+        ) from exc
     native = path / NATIVE_DIR
     for name, entry in manifest.files.items():
         file = native / name

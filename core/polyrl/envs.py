@@ -39,9 +39,7 @@ class EnvSource:
     envs in subprocesses. `observation_space` and `action_space` are probed once.
     """
 
-    def __init__(
-        self, env: str | EnvFactorySpec, env_kwargs: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, env: str | EnvFactorySpec, env_kwargs: dict[str, Any] | None = None) -> None:
         self.env = env
         self.env_kwargs = dict(env_kwargs or {})
         probe = self.make()
@@ -91,8 +89,7 @@ class EnvSource:
             ) from exc
         except Exception as exc:
             raise EnvironmentCreationError(
-                f"the env {self.name!r} failed to build with kwargs {kwargs}: "
-                f"{type(exc).__name__}: {exc}"
+                f"the env {self.name!r} failed to build with kwargs {kwargs}: {type(exc).__name__}: {exc}"
             ) from exc
         if not isinstance(env, gym.Env):
             raise EnvironmentCreationError(
@@ -128,8 +125,7 @@ def batch_observations(observations: list[Any], space: Any) -> Any:
 
     if isinstance(space, spaces.Dict):
         return {
-            key: batch_observations([o[key] for o in observations], sub)
-            for key, sub in space.spaces.items()
+            key: batch_observations([o[key] for o in observations], sub) for key, sub in space.spaces.items()
         }
     return np.stack([np.asarray(o, dtype=space.dtype) for o in observations])
 

@@ -64,6 +64,5 @@ class PluginError(PolyrlError):
     """A plugin registered something invalid (a duplicate backend name, a bad driver path)."""
 
 
-
 class InvalidObservationError(PolyrlError, ValueError):
     """An observation given to act() does not fit the env's observation space."""

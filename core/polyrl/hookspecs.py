@@ -85,6 +85,4 @@ class LifecycleSpecs:
         """The core called `target.method` (target "driver" or "env") taking `seconds`."""
 
 
-LIFECYCLE_HOOKS = tuple(
-    name for name in vars(LifecycleSpecs) if name.startswith("on_")
-)
+LIFECYCLE_HOOKS = tuple(name for name in vars(LifecycleSpecs) if name.startswith("on_"))

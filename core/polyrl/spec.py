@@ -189,9 +189,7 @@ class AgentSpec(StrictModel):
 
     @model_validator(mode="after")
     def _only_the_algorithms_section(self) -> AgentSpec:
-        wrong = [
-            name for name in SECTION_NAMES if getattr(self, name) is not None and name != self.algorithm
-        ]
+        wrong = [name for name in SECTION_NAMES if getattr(self, name) is not None and name != self.algorithm]
         if wrong:
             raise ValueError(
                 f"section(s) {wrong} are set but the algorithm is {self.algorithm!r}; "

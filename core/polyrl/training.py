@@ -66,7 +66,9 @@ def make_record(
     )
 
 
-def _evaluate_into(agent: Agent, record: IterationRecord, config: TrainConfig) -> dict[str, float | int | None]:
+def _evaluate_into(
+    agent: Agent, record: IterationRecord, config: TrainConfig
+) -> dict[str, float | int | None]:
     play = PlayConfig(episodes=config.eval_episodes, max_steps=config.eval_max_steps, deterministic=True)
     result = agent.play(play)
     numbers: dict[str, float | int | None] = {
@@ -78,7 +80,9 @@ def _evaluate_into(agent: Agent, record: IterationRecord, config: TrainConfig) -
         "eval_return_max": result.return_max,
         "eval_length_mean": result.length_mean,
     }
-    record.metrics.update({k: float(v) for k, v in numbers.items() if k.startswith("eval_") and v is not None})
+    record.metrics.update(
+        {k: float(v) for k, v in numbers.items() if k.startswith("eval_") and v is not None}
+    )
     return numbers
 
 

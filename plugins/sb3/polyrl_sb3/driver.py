@@ -8,12 +8,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-
 from polyrl import (
     AgentSpec,
     BackendDriver,
@@ -23,6 +17,12 @@ from polyrl import (
     IterationReport,
 )
 from polyrl.envs import space_kind
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
 from polyrl_sb3.params import (
     ACTIVATION_NAMES,
     ON_POLICY,
@@ -179,9 +179,12 @@ class Sb3Driver(BackendDriver):
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         policy = self.model.policy
         found = []
-        for owner, name in ((policy, "optimizer"), (getattr(policy, "actor", None), "optimizer"),
-                            (getattr(policy, "critic", None), "optimizer"),
-                            (self.model, "ent_coef_optimizer")):
+        for owner, name in (
+            (policy, "optimizer"),
+            (getattr(policy, "actor", None), "optimizer"),
+            (getattr(policy, "critic", None), "optimizer"),
+            (self.model, "ent_coef_optimizer"),
+        ):
             optimizer = getattr(owner, name, None) if owner is not None else None
             if isinstance(optimizer, torch.optim.Optimizer) and optimizer not in found:
                 found.append(optimizer)
@@ -230,10 +233,25 @@ class Sb3Driver(BackendDriver):
         activation = ACTIVATION_NAMES.get(activations[0], activations[0].lower()) if activations else "none"
         model = self.model
         native: dict[str, Any] = {"class": type(model).__name__, "policy": type(model.policy).__name__}
-        for name in ("n_steps", "n_epochs", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm",
-                     "buffer_size", "learning_starts", "tau", "gradient_steps", "target_update_interval",
-                     "exploration_fraction", "exploration_initial_eps", "exploration_final_eps",
-                     "policy_delay", "target_policy_noise", "target_noise_clip"):
+        for name in (
+            "n_steps",
+            "n_epochs",
+            "gae_lambda",
+            "ent_coef",
+            "vf_coef",
+            "max_grad_norm",
+            "buffer_size",
+            "learning_starts",
+            "tau",
+            "gradient_steps",
+            "target_update_interval",
+            "exploration_fraction",
+            "exploration_initial_eps",
+            "exploration_final_eps",
+            "policy_delay",
+            "target_policy_noise",
+            "target_noise_clip",
+        ):
             value = getattr(model, name, None)
             if isinstance(value, bool | int | float | str):
                 native[name] = value

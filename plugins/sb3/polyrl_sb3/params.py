@@ -5,7 +5,7 @@ Where the spec leaves a value at None, SB3's own default applies, with these pol
 | setting | polyrl default for sb3 | why |
 | --- | --- | --- |
 | device | "cpu" | these MLPs run faster on CPU than through a GPU round trip |
-| off-policy iteration | 1000 env steps (`iteration_steps`) | one SB3 collect/update cycle is a few steps; 1000 keeps the core's per-iteration work negligible |
+| off-policy iteration | 1000 env steps | an SB3 collect/update cycle is ~4 steps: too fine |
 | TD3 action noise | Gaussian, std 0.1 | SB3's default is no noise, which rarely learns |
 
 On-policy (PPO, A2C): one iteration is exactly one SB3 rollout + update; `iteration_steps`
@@ -35,7 +35,6 @@ ACTIVATIONS = {
     "silu": "SiLU",
 }
 ACTIVATION_NAMES = {value: key for key, value in ACTIVATIONS.items()}
-
 
 
 def algorithm_class(name: str) -> type:

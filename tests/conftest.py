@@ -1,0 +1,68 @@
+"""Shared fixtures: the fake backend registered like an installed plugin."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import polyrl
+from fake_backend import FakePlugin
+
+
+@pytest.fixture
+def fake_backend() -> Iterator[str]:
+    """Register the fake backend for one test; yields its name."""
+    plugin = FakePlugin()
+    polyrl.registry().register(plugin, name="fake-plugin")
+    try:
+        yield "fake"
+    finally:
+        polyrl.registry().unregister(plugin)
+
+
+class Recorder(polyrl.Callback):
+    """Records every hook call by name, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_train_begin(self, context):
+        self.calls.append("on_train_begin")
+
+    def on_train_end(self, context, result):
+        self.calls.append("on_train_end")
+
+    def on_iteration_begin(self, context, iteration):
+        self.calls.append("on_iteration_begin")
+
+    def on_iteration_end(self, context, record):
+        self.calls.append("on_iteration_end")
+
+    def on_play_begin(self, context):
+        self.calls.append("on_play_begin")
+
+    def on_play_end(self, context, result):
+        self.calls.append("on_play_end")
+
+    def on_episode_begin(self, context, episode):
+        self.calls.append("on_episode_begin")
+
+    def on_episode_end(self, context, episode):
+        self.calls.append("on_episode_end")
+
+    def on_step_begin(self, context, observation):
+        self.calls.append("on_step_begin")
+
+    def on_step_end(self, context, step):
+        self.calls.append("on_step_end")
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    """A fresh hook recorder."""
+    return Recorder()
