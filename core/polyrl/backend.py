@@ -34,7 +34,8 @@ class BackendInfo(StrictModel):
     `driver` is the import path ("package.module:Class") of the BackendDriver subclass; it is
     imported on first use only. `requires` lists the top-level modules the driver needs;
     when one is missing, polyrl tells the user to run `pip install {install_hint}`.
-    `unsupported` declares conformance checks the backend knowingly does not meet, with why.
+    `unsupported` declares conformance checks the backend knowingly does not meet, with why;
+    `conformance_overrides` gives, per algorithm, the spec fields of a tiny behaviour-check run.
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -49,6 +50,11 @@ class BackendInfo(StrictModel):
         description="Same seed and spec give identical statistics on this machine.",
     )
     unsupported: dict[str, str] = Field(default_factory=dict)
+    conformance_overrides: dict[str, dict[str, JsonValue]] = Field(
+        default_factory=dict,
+        description="Per algorithm, AgentSpec fields that make a run tiny (small iterations and "
+        "buffers) for the conformance suite's behaviour checks, which test API, not learning.",
+    )
 
 
 class EffectiveHyperparameters(StrictModel):

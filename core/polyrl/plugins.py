@@ -30,6 +30,7 @@ class PluginRegistry:
         if load_entry_points:
             self.manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         self._backends: dict[str, BackendInfo] | None = None
+        self._sources: dict[str, str] = {}
 
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register a plugin object (module or instance) as an installed plugin would be."""
@@ -45,6 +46,7 @@ class PluginRegistry:
         """Every declared backend by name (installed library or not)."""
         if self._backends is None:
             found: dict[str, BackendInfo] = {}
+            self._sources = {}
             for impl in self.manager.hook.polyrl_backends.get_hookimpls():
                 for info in impl.function() or []:
                     info = BackendInfo.model_validate(info)
@@ -54,6 +56,7 @@ class PluginRegistry:
                             f"{impl.plugin_name!r}); uninstall one of them"
                         )
                     found[info.name] = info
+                    self._sources[info.name] = impl.plugin_name
             self._backends = found
         return self._backends
 
@@ -67,6 +70,11 @@ class PluginRegistry:
                 "come from packages registering the 'polyrl' entry-point group."
             )
         return backends[name]
+
+    def source(self, name: str) -> str:
+        """The name of the plugin that declared backend `name` (its entry-point name if installed)."""
+        self.backend(name)
+        return self._sources[name]
 
     def driver_class(self, name: str) -> type[BackendDriver]:
         """Import and return the driver class of a backend (this imports its library)."""

@@ -1,0 +1,1 @@
+"""The `polyrl` command line: train, play, evaluate, show, plugins (and conformance when installed)."""

@@ -1,0 +1,297 @@
+"""The `polyrl` command: typer commands over the same Agent API and pydantic models as Python."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from polyrl.cli import render
+from polyrl.cli.overrides import merge, parse_flags, read_document, route
+from polyrl.config import PlayConfig, TrainConfig
+from polyrl.errors import PolyrlError
+from polyrl.spec import AgentSpec
+
+app = typer.Typer(
+    name="polyrl",
+    help="Train, play, evaluate and inspect RL agents on any installed backend.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_USAGE = 2
+EXIT_THRESHOLD = 1
+T = TypeVar("T")
+
+
+class _State:
+    debug = False
+
+
+def _guarded(fn: Callable[[], T]) -> T:
+    """Run a command body; user-caused errors print one clear message and exit with status 2."""
+    try:
+        return fn()
+    except (PolyrlError, ValidationError, ValueError, ImportError) as exc:
+        if _State.debug:
+            raise
+        kind = "invalid settings" if isinstance(exc, ValidationError) else type(exc).__name__
+        render.errors.print(f"[red bold]error[/] ({kind}): {exc}", markup=True)
+        render.errors.print("(run with --debug for the traceback)")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        from polyrl.versions import polyrl_version
+
+        typer.echo(f"polyrl {polyrl_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of short errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    _State.debug = debug
+
+
+def build_documents(
+    spec_file: Path | None, config_file: Path | None, named: dict[str, Any], extra: list[str]
+) -> tuple[AgentSpec, TrainConfig]:
+    """The spec and train config from files, then named flags, then `--field value` flags."""
+    flags = route(parse_flags(extra), {"spec": AgentSpec, "config": TrainConfig})
+    spec_doc = merge(
+        read_document(spec_file, "spec"),
+        {k: v for k, v in named.items() if k in AgentSpec.model_fields and v is not None},
+    )
+    config_doc = merge(
+        read_document(config_file, "train config"),
+        {k: v for k, v in named.items() if k in TrainConfig.model_fields and v is not None},
+    )
+    spec = AgentSpec.model_validate(merge(spec_doc, flags["spec"]))
+    config = TrainConfig.model_validate(merge(config_doc, flags["config"]))
+    return spec, config
+
+
+def _default_out(spec: AgentSpec) -> Path:
+    env = spec.env if isinstance(spec.env, str) else spec.env.factory.rpartition(":")[2]
+    seed = "" if spec.seed is None else f"_s{spec.seed}"
+    return Path("runs") / f"{env}_{spec.backend}_{spec.algorithm}{seed}"
+
+
+def _write_json(path: Path, document: Any) -> None:
+    # Written beside the checkpoint through a temporary file so a crash never leaves half a file.
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(document, indent=2, default=str))
+    os.replace(temporary, path)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help="Train an agent, save it to --out, then evaluate it. Every AgentSpec and TrainConfig field "
+    "is also a flag: --gamma 0.98, --network.hidden 64,64, --ppo.n_epochs 4, --eval_every 5.",
+)
+def train(
+    ctx: typer.Context,
+    backend: Annotated[str | None, typer.Option(help="Backend name (see `polyrl plugins`).")] = None,
+    algorithm: Annotated[
+        str | None, typer.Option("--algo", "--algorithm", help="Algorithm, e.g. ppo.")
+    ] = None,
+    env: Annotated[str | None, typer.Option(help="Gymnasium id, e.g. CartPole-v1.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of envs, weights and sampling.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", "--total-steps", help="Env steps to train.")] = None,
+    iterations: Annotated[int | None, typer.Option(help="Iterations to train.")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Seconds to train.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Checkpoint directory (default runs/ENV_BACKEND_ALGO_sSEED).")
+    ] = None,
+    eval_episodes: Annotated[int, typer.Option(help="Deterministic episodes after training (0: none).")] = 10,
+    require_return: Annotated[
+        float | None, typer.Option(help="Exit with status 1 if the evaluation's mean return is below this.")
+    ] = None,
+    spec_file: Annotated[
+        Path | None, typer.Option("--spec", help="AgentSpec JSON file; flags override it.")
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TrainConfig JSON file; flags override it.")
+    ] = None,
+) -> None:
+    def body() -> float | None:
+        import polyrl
+
+        named = {
+            "backend": backend,
+            "algorithm": algorithm,
+            "env": env,
+            "seed": seed,
+            "total_steps": steps,
+            "iterations": iterations,
+            "time_limit": time_limit,
+        }
+        if eval_episodes > 0:
+            named["eval_episodes"] = eval_episodes
+        spec, config = build_documents(spec_file, config_file, named, list(ctx.args))
+        target = out or _default_out(spec)
+        env_name = spec.env if isinstance(spec.env, str) else spec.env.factory
+        render.console.print(f"training {spec.backend}/{spec.algorithm} on {env_name} -> {target}")
+        with polyrl.Agent(spec) as agent:
+            try:
+                result = agent.train(config, callbacks=[render.TrainProgress()])
+            except KeyboardInterrupt:
+                agent.save(target, metadata={"interrupted": True})
+                render.errors.print(f"interrupted: saved what was learned to {target}")
+                raise typer.Exit(130) from None
+            except polyrl.CallbackError as exc:
+                agent.save(target, metadata={"stopped_by_error": str(exc)})
+                render.errors.print(f"the run failed in a callback; saved what was learned to {target}")
+                raise
+            metadata: dict[str, Any] = {
+                "stop_reason": result.stop_reason,
+                "run_env_steps": result.run_env_steps,
+            }
+            evaluation = agent.evaluate(episodes=eval_episodes) if eval_episodes > 0 else None
+            if evaluation is not None:
+                metadata["eval_return_mean"] = evaluation.return_mean
+            agent.save(target, metadata=metadata)
+        _write_json(target / "train_config.json", config.model_dump(mode="json"))
+        _write_json(target / "train_result.json", result.model_dump(mode="json"))
+        render.console.print(render.train_summary(result))
+        if evaluation is None:
+            return None
+        _write_json(target / "evaluation.json", evaluation.model_dump(mode="json"))
+        render.console.print(render.play_table(evaluation, f"evaluation ({eval_episodes} episodes)"))
+        render.console.print(f"saved to {target}  (polyrl play {target})")
+        return evaluation.return_mean
+
+    mean = _guarded(body)
+    if require_return is not None and (mean is None or mean < require_return):
+        render.errors.print(
+            f"[red bold]below threshold[/]: evaluation return mean {mean} < required {require_return}",
+            markup=True,
+        )
+        raise typer.Exit(EXIT_THRESHOLD)
+
+
+def _play(
+    path: Path,
+    episodes: int,
+    max_steps: int | None,
+    seed: int | None,
+    deterministic: bool,
+    render_mode: str | None,
+) -> None:
+    import polyrl
+
+    def body() -> None:
+        config = PlayConfig(
+            episodes=episodes,
+            max_steps=max_steps,
+            seed=seed,
+            deterministic=deterministic,
+            render_mode=render_mode,
+        )
+        with polyrl.Agent.load(path) as agent:
+            result = agent.play(config)
+        title = f"{'evaluation' if deterministic else 'play'} of {path}"
+        render.console.print(render.play_table(result, title))
+
+    _guarded(body)
+
+
+@app.command(help="Play episodes with a saved agent and print each episode's return and length.")
+def play(
+    path: Annotated[Path, typer.Argument(help="Checkpoint directory.")],
+    episodes: Annotated[int, typer.Option(help="Episodes to play.")] = 1,
+    max_steps: Annotated[int | None, typer.Option(help="Cut episodes after this many steps.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the first episode.")] = None,
+    stochastic: Annotated[bool, typer.Option(help="Sample actions instead of the greedy ones.")] = False,
+    render_human: Annotated[bool, typer.Option("--render", help="Show the env in a window.")] = False,
+) -> None:
+    _play(path, episodes, max_steps, seed, not stochastic, "human" if render_human else None)
+
+
+@app.command(help="Deterministic evaluation of a saved agent.")
+def evaluate(
+    path: Annotated[Path, typer.Argument(help="Checkpoint directory.")],
+    episodes: Annotated[int, typer.Option(help="Episodes to play.")] = 10,
+    max_steps: Annotated[int | None, typer.Option(help="Cut episodes after this many steps.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the first episode.")] = None,
+) -> None:
+    _play(path, episodes, max_steps, seed, True, None)
+
+
+@app.command(help="Show what a checkpoint holds: backend, versions, spec, counters, files.")
+def show(
+    path: Annotated[Path, typer.Argument(help="Checkpoint directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    from polyrl.checkpoint import read_manifest
+
+    def body() -> None:
+        manifest = read_manifest(path)
+        if as_json:
+            typer.echo(manifest.model_dump_json(indent=2))
+        else:
+            render.console.print(render.manifest_table(manifest, str(path)))
+            render.console.print_json(manifest.spec.model_dump_json(exclude_defaults=True))
+
+    _guarded(body)
+
+
+@app.command(help="List backends: algorithms, install state and library versions (imports no backend).")
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    from polyrl.plugins import is_installed, library_version, registry
+
+    def body() -> None:
+        rows = []
+        for name, info in sorted(registry().backends().items()):
+            rows.append(
+                {
+                    "name": name,
+                    "description": info.description,
+                    "library": info.library,
+                    "installed": is_installed(info),
+                    "version": library_version(info),
+                    "install": info.install_hint,
+                    "plugin": registry().source(name),
+                    "algorithms": {a: algo.action_spaces for a, algo in sorted(info.algorithms.items())},
+                }
+            )
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+        else:
+            render.console.print(render.plugins_table(rows))
+
+    _guarded(body)
+
+
+def _register_optional_commands() -> None:
+    # The conformance suite ships in the same distribution but stays an optional import.
+    try:
+        from polyrl_conformance.cli import conformance
+    except ImportError:
+        return
+    app.command(name="conformance", help="Run the conformance suite against installed backends.")(conformance)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    """Entry point of the `polyrl` console script."""
+    app(prog_name="polyrl")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

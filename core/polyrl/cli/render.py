@@ -1,0 +1,149 @@
+"""What the CLI prints: training progress, play results, manifests and plugin tables (rich)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from polyrl.callbacks.base import Callback
+
+if TYPE_CHECKING:
+    from polyrl.callbacks.context import RunContext
+    from polyrl.manifest import CheckpointManifest
+    from polyrl.records import IterationRecord, PlayResult, TrainResult
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def interactive() -> bool:
+    """Live progress bars only on a terminal and never in CI logs."""
+    return console.is_terminal and not os.environ.get("CI")
+
+
+def _number(value: float | int | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+class TrainProgress(Callback):
+    """Training progress: a rich bar on a terminal, at most one plain line a second otherwise."""
+
+    def __init__(self, live: bool | None = None) -> None:
+        self.live = interactive() if live is None else live
+        self._progress: Any = None
+        self._task: Any = None
+        self._last_line = 0.0
+
+    def on_train_begin(self, context: RunContext) -> None:
+        config = context.config
+        self._start_steps = context.env_steps
+        self._total = getattr(config, "total_steps", None)
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                TextColumn("{task.completed:,}/{task.total:,} steps"),
+                TextColumn("{task.fields[status]}"),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            self._task = self._progress.add_task("train", total=self._total, status="")
+            self._progress.start()
+
+    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
+        done = record.env_steps - self._start_steps
+        status = (
+            f"iter {record.iteration}  return {_number(record.return_mean)}  "
+            f"{record.steps_per_second:,.0f} steps/s"
+        )
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, status=status)
+            return
+        now = time.monotonic()
+        if now - self._last_line >= 1.0 or (self._total is not None and done >= self._total):
+            self._last_line = now
+            total = f"/{self._total:,}" if self._total else ""
+            console.print(f"steps {done:,}{total}  {status}")
+
+    def on_train_end(self, context: RunContext, result: TrainResult) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def train_summary(result: TrainResult) -> Table:
+    """One table of how a train() call went."""
+    table = Table(title="training", show_header=False)
+    last = result.last
+    rows = {
+        "stopped because": result.stop_reason,
+        "iterations (lifetime)": str(result.iterations),
+        "env steps (this run / lifetime)": f"{result.run_env_steps:,} / {result.env_steps:,}",
+        "wall seconds": f"{result.wall_seconds:.1f}",
+        "last return mean": _number(last.return_mean if last else None),
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    return table
+
+
+def play_table(result: PlayResult, title: str) -> Table:
+    """Per-episode returns and lengths, with the summary as the caption."""
+    table = Table(title=title)
+    for column in ("episode", "return", "length", "ended by"):
+        table.add_column(column, justify="right")
+    for episode in result.episodes:
+        ended = "terminated" if episode.terminated else "truncated" if episode.truncated else "stopped"
+        table.add_row(str(episode.index), f"{episode.episode_return:.2f}", str(episode.length), ended)
+    table.caption = (
+        f"return mean {_number(result.return_mean, 2)} ± {_number(result.return_std, 2)} "
+        f"(min {_number(result.return_min, 2)}, max {_number(result.return_max, 2)}), "
+        f"{'deterministic' if result.deterministic else 'stochastic'} actions"
+    )
+    return table
+
+
+def manifest_table(manifest: CheckpointManifest, path: str) -> Table:
+    """What a checkpoint holds."""
+    table = Table(title=f"checkpoint {path}", show_header=False)
+    spec = manifest.spec
+    rows = {
+        "backend": f"{manifest.backend} ({manifest.library} {manifest.library_version})",
+        "algorithm": spec.algorithm,
+        "env": spec.env if isinstance(spec.env, str) else spec.env.factory,
+        "seed": str(spec.seed),
+        "env steps": f"{manifest.env_steps:,}",
+        "iterations / episodes": f"{manifest.iterations} / {manifest.episodes}",
+        "learning rate": f"{manifest.learning_rate:g}",
+        "written": f"{manifest.created_at:%Y-%m-%d %H:%M:%S %Z} by polyrl {manifest.polyrl_version}",
+        "files": ", ".join(f"{name} ({entry.size:,} B)" for name, entry in manifest.files.items()),
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    for key, value in manifest.metadata.items():
+        table.add_row(f"metadata.{key}", str(value))
+    return table
+
+
+def plugins_table(rows: list[dict[str, Any]]) -> Table:
+    """Backends, their algorithms, install state and library versions."""
+    table = Table(title="polyrl backends")
+    for column in ("backend", "installed", "library", "algorithms (action spaces)", "plugin"):
+        table.add_column(column)
+    for row in rows:
+        installed = (
+            f"[green]yes[/] {row['version']}"
+            if row["installed"]
+            else f"[red]no[/] pip install {row['install']}"
+        )
+        algorithms = "\n".join(f"{name} ({', '.join(spaces)})" for name, spaces in row["algorithms"].items())
+        table.add_row(row["name"], installed, row["library"], algorithms, row["plugin"])
+    return table
