@@ -53,9 +53,14 @@ BACKEND = BackendInfo(
     conformance_overrides={
         "ppo": {"iteration_steps": 128, "batch_size": 64, "ppo": {"n_epochs": 2}},
         "a2c": {"iteration_steps": 16},
-        "dqn": {"iteration_steps": 100, "batch_size": 32, "dqn": {"learning_starts": 50, "buffer_size": 1000}},
-        "sac": {"iteration_steps": 100, "batch_size": 32, "sac": {"learning_starts": 50, "buffer_size": 1000}},
-        "td3": {"iteration_steps": 100, "batch_size": 32, "td3": {"learning_starts": 50, "buffer_size": 1000}},
+        **{
+            name: {
+                "iteration_steps": 100,
+                "batch_size": 32,
+                name: {"learning_starts": 50, "buffer_size": 1000},
+            }
+            for name in ("dqn", "sac", "td3")
+        },
     },
 )
 
