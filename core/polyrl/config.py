@@ -29,6 +29,11 @@ class TrainConfig(StrictModel):
     )
     eval_episodes: PositiveInt = 5
     eval_max_steps: PositiveInt | None = None
+    eval_seed: NonNegativeInt | None = Field(
+        default=None,
+        description="Reset seed of the first evaluation episode (episode i uses seed+i); None: derived "
+        "from the agent's seed, so every evaluation plays the same episodes.",
+    )
 
     @model_validator(mode="after")
     def _needs_a_limit(self) -> TrainConfig:

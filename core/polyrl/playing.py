@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from polyrl.records import EpisodeRecord, PlayResult, StepRecord
 
@@ -24,30 +25,55 @@ def first_seed(agent: Agent, config: PlayConfig) -> int | None:
     return None
 
 
+def _api(
+    agent: Agent, timed: bool, target: str, method: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """Call `fn(*args, **kwargs)`, reported to on_api_call (with an argument summary) when listened to."""
+    if not timed:
+        return fn(*args, **kwargs)
+    summary = ", ".join([*map(_short, args), *(f"{k}={_short(v)}" for k, v in kwargs.items())])
+    return agent._timed(target, method, lambda: fn(*args, **kwargs), summary)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def run_play(agent: Agent, context: RunContext, dispatcher: CallbackDispatcher | None) -> PlayResult:
     """Play `context.config.episodes` episodes and return their statistics."""
-    config: PlayConfig = context.config  # type: ignore[assignment]
     call = dispatcher.call if dispatcher is not None else None
     step_begin = dispatcher is not None and dispatcher.wants("on_step_begin")
     step_end = dispatcher is not None and dispatcher.wants("on_step_end")
-    env = agent.env_source.make(render_mode=config.render_mode)
-    seed = first_seed(agent, config)
+    timed = dispatcher is not None and dispatcher.wants("on_api_call")
+    env = None
     episodes: list[EpisodeRecord] = []
     try:
         if call:
             call("on_play_begin", context=context)
+        # The env is built after on_play_begin so a callback may still change the config there
+        # (a movie recorder asks for render_mode="rgb_array").
+        config: PlayConfig = context.config  # type: ignore[assignment]
+        seed = first_seed(agent, config)
+        env = _api(agent, timed, "env", "make", agent.env_source.make, render_mode=config.render_mode)
+        context.env = env
         index = 0
         while index < context.config.episodes and not context.stop_training:
             if call:
                 call("on_episode_begin", context=context, episode=index)
             started = time.perf_counter()
-            observation, _ = env.reset(seed=None if seed is None else seed + index)
+            reset_seed = None if seed is None else seed + index
+            observation, _ = _api(agent, timed, "env", "reset", env.reset, seed=reset_seed)
             total, length, terminated, truncated = 0.0, 0, False, False
             while not (terminated or truncated):
                 if step_begin:
                     call("on_step_begin", context=context, observation=observation)
-                action = agent.act(observation, deterministic=config.deterministic)
-                next_observation, reward, terminated, truncated, info = env.step(action)
+                action = _api(
+                    agent, timed, "driver", "act", agent.act, observation, deterministic=config.deterministic
+                )
+                next_observation, reward, terminated, truncated, info = _api(
+                    agent, timed, "env", "step", env.step, action
+                )
                 total += float(reward)
                 length += 1
                 if config.max_steps is not None and length >= config.max_steps and not terminated:
@@ -91,4 +117,6 @@ def run_play(agent: Agent, context: RunContext, dispatcher: CallbackDispatcher |
             call("on_play_end", context=context, result=result)
         return result
     finally:
-        env.close()
+        context.env = None
+        if env is not None:
+            _api(agent, timed, "env", "close", env.close)

@@ -69,7 +69,12 @@ def make_record(
 def _evaluate_into(
     agent: Agent, record: IterationRecord, config: TrainConfig
 ) -> dict[str, float | int | None]:
-    play = PlayConfig(episodes=config.eval_episodes, max_steps=config.eval_max_steps, deterministic=True)
+    play = PlayConfig(
+        episodes=config.eval_episodes,
+        max_steps=config.eval_max_steps,
+        seed=config.eval_seed,
+        deterministic=True,
+    )
     result = agent.play(play)
     numbers: dict[str, float | int | None] = {
         "iteration": record.iteration,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from polyrl.agent import Agent
     from polyrl.config import PlayConfig, TrainConfig
     from polyrl.records import EpisodeRecord, IterationRecord
@@ -18,6 +20,9 @@ class RunContext:
     - `stop_training`: set True (or call `stop()`) to end after the current iteration or step.
     - `learning_rate`: read or set; setting it reaches the backend's optimizer immediately.
     - `history` / `episodes`: the records so far; `metrics`: the latest record, flat.
+    - `env`: during play, the env being played (built after on_play_begin); `render()` a frame.
+    - `declared_metrics`: metric names callbacks promise to add to records (checked by monitors);
+      `shared`: scratch space callbacks of one run use to coordinate.
     """
 
     def __init__(
@@ -31,11 +36,20 @@ class RunContext:
         self.stop_training = False
         self.stop_reason: str | None = None
         self.evaluations: list[dict[str, float | int | None]] = []
+        self.env: Any = None
+        self.declared_metrics: set[str] = set()
+        self.shared: dict[str, Any] = {}
 
     def stop(self, reason: str = "stopped by a callback") -> None:
         """Ask the run to end after the current iteration (training) or step (play)."""
         self.stop_training = True
         self.stop_reason = reason
+
+    def render(self) -> np.ndarray | None:
+        """A frame of the env being played (its `render()`), reported to on_api_call like other env calls."""
+        if self.env is None:
+            raise RuntimeError("render() works during play only, once the env exists (after on_play_begin)")
+        return self.agent._timed("env", "render", self.env.render, "")
 
     @property
     def learning_rate(self) -> float:
