@@ -276,6 +276,15 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
     _guarded(body)
 
 
+def _register_experiment_commands() -> None:
+    from polyrl.cli.experiments import register
+
+    register(app, _guarded)
+
+
+_register_experiment_commands()
+
+
 def _register_optional_commands() -> None:
     # The conformance suite ships in the same distribution but stays an optional import.
     try:

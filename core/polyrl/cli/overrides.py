@@ -10,13 +10,16 @@ import difflib
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
 from polyrl.errors import ConfigurationError
 
 _NESTING = (".", ":")
+#: Short flag names the CLI accepts for fields, as in `polyrl train --algo ppo --steps 50000`.
+ALIASES = {"algo": "algorithm", "steps": "total_steps"}
 
 
 def parse_value(raw: str) -> Any:
@@ -37,13 +40,14 @@ def _split_key(flag: str) -> tuple[str, ...]:
     parts = tuple(part.replace("-", "_") for part in key.split(_NESTING[0]))
     if not all(parts):
         raise ConfigurationError(f"malformed option {flag!r}; use --field value or --section.field value")
-    return parts
+    return (ALIASES.get(parts[0], parts[0]), *parts[1:])
 
 
-def parse_flags(args: Iterable[str]) -> dict[tuple[str, ...], Any]:
+def parse_flags(args: Iterable[str], keep_repeats: bool = False) -> dict[tuple[str, ...], Any]:
     """Read `--key value`, `--key=value`, `--section.key value` and bare `--switch` (= true).
 
-    A key given more than once collects its values into a list (repeated flags are lists).
+    A key given more than once collects its values into a list (repeated flags are lists); with
+    `keep_repeats` every key maps to the list of values it was given, one per occurrence.
     """
     tokens = list(args)
     raw: dict[tuple[str, ...], list[Any]] = {}
@@ -64,6 +68,8 @@ def parse_flags(args: Iterable[str]) -> dict[tuple[str, ...], Any]:
             flag, value = token, "true"
             index += 1
         raw.setdefault(_split_key(flag), []).append(parse_value(value))
+    if keep_repeats:
+        return raw
     return {key: values[0] if len(values) == 1 else _flatten(values) for key, values in raw.items()}
 
 
@@ -131,3 +137,31 @@ def read_document(path: Path | None, what: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ConfigurationError(f"{what} file {path} must hold a JSON object, not {type(document).__name__}")
     return document
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _is_list(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin is list:
+        return True
+    if origin in (Union, UnionType):
+        return any(_is_list(arg) for arg in get_args(annotation))
+    return False
+
+
+def is_list_field(model: type[BaseModel], path: tuple[str, ...]) -> bool:
+    """Whether the (nested) field at `path` holds a list, e.g. ("network", "hidden") of AgentSpec."""
+    current: list[type[BaseModel]] = [model]
+    annotation: Any = None
+    for part in path:
+        owner = next((m for m in current if part in m.model_fields), None)
+        if owner is None:
+            return False
+        annotation = owner.model_fields[part].annotation
+        current = _models_in(annotation)
+    return _is_list(annotation)

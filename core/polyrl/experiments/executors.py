@@ -1,0 +1,112 @@
+"""Where runs execute: a local pool of fresh processes, or Ray tasks on a cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from polyrl.errors import ConfigurationError
+from polyrl.experiments.plan import RunPlan, RunStatus
+from polyrl.experiments.runner import execute_run
+
+TICK_SECONDS = 1.0
+LOG_FILE = "output.log"
+
+
+def default_workers(runs: int) -> int:
+    """One run per core: the small networks of classic-control runs use one core well."""
+    return max(1, min(runs, os.cpu_count() or 1))
+
+
+def _crashed(directory: Path, error: BaseException) -> RunStatus:
+    plan = RunPlan.read(directory)
+    status = RunStatus(
+        status="failed",
+        directory=str(directory),
+        name=plan.name,
+        variant=plan.variant,
+        error=f"the run's process died: {type(error).__name__}: {error}",
+    )
+    status.write()
+    return status
+
+
+def run_local(directories: list[Path], workers: int, on_tick: Callable[[], None]) -> Iterator[RunStatus]:
+    """Run each directory's plan in a fresh Python process, `workers` at a time; yield as they end.
+
+    A process per run (`python -m polyrl.experiments.worker DIR`) means no torch, Ray or env
+    state leaks between runs, and scripts need no `if __name__ == "__main__"` guard.
+    """
+    queue = list(directories)
+    running: dict[Path, subprocess.Popen[bytes]] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                directory = queue.pop(0)
+                with (directory / LOG_FILE).open("wb") as log:
+                    running[directory] = subprocess.Popen(
+                        [sys.executable, "-m", "polyrl.experiments.worker", str(directory)],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+            time.sleep(TICK_SECONDS / 4)
+            for directory, process in list(running.items()):
+                if process.poll() is not None:
+                    del running[directory]
+                    yield _ended(directory, process.returncode)
+            on_tick()
+    finally:
+        for process in running.values():
+            process.terminate()
+
+
+def _ended(directory: Path, returncode: int) -> RunStatus:
+    status = RunStatus.read(directory)
+    if status is not None and status.status != "running":
+        return status
+    log = (directory / LOG_FILE).read_text(errors="replace").strip().splitlines()[-20:]
+    detail = "\n".join(log)
+    return _crashed(directory, RuntimeError(f"exit status {returncode}; last output:\n{detail}"))
+
+
+def run_ray(directories: list[Path], address: str, on_tick: Callable[[], None]) -> Iterator[RunStatus]:
+    """Run each plan as a Ray task (one CPU, a fresh worker process each) on the cluster at `address`.
+
+    The cluster's nodes must see the run directories (one machine, or a shared file system).
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigurationError(
+            "running a grid on a Ray cluster needs ray: pip install 'polyrl[rllib]' (or ray)"
+        ) from exc
+    if ray.is_initialized():
+        connected = ray.get_runtime_context().gcs_address
+        if address not in ("auto", connected):
+            raise ConfigurationError(
+                f"this process is already connected to Ray at {connected}, not {address!r}; run the "
+                "grid from a fresh process or pass that address"
+            )
+    else:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        except ConnectionError as exc:
+            raise ConfigurationError(
+                f"cannot reach a Ray cluster at {address!r} ({exc}); start one with `ray start --head "
+                "--port 6379` and pass the address it prints, e.g. --ray-address 127.0.0.1:6379"
+            ) from exc
+    task = ray.remote(num_cpus=1, max_calls=1)(execute_run)
+    pending = {task.remote(str(d)): d for d in directories}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=TICK_SECONDS)
+        for ref in done:
+            directory = pending.pop(ref)
+            try:
+                yield ray.get(ref)
+            except Exception as exc:  # a killed worker must not hide the other runs' results
+                yield _crashed(directory, exc)
+        on_tick()
