@@ -1,8 +1,9 @@
 """Every polyrl extension point, as pluggy hook specifications.
 
-Two families:
+Three families:
 - `BackendSpecs`: implemented by plugin modules found through the "polyrl" entry-point group,
   to declare backends.
+- `BenchmarkSpecs`: implemented by backend plugins for `polyrl bench` (optional).
 - `LifecycleSpecs`: the Keras-style callback hooks. A `polyrl.Callback` subclass implements
   them by overriding methods (no decorator needed); an installed integration plugin implements
   them with `@polyrl.hookimpl` and then sees every run without being passed as a callback.
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from polyrl.backend import BackendInfo
     from polyrl.callbacks.context import RunContext
     from polyrl.records import EpisodeRecord, IterationRecord, PlayResult, StepRecord, TrainResult
+    from polyrl.spec import AgentSpec
 
 PROJECT = "polyrl"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -32,6 +34,20 @@ class BackendSpecs:
     @hookspec
     def polyrl_backends(self) -> list[BackendInfo]:
         """Return the backends this plugin provides (import no heavy library here)."""
+        raise NotImplementedError
+
+
+class BenchmarkSpecs:
+    """Hooks `polyrl bench` uses to compare polyrl with the native library called directly."""
+
+    @hookspec(firstresult=True)
+    def polyrl_direct_training(self, spec: AgentSpec, total_steps: int) -> float | None:
+        """Train `spec` for `total_steps` env steps with the native library alone; return the seconds.
+
+        The seconds cover building the native objects from the same mapped configuration polyrl
+        uses and the library's own training loop. Return None for a spec of another backend.
+        Import the library inside the function, never at module import.
+        """
         raise NotImplementedError
 
 

@@ -12,7 +12,7 @@ import pluggy
 
 from polyrl.backend import BackendInfo
 from polyrl.errors import BackendNotInstalledError, PluginError, UnknownBackendError
-from polyrl.hookspecs import PROJECT, BackendSpecs, LifecycleSpecs
+from polyrl.hookspecs import PROJECT, BackendSpecs, BenchmarkSpecs, LifecycleSpecs
 
 if TYPE_CHECKING:
     from polyrl.backend import BackendDriver
@@ -27,6 +27,7 @@ class PluginRegistry:
         self.manager = pluggy.PluginManager(PROJECT)
         self.manager.add_hookspecs(BackendSpecs)
         self.manager.add_hookspecs(LifecycleSpecs)
+        self.manager.add_hookspecs(BenchmarkSpecs)
         if load_entry_points:
             self.manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         self._backends: dict[str, BackendInfo] | None = None

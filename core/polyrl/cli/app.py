@@ -147,7 +147,7 @@ def train(
         render.console.print(f"training {spec.backend}/{spec.algorithm} on {env_name} -> {target}")
         with polyrl.Agent(spec) as agent:
             try:
-                result = agent.train(config, callbacks=[render.TrainProgress()])
+                result = agent.train(config, callbacks=[render.progress_callback()])
             except KeyboardInterrupt:
                 agent.save(target, metadata={"interrupted": True})
                 render.errors.print(f"interrupted: saved what was learned to {target}")

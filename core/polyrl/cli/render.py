@@ -31,52 +31,38 @@ def _number(value: float | int | None, digits: int = 1) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-class TrainProgress(Callback):
-    """Training progress: a rich bar on a terminal, at most one plain line a second otherwise."""
+class PlainProgress(Callback):
+    """Training progress for logs (not a terminal, or CI): at most one plain line a second.
 
-    def __init__(self, live: bool | None = None) -> None:
-        self.live = interactive() if live is None else live
-        self._progress: Any = None
-        self._task: Any = None
+    On a terminal the CLI uses polyrl.ProgressBar instead.
+    """
+
+    def __init__(self) -> None:
         self._last_line = 0.0
 
     def on_train_begin(self, context: RunContext) -> None:
-        config = context.config
         self._start_steps = context.env_steps
-        self._total = getattr(config, "total_steps", None)
-        if self.live:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._progress = Progress(
-                TextColumn("[bold]train"),
-                BarColumn(),
-                TextColumn("{task.completed:,}/{task.total:,} steps"),
-                TextColumn("{task.fields[status]}"),
-                TimeRemainingColumn(),
-                console=console,
-            )
-            self._task = self._progress.add_task("train", total=self._total, status="")
-            self._progress.start()
+        self._total = getattr(context.config, "total_steps", None)
 
     def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
         done = record.env_steps - self._start_steps
-        status = (
-            f"iter {record.iteration}  return {_number(record.return_mean)}  "
-            f"{record.steps_per_second:,.0f} steps/s"
-        )
-        if self._progress is not None:
-            self._progress.update(self._task, completed=done, status=status)
-            return
         now = time.monotonic()
         if now - self._last_line >= 1.0 or (self._total is not None and done >= self._total):
             self._last_line = now
             total = f"/{self._total:,}" if self._total else ""
-            console.print(f"steps {done:,}{total}  {status}")
+            console.print(
+                f"steps {done:,}{total}  iter {record.iteration}  return {_number(record.return_mean)}  "
+                f"{record.steps_per_second:,.0f} steps/s"
+            )
 
-    def on_train_end(self, context: RunContext, result: TrainResult) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+
+def progress_callback() -> Callback:
+    """A live bar on a terminal, plain lines in logs."""
+    if interactive():
+        from polyrl.callbacks.progress import ProgressBar
+
+        return ProgressBar(enabled=True, console=console)
+    return PlainProgress()
 
 
 def train_summary(result: TrainResult) -> Table:

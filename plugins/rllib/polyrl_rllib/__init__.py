@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from polyrl import AlgorithmInfo, BackendInfo, hookimpl
 
+# Imported so pluggy finds the `polyrl bench` hook on this module (it imports Ray only when called).
+from polyrl_rllib.direct import polyrl_direct_training  # noqa: F401
+
 BACKEND = BackendInfo(
     name="rllib",
     description="RLlib (Ray) on its new API stack: scalable, local by default, a Ray cluster on request",
@@ -16,19 +19,53 @@ BACKEND = BackendInfo(
     install_hint="'polyrl[rllib]'",
     algorithms={
         "ppo": AlgorithmInfo(
-            observation_spaces=["box"], action_spaces=["discrete", "box"], on_policy=True,
+            observation_spaces=["box"],
+            action_spaces=["discrete", "box"],
+            on_policy=True,
             description="Proximal Policy Optimization",
         ),
         "dqn": AlgorithmInfo(
-            observation_spaces=["box"], action_spaces=["discrete"], on_policy=False,
+            observation_spaces=["box"],
+            action_spaces=["discrete"],
+            on_policy=False,
             description="Deep Q-Network (double, dueling by RLlib default)",
         ),
         "sac": AlgorithmInfo(
-            observation_spaces=["box"], action_spaces=["box"], on_policy=False,
+            observation_spaces=["box"],
+            action_spaces=["box"],
+            on_policy=False,
             description="Soft Actor-Critic",
         ),
+        "appo": AlgorithmInfo(
+            observation_spaces=["box"],
+            action_spaces=["discrete", "box"],
+            on_policy=True,
+            description="Asynchronous PPO",
+        ),
+        "impala": AlgorithmInfo(
+            observation_spaces=["box"],
+            action_spaces=["discrete", "box"],
+            on_policy=True,
+            description="IMPALA (V-trace actor-critic)",
+        ),
     },
-    deterministic=False,
+    deterministic=True,
+    conformance_overrides={
+        "ppo": {"iteration_steps": 128, "batch_size": 64, "ppo": {"n_epochs": 2}},
+        "appo": {"iteration_steps": 100, "batch_size": 50},
+        "impala": {"iteration_steps": 100, "batch_size": 50},
+        "dqn": {
+            "iteration_steps": 100,
+            "batch_size": 32,
+            "dqn": {"learning_starts": 50, "buffer_size": 1000},
+        },
+        "sac": {
+            "iteration_steps": 100,
+            "batch_size": 32,
+            "network": {"hidden": [32, 32]},
+            "sac": {"learning_starts": 50, "buffer_size": 1000, "train_freq": 10, "gradient_steps": 2},
+        },
+    },
 )
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from polyrl import AlgorithmInfo, BackendInfo, hookimpl
 
+# Imported so pluggy finds the `polyrl bench` hook on this module (it imports SB3 only when called).
+from polyrl_sb3.direct import polyrl_direct_training  # noqa: F401
+
 _OBS = ["box", "discrete", "dict", "multi_discrete", "multi_binary"]
 
 BACKEND = BackendInfo(

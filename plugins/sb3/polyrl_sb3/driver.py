@@ -27,6 +27,7 @@ from polyrl_sb3.params import (
     ACTIVATION_NAMES,
     ON_POLICY,
     algorithm_class,
+    apply_torch_threads,
     iteration_steps,
     sb3_kwargs,
 )
@@ -107,6 +108,7 @@ class Sb3Driver(BackendDriver):
     def create(cls, spec: AgentSpec, env: EnvSource) -> Sb3Driver:
         """Build a fresh SB3 model from the spec."""
         kwargs = sb3_kwargs(spec, env.action_space)
+        apply_torch_threads(spec)
         model = algorithm_class(spec.algorithm)(cls._policy_name(env), cls._vec_env(spec, env), **kwargs)
         return cls(spec, env, model)
 
@@ -116,6 +118,7 @@ class Sb3Driver(BackendDriver):
         model_path = directory / MODEL_FILE
         if not model_path.is_file():
             raise CorruptCheckpointError(f"{directory} has no {MODEL_FILE}: not an sb3 checkpoint")
+        apply_torch_threads(spec)
         model = algorithm_class(spec.algorithm).load(model_path, env=cls._vec_env(spec, env), device="cpu")
         replay = directory / REPLAY_FILE
         if replay.is_file() and hasattr(model, "load_replay_buffer"):

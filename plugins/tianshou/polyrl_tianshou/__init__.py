@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from polyrl import AlgorithmInfo, BackendInfo, hookimpl
 
+# Imported so pluggy finds the `polyrl bench` hook on this module (it imports Tianshou only when called).
+from polyrl_tianshou.direct import polyrl_direct_training  # noqa: F401
+
 _OBS = ["box"]
+_TINY_OFF_POLICY = {"learning_starts": 50, "buffer_size": 1000}
 
 BACKEND = BackendInfo(
     name="tianshou",
@@ -17,14 +21,52 @@ BACKEND = BackendInfo(
     requires=["tianshou", "torch"],
     install_hint="'polyrl[tianshou]'",
     algorithms={
-        "ppo": AlgorithmInfo(observation_spaces=_OBS, action_spaces=["discrete", "box"], on_policy=True),
-        "a2c": AlgorithmInfo(observation_spaces=_OBS, action_spaces=["discrete", "box"], on_policy=True),
-        "dqn": AlgorithmInfo(observation_spaces=_OBS, action_spaces=["discrete"], on_policy=False),
-        "sac": AlgorithmInfo(observation_spaces=_OBS, action_spaces=["box"], on_policy=False),
-        "td3": AlgorithmInfo(observation_spaces=_OBS, action_spaces=["box"], on_policy=False),
-        "ddpg": AlgorithmInfo(observation_spaces=_OBS, action_spaces=["box"], on_policy=False),
+        "ppo": AlgorithmInfo(
+            observation_spaces=_OBS,
+            action_spaces=["discrete", "box"],
+            on_policy=True,
+            description="Proximal Policy Optimization",
+        ),
+        "a2c": AlgorithmInfo(
+            observation_spaces=_OBS,
+            action_spaces=["discrete", "box"],
+            on_policy=True,
+            description="Advantage Actor-Critic",
+        ),
+        "dqn": AlgorithmInfo(
+            observation_spaces=_OBS,
+            action_spaces=["discrete"],
+            on_policy=False,
+            description="Deep Q-Network (double Q-learning, Tianshou's default)",
+        ),
+        "sac": AlgorithmInfo(
+            observation_spaces=_OBS,
+            action_spaces=["box", "discrete"],
+            on_policy=False,
+            description="Soft Actor-Critic (Tianshou's DiscreteSAC for Discrete actions)",
+        ),
+        "td3": AlgorithmInfo(
+            observation_spaces=_OBS,
+            action_spaces=["box"],
+            on_policy=False,
+            description="Twin Delayed DDPG",
+        ),
+        "ddpg": AlgorithmInfo(
+            observation_spaces=_OBS,
+            action_spaces=["box"],
+            on_policy=False,
+            description="Deep Deterministic Policy Gradient",
+        ),
     },
     deterministic=True,
+    conformance_overrides={
+        "ppo": {"iteration_steps": 128, "batch_size": 64, "ppo": {"n_epochs": 2}},
+        "a2c": {"iteration_steps": 16},
+        "dqn": {"iteration_steps": 100, "batch_size": 32, "dqn": _TINY_OFF_POLICY},
+        "sac": {"iteration_steps": 100, "batch_size": 32, "sac": _TINY_OFF_POLICY},
+        "td3": {"iteration_steps": 100, "batch_size": 32, "td3": _TINY_OFF_POLICY},
+        "ddpg": {"iteration_steps": 100, "batch_size": 32, "ddpg": _TINY_OFF_POLICY},
+    },
 )
 
 

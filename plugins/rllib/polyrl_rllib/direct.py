@@ -1,0 +1,48 @@
+"""RLlib called directly, for `polyrl bench`'s polyrl-vs-direct time ratio.
+
+Imports ray and torch only inside the hook, so registering it from the plugin's `__init__`
+keeps `import polyrl_rllib` light.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+
+from polyrl import AgentSpec, EnvSource, hookimpl
+
+
+@hookimpl
+def polyrl_direct_training(spec: AgentSpec, total_steps: int) -> float | None:
+    """Seconds RLlib alone takes: `build_algo()` of the config polyrl maps, then `train()` to `total_steps`.
+
+    The AlgorithmConfig is polyrl's mapping of the spec without polyrl's additions (its episode
+    callback and env wrapper): what an RLlib user would write for the same settings. Ray must be
+    up already (the first run of a process pays its start, on either side).
+    """
+    if spec.backend != "rllib":
+        return None
+    import torch
+    from ray.tune.registry import register_env
+
+    from polyrl_rllib import runtime
+    from polyrl_rllib.params import build_config, iteration_steps, read_settings
+
+    began = time.perf_counter()
+    env = EnvSource.from_spec(spec)
+    settings = read_settings(spec)
+    plain = env.gym_id is not None and not spec.env_kwargs  # RLlib makes a plain id itself
+    name = env.gym_id if plain else f"polyrl-direct-{uuid.uuid4().hex[:8]}"
+    config = build_config(spec, name, settings)
+    torch.set_num_threads(settings.torch_threads)
+    runtime.ensure_ray(settings.address, settings.num_cpus)
+    if not plain:
+        register_env(name, lambda _config: env.make())
+    algo = config.build_algo()
+    try:
+        for _ in range(math.ceil(total_steps / iteration_steps(config, spec.algorithm))):
+            algo.train()
+        return time.perf_counter() - began
+    finally:
+        algo.stop()

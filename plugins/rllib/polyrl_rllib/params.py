@@ -1,0 +1,435 @@
+"""Maps a polyrl AgentSpec to an RLlib AlgorithmConfig (new API stack) and checks backend_options.
+
+Where the spec leaves a value at None, polyrl's RLlib defaults below apply (RLlib's own defaults
+are tuned for large clusters and are slow on a laptop: PPO with lr 5e-5 and 30 epochs took
+~245 s to solve CartPole-v1 on 2 cores). See docs/backends/rllib.md for the measurements.
+
+polyrl field -> RLlib setting:
+- learning_rate -> lr (SAC: actor_lr, critic_lr and alpha_lr); gamma -> gamma; seed -> debugging(seed)
+- network.hidden / activation -> model_config fcnet_hiddens / fcnet_activation (heads get no extra
+  hidden layer, so `hidden` is the whole MLP before the output layer)
+- batch_size -> PPO/APPO/IMPALA: minibatch_size; DQN/SAC: train_batch_size_per_learner
+- iteration_steps -> PPO: the train batch (train_batch_size_per_learner x learners); APPO/IMPALA:
+  that and min_sample_timesteps_per_iteration; DQN/SAC: min_sample_timesteps_per_iteration
+  (rounded up to whole rollout fragments)
+- n_envs -> num_envs_per_env_runner x max(num_env_runners, 1)
+- ppo.n_epochs, clip_range, gae_lambda, ent_coef, vf_coef, max_grad_norm -> num_epochs,
+  clip_param, lambda_, entropy_coeff, vf_loss_coeff, grad_clip
+- dqn/sac.buffer_size, learning_starts -> replay_buffer_config capacity,
+  num_steps_sampled_before_learning_starts; train_freq -> rollout_fragment_length;
+  gradient_steps (updates per sampled fragment) -> training_intensity
+- dqn.target_update_interval -> target_network_update_freq; exploration_initial_eps/final_eps/
+  fraction -> the epsilon schedule (fraction of EXPLORATION_HORIZON env steps)
+- sac.tau -> tau; sac.ent_coef -> initial_alpha (a number also freezes alpha: alpha_lr 0)
+
+`backend_options` keys are the keyword parameters of the AlgorithmConfig builder methods
+(`training()`, `env_runners()`, `learners()`, `environment()`, `rl_module()`, `reporting()`,
+`debugging()`, `fault_tolerance()`, `framework()`, `resources()`, `python_environment()`) or
+public attributes of the config; they win over the mapped values (`model_config` is merged
+into polyrl's). polyrl's own options: `address` (Ray cluster address), `num_env_runners`,
+`num_learners`, `num_cpus` (CPUs of a local Ray instance), `torch_threads` (torch intra-op
+threads of this process, default 1).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from polyrl import AgentSpec, UnsupportedOptionError
+
+ON_POLICY = ("ppo", "appo", "impala")
+OFF_POLICY = ("dqn", "sac")
+POLYRL_OPTIONS = ("address", "num_env_runners", "num_learners", "num_cpus", "torch_threads")
+#: Env steps over which DQN's epsilon decays when the spec gives an exploration_fraction.
+EXPLORATION_HORIZON = 100_000
+
+_CONFIG_CLASSES = {
+    "ppo": ("ray.rllib.algorithms.ppo", "PPOConfig"),
+    "appo": ("ray.rllib.algorithms.appo", "APPOConfig"),
+    "impala": ("ray.rllib.algorithms.impala", "IMPALAConfig"),
+    "dqn": ("ray.rllib.algorithms.dqn", "DQNConfig"),
+    "sac": ("ray.rllib.algorithms.sac", "SACConfig"),
+}
+#: The builder methods whose keyword parameters backend_options may set.
+BUILDER_METHODS = (
+    "training",
+    "env_runners",
+    "learners",
+    "environment",
+    "rl_module",
+    "reporting",
+    "debugging",
+    "fault_tolerance",
+    "framework",
+    "resources",
+    "python_environment",
+)
+#: Keys polyrl owns (the env and its registration, the callbacks it reads statistics from).
+_RESERVED = {
+    "env",
+    "env_config",
+    "callbacks_class",
+    "enable_rl_module_and_learner",
+    "enable_env_runner_and_connector_v2",
+}
+
+ACTIVATIONS = {
+    "tanh": "Tanh",
+    "relu": "ReLU",
+    "elu": "ELU",
+    "leaky_relu": "LeakyReLU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+}
+ACTIVATION_NAMES = {value: key for key, value in ACTIVATIONS.items()}
+
+#: polyrl's defaults per algorithm: builder method -> keyword arguments. Measured on 2 cores;
+#: the PPO set solves CartPole-v1 fastest of the sets tried (docs/backends/rllib.md).
+DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "ppo": {
+        "training": dict(
+            lr=3e-3,
+            train_batch_size_per_learner=1000,
+            minibatch_size=256,
+            num_epochs=10,
+            lambda_=0.95,
+            clip_param=0.2,
+            vf_loss_coeff=0.5,
+            # RLlib clips the squared value error at 10 by default, which zeroes the value
+            # gradient of most samples once returns exceed ~3: the largest single slowdown.
+            vf_clip_param=math.inf,
+            entropy_coeff=0.0,
+            use_kl_loss=False,
+        ),
+    },
+    # APPO/IMPALA: RLlib's defaults, but an iteration is a fixed number of env steps (one train
+    # batch) instead of RLlib's 10 seconds, so iterations are comparable and seeds repeat.
+    "appo": {
+        "training": dict(lr=5e-4, train_batch_size_per_learner=500),
+        "env_runners": dict(rollout_fragment_length=50),
+        "reporting": dict(min_time_s_per_iteration=None, min_sample_timesteps_per_iteration=500),
+    },
+    "impala": {
+        "training": dict(lr=5e-4, train_batch_size_per_learner=500),
+        "env_runners": dict(rollout_fragment_length=50),
+        "reporting": dict(min_time_s_per_iteration=None, min_sample_timesteps_per_iteration=500),
+    },
+    "dqn": {
+        "training": dict(
+            lr=1e-3,
+            train_batch_size_per_learner=64,
+            num_steps_sampled_before_learning_starts=1000,
+            target_network_update_freq=250,
+            replay_buffer_config={"type": "EpisodeReplayBuffer", "capacity": 50_000},
+            epsilon=[[0, 1.0], [5_000, 0.05]],
+        ),
+        # 64 env steps, then 16 updates (SB3's ratio of one update per 4 steps): RLlib's fixed
+        # cost per sample call and weight sync is then paid once per 64 steps, not per 4.
+        "env_runners": dict(rollout_fragment_length=64),
+        "reporting": dict(min_time_s_per_iteration=None, min_sample_timesteps_per_iteration=1000),
+    },
+    "sac": {
+        "training": dict(
+            actor_lr=1e-3,
+            critic_lr=1e-3,
+            alpha_lr=1e-3,
+            train_batch_size_per_learner=128,
+            num_steps_sampled_before_learning_starts=1000,
+            replay_buffer_config={"type": "EpisodeReplayBuffer", "capacity": 100_000},
+        ),
+        # 20 env steps, then 10 updates: half of SB3's update ratio, 2x the env steps per second.
+        "env_runners": dict(rollout_fragment_length=20),
+        "reporting": dict(min_time_s_per_iteration=None, min_sample_timesteps_per_iteration=1000),
+    },
+}
+DEFAULT_HIDDEN = {"ppo": [64, 64], "appo": [64, 64], "impala": [64, 64], "dqn": [64, 64], "sac": [64, 64]}
+DEFAULT_ACTIVATION = {"ppo": "tanh", "appo": "tanh", "impala": "tanh", "dqn": "relu", "sac": "relu"}
+#: Gradient updates per sampled env step when the spec gives no gradient_steps (kept when only
+#: train_freq, the fragment length, changes).
+UPDATES_PER_STEP = {"dqn": 0.25, "sac": 0.5}
+
+
+@dataclass
+class Settings:
+    """polyrl's own options (not AlgorithmConfig keys), read from backend_options."""
+
+    address: str | None = None
+    num_env_runners: int = 0
+    num_learners: int = 0
+    num_cpus: float | None = None
+    torch_threads: int = 1
+
+
+def config_class(algorithm: str) -> type:
+    """The RLlib AlgorithmConfig subclass of a polyrl algorithm name."""
+    module_name, class_name = _CONFIG_CLASSES[algorithm]
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def _keyword_parameters(config: Any, method: str) -> list[str]:
+    """Keyword-only parameters of `method` over the class hierarchy, minus deprecated ones."""
+    from ray.rllib.algorithms.algorithm_config import DEPRECATED_VALUE
+
+    names: list[str] = []
+    for cls in type(config).__mro__:
+        function = cls.__dict__.get(method)
+        if function is None:
+            continue
+        for name, parameter in inspect.signature(function).parameters.items():
+            if parameter.kind is not inspect.Parameter.KEYWORD_ONLY or name in names:
+                continue
+            if parameter.default is DEPRECATED_VALUE or name in _RESERVED:
+                continue
+            names.append(name)
+    return names
+
+
+def option_methods(config: Any) -> dict[str, str]:
+    """backend_options key -> the builder method that takes it, for this config class."""
+    found: dict[str, str] = {}
+    for method in BUILDER_METHODS:
+        for name in _keyword_parameters(config, method):
+            found.setdefault(name, method)
+    return found
+
+
+def _attribute_names(config: Any) -> set[str]:
+    return {
+        name
+        for name, value in vars(config).items()
+        if not name.startswith("_") and not callable(value) and name not in _RESERVED
+    }
+
+
+def valid_options_text(config: Any) -> str:
+    """Every valid backend_options key, grouped by the builder method that takes it."""
+    by_method: dict[str, list[str]] = {}
+    for name, method in option_methods(config).items():
+        by_method.setdefault(method, []).append(name)
+    groups = [f"polyrl: {', '.join(POLYRL_OPTIONS)}"]
+    groups += [f"{method}(): {', '.join(sorted(names))}" for method, names in by_method.items()]
+    return "; ".join(groups) + f"; or any public attribute of {type(config).__name__}"
+
+
+def _check_option_names(spec: AgentSpec, config: Any) -> dict[str, str]:
+    methods = option_methods(config)
+    attributes = _attribute_names(config)
+    unknown = sorted(
+        k
+        for k in spec.backend_options
+        if k not in POLYRL_OPTIONS and k not in methods and k not in attributes
+    )
+    if unknown:
+        known = [*POLYRL_OPTIONS, *methods, *attributes]
+        hints = {k: difflib.get_close_matches(k, known, n=3) for k in unknown}
+        hint_text = "; ".join(f"{k!r}: did you mean {v}?" for k, v in hints.items() if v)
+        raise UnsupportedOptionError(
+            f"rllib {spec.algorithm} does not accept backend_options {unknown}"
+            f"{' (' + hint_text + ')' if hint_text else ''}. Valid keys: {valid_options_text(config)}"
+        )
+    return methods
+
+
+def _positive_int(name: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UnsupportedOptionError(f"backend_options.{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def read_settings(spec: AgentSpec) -> Settings:
+    """polyrl's own options from backend_options, validated."""
+    options = spec.backend_options
+    settings = Settings()
+    if "address" in options:
+        address = options["address"]
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise UnsupportedOptionError(
+                f"backend_options.address must be a Ray address such as 'auto', '127.0.0.1:6379' or "
+                f"'ray://host:10001', got {address!r}"
+            )
+        settings.address = address.strip() if isinstance(address, str) else None
+    if "num_env_runners" in options:
+        settings.num_env_runners = _positive_int("num_env_runners", options["num_env_runners"])
+    if "num_learners" in options:
+        settings.num_learners = _positive_int("num_learners", options["num_learners"])
+    if "num_cpus" in options:
+        cpus = options["num_cpus"]
+        if isinstance(cpus, bool) or not isinstance(cpus, int | float) or cpus <= 0:
+            raise UnsupportedOptionError(f"backend_options.num_cpus must be a positive number, got {cpus!r}")
+        settings.num_cpus = float(cpus)
+    if "torch_threads" in options:
+        settings.torch_threads = _positive_int("torch_threads", options["torch_threads"], minimum=1)
+    if spec.n_envs % max(settings.num_env_runners, 1):
+        raise UnsupportedOptionError(
+            f"n_envs={spec.n_envs} cannot be split evenly over num_env_runners="
+            f"{settings.num_env_runners}; make n_envs a multiple of it"
+        )
+    return settings
+
+
+def _model_config(spec: AgentSpec) -> dict[str, Any]:
+    hidden = list(spec.network.hidden) if spec.network else DEFAULT_HIDDEN[spec.algorithm]
+    activation = spec.network.activation if spec.network else DEFAULT_ACTIVATION[spec.algorithm]
+    model: dict[str, Any] = {
+        "fcnet_hiddens": hidden,
+        "fcnet_activation": ACTIVATIONS[activation],
+        "head_fcnet_hiddens": [],
+    }
+    if spec.algorithm in ON_POLICY:
+        model["vf_share_layers"] = False
+    return model
+
+
+def _map_section(spec: AgentSpec, training: dict[str, Any], env_runners: dict[str, Any]) -> int | None:
+    """Map the algorithm section into `training`/`env_runners`; return gradient steps if given."""
+    section = spec.section()
+    values = section.model_dump(exclude_none=True) if section is not None else {}
+    gradient_steps = None
+    direct = {
+        "n_epochs": "num_epochs",
+        "clip_range": "clip_param",
+        "gae_lambda": "lambda_",
+        "vf_coef": "vf_loss_coeff",
+        "max_grad_norm": "grad_clip",
+        "learning_starts": "num_steps_sampled_before_learning_starts",
+        "target_update_interval": "target_network_update_freq",
+        "tau": "tau",
+    }
+    epsilon = dict(zip(("initial", "final", "fraction"), (1.0, 0.05, None), strict=True))
+    for name, value in values.items():
+        if name in direct:
+            training[direct[name]] = value
+        elif name == "ent_coef" and spec.algorithm == "sac":
+            if value != "auto":
+                training["initial_alpha"] = float(value)
+                training["alpha_lr"] = 0.0  # a given coefficient stays fixed, as in SB3
+        elif name == "ent_coef":
+            training["entropy_coeff"] = value
+        elif name == "buffer_size":
+            buffer = dict(training.get("replay_buffer_config", {}))
+            buffer["capacity"] = value
+            training["replay_buffer_config"] = buffer
+        elif name == "train_freq":
+            env_runners["rollout_fragment_length"] = value
+        elif name == "gradient_steps":
+            gradient_steps = value
+        elif name.startswith("exploration_"):
+            epsilon[name.removeprefix("exploration_").removesuffix("_eps")] = value
+        else:
+            raise UnsupportedOptionError(
+                f"rllib {spec.algorithm} has no setting for {spec.algorithm}.{name}; use "
+                "backend_options with RLlib's own name instead"
+            )
+    if any(k.startswith("exploration_") for k in values):
+        decay = int(EXPLORATION_HORIZON * (epsilon["fraction"] if epsilon["fraction"] is not None else 0.1))
+        training["epsilon"] = [[0, epsilon["initial"]], [max(decay, 1), epsilon["final"]]]
+    return gradient_steps
+
+
+def build_config(spec: AgentSpec, env_name: str, settings: Settings) -> Any:
+    """The AlgorithmConfig for the spec, with `env_name` the name registered with Ray's registry."""
+    cls = config_class(spec.algorithm)
+    config = cls()
+    methods = _check_option_names(spec, config)
+    calls: dict[str, dict[str, Any]] = {m: dict(kwargs) for m, kwargs in DEFAULTS[spec.algorithm].items()}
+    training = calls.setdefault("training", {})
+    env_runners = calls.setdefault("env_runners", {})
+    reporting = calls.setdefault("reporting", {})
+    runners = settings.num_env_runners
+    learners = max(settings.num_learners, 1)
+    env_runners.update(num_env_runners=runners, num_envs_per_env_runner=spec.n_envs // max(runners, 1))
+    calls["learners"] = {"num_learners": settings.num_learners}
+    # An env that raises in a remote env runner should stop training with its error, not have
+    # RLlib restart the actor again and again (backend_options can turn restarts back on).
+    calls["fault_tolerance"] = {"restart_failed_env_runners": False}
+    if spec.learning_rate is not None:
+        if spec.algorithm == "sac":
+            training.update(
+                actor_lr=spec.learning_rate, critic_lr=spec.learning_rate, alpha_lr=spec.learning_rate
+            )
+        else:
+            training["lr"] = spec.learning_rate
+    if spec.gamma is not None:
+        training["gamma"] = spec.gamma
+    if spec.batch_size is not None:
+        key = "minibatch_size" if spec.algorithm in ON_POLICY else "train_batch_size_per_learner"
+        training[key] = spec.batch_size
+    if spec.iteration_steps is not None:
+        if spec.algorithm in ON_POLICY:
+            per_env = spec.iteration_steps // spec.n_envs
+            if per_env < 1:
+                raise UnsupportedOptionError(
+                    f"iteration_steps={spec.iteration_steps} is too small for n_envs={spec.n_envs}: "
+                    "each env must take at least one step per iteration"
+                )
+            total = per_env * spec.n_envs
+            if total % learners:
+                raise UnsupportedOptionError(
+                    f"iteration_steps={total} cannot be split evenly over {learners} learners"
+                )
+            training["train_batch_size_per_learner"] = total // learners
+            if spec.algorithm != "ppo":
+                reporting["min_sample_timesteps_per_iteration"] = total
+        else:
+            reporting["min_sample_timesteps_per_iteration"] = spec.iteration_steps
+    gradient_steps = _map_section(spec, training, env_runners)
+    if spec.algorithm in ON_POLICY and training.get("minibatch_size"):
+        batch = training["train_batch_size_per_learner"]
+        training["minibatch_size"] = min(training["minibatch_size"], batch)
+    calls["rl_module"] = {"model_config": _model_config(spec)}
+    calls["debugging"] = {"seed": spec.seed, "log_level": "ERROR", "log_sys_usage": False}
+    # backend_options win over everything mapped above.
+    options = {k: v for k, v in spec.backend_options.items() if k not in POLYRL_OPTIONS}
+    attributes: dict[str, Any] = {}
+    for name, value in options.items():
+        method = methods.get(name)
+        if method is None:
+            attributes[name] = value
+            continue
+        target = calls.setdefault(method, {})
+        if name in ("model_config", "replay_buffer_config") and isinstance(value, dict):
+            value = {**target.get(name, {}), **value}
+        target[name] = value
+    for method in (
+        "environment",
+        "env_runners",
+        "learners",
+        "training",
+        "rl_module",
+        "reporting",
+        "debugging",
+        *BUILDER_METHODS,
+    ):
+        if method in calls:
+            getattr(config, method)(**calls.pop(method))
+    config.environment(env=env_name)
+    for name, value in attributes.items():
+        setattr(config, name, value)
+    if spec.algorithm in OFF_POLICY and "training_intensity" not in options:
+        fragment = config.get_rollout_fragment_length()
+        if gradient_steps is None:
+            gradient_steps = max(1, round(fragment * UPDATES_PER_STEP[spec.algorithm]))
+        # RLlib's intensity is replayed/sampled steps relative to its "native ratio" (formula of
+        # ray.rllib.algorithms.dqn.calculate_rr_weights); this gives `gradient_steps` updates
+        # per sampled fragment.
+        sampled = fragment * config.num_envs_per_env_runner * (runners + 1)
+        config.training(training_intensity=gradient_steps * config.total_train_batch_size / sampled)
+    return config
+
+
+def iteration_steps(config: Any, algorithm: str) -> int:
+    """Env steps one polyrl iteration (one algo.train()) collects with this config."""
+    if algorithm == "ppo":
+        return int(config.total_train_batch_size)
+    per_step = (
+        int(config.get_rollout_fragment_length())
+        * int(config.num_envs_per_env_runner)
+        * max(int(config.num_env_runners), 1)
+    )
+    wanted = max(int(config.min_sample_timesteps_per_iteration or 0), 1)
+    return math.ceil(wanted / per_step) * per_step

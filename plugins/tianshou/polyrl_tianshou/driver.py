@@ -1,0 +1,512 @@
+"""TianshouDriver: a polyrl BackendDriver over Tianshou 2.x's low-level API.
+
+The driver owns one Tianshou Algorithm (which holds the Policy), one vectorised env, one
+Collector with its buffer, and the Tianshou trainer parameters (OnPolicyTrainerParams or
+OffPolicyTrainerParams) that name the schedule in Tianshou's words. It does what Tianshou's
+trainer does for one epoch of `iteration_steps` env steps, but one epoch per call, so the
+polyrl core owns the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from polyrl import (
+    AgentSpec,
+    BackendDriver,
+    CorruptCheckpointError,
+    EffectiveHyperparameters,
+    EnvSource,
+    IterationReport,
+)
+from tianshou.algorithm.algorithm_base import Algorithm
+from tianshou.data import Batch, Collector, VectorReplayBuffer, to_numpy
+from tianshou.env import DummyVectorEnv, SubprocVectorEnv
+from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
+from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
+
+from polyrl_tianshou import networks
+from polyrl_tianshou.params import ACTIVATION_NAMES, FALLBACK_HORIZON, Settings, settings
+
+ALGORITHM_FILE = "algorithm.pt"
+REPLAY_FILE = "replay_buffer.npz"
+STATE_FILE = "polyrl_tianshou.json"
+
+# Tianshou TrainingStats field -> polyrl's common loss name
+_LOSSES = {
+    "loss": "loss",
+    "actor_loss": "actor_loss",
+    "critic_loss": "critic_loss",
+    "vf_loss": "value_loss",
+}
+# buffer fields the replay file keeps (info and policy extras are not used by these algorithms)
+_BUFFER_KEYS = ("obs", "act", "rew", "terminated", "truncated", "done", "obs_next")
+
+
+class RandomStreams:
+    """The agent's own state of the global RNGs (Python, NumPy, torch) that Tianshou draws from.
+
+    Tianshou samples actions, minibatches and noise from the process-global generators. The
+    driver swaps its own state in for building and training and swaps the caller's back after,
+    so an agent's training depends on its seed alone: not on other agents in the process, on
+    evaluations between iterations, or on user code that draws random numbers.
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        outer = self._capture()
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+        self._state = self._capture()
+        self._restore(outer)
+
+    @staticmethod
+    def _capture() -> tuple[Any, Any, torch.Tensor]:
+        return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+    @staticmethod
+    def _restore(state: tuple[Any, Any, torch.Tensor]) -> None:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+        torch.set_rng_state(state[2])
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Draw from the agent's streams inside the block; the caller's are untouched."""
+        outer = self._capture()
+        self._restore(self._state)
+        try:
+            yield
+        finally:
+            self._state = self._capture()
+            self._restore(outer)
+
+
+def _vector_env(resolved: Settings, env: EnvSource) -> Any:
+    factories = [env.make for _ in range(resolved.n_envs)]
+    if resolved.vec_env == "subproc":
+        return SubprocVectorEnv(factories)
+    return DummyVectorEnv(factories)
+
+
+class TianshouDriver(BackendDriver):
+    """Drives one Tianshou Algorithm: one polyrl iteration is one trainer epoch of `iteration_steps`."""
+
+    def __init__(self, spec: AgentSpec, env: EnvSource, resolved: Settings) -> None:
+        self.spec = spec
+        self.env_source = env
+        self.settings = resolved
+        if resolved.torch_threads > 0:
+            torch.set_num_threads(resolved.torch_threads)
+        self.random = RandomStreams(spec.seed)
+        with self.random.active():
+            self.algorithm: Algorithm = networks.build_algorithm(resolved, env)
+        # Tianshou switches to train mode for its updates only; rest in eval mode so act() and
+        # collection need not toggle the modules' mode at every call.
+        self.algorithm.eval()
+        self.policy = self.algorithm.policy
+        self.venv = _vector_env(resolved, env)
+        size = resolved.iteration_steps if resolved.on_policy else resolved.buffer_size
+        self.buffer = VectorReplayBuffer(max(size, resolved.n_envs), resolved.n_envs)
+        if spec.seed is not None:
+            # Tianshou seeds every buffer's sampler with 42; make the spec's seed count.
+            for index, owner in enumerate([self.buffer, *self.buffer.buffers]):
+                owner._random_state = np.random.RandomState(spec.seed + index)
+            self.venv.seed(spec.seed)
+        self.collector = Collector(
+            self.algorithm, self.venv, self.buffer, exploration_noise=not resolved.on_policy
+        )
+        self.collector.reset()
+        self.trainer_params = self._trainer_params()
+        self._env_steps = 0
+        self._gradient_steps = 0
+        self._horizon: int | None = None
+
+    def _trainer_params(self) -> OnPolicyTrainerParams | OffPolicyTrainerParams:
+        s = self.settings
+        common = {
+            "training_collector": self.collector,
+            "epoch_num_steps": s.iteration_steps,
+            "max_epochs": 1,
+            "verbose": False,
+            "show_progress": False,
+        }
+        if s.on_policy:
+            return OnPolicyTrainerParams(
+                **common,
+                collection_step_num_env_steps=s.iteration_steps,
+                batch_size=s.batch_size,
+                update_step_num_repetitions=s.n_epochs,
+            )
+        return OffPolicyTrainerParams(
+            **common,
+            collection_step_num_env_steps=s.collect_steps,
+            batch_size=int(s.batch_size or 1),
+            update_step_num_gradient_steps_per_sample=s.gradient_steps / s.collect_steps,
+        )
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, spec: AgentSpec, env: EnvSource) -> TianshouDriver:
+        """Build a fresh Tianshou algorithm, envs and collector from the spec."""
+        return cls(spec, env, settings(spec, env.action_space))
+
+    @classmethod
+    def load(cls, directory: Path, spec: AgentSpec, env: EnvSource) -> TianshouDriver:
+        """Rebuild from the spec, then restore weights, optimizers, counters and replay buffer."""
+        weights = directory / ALGORITHM_FILE
+        state_file = directory / STATE_FILE
+        if not weights.is_file() or not state_file.is_file():
+            raise CorruptCheckpointError(
+                f"{directory} lacks {ALGORITHM_FILE} or {STATE_FILE}: not a tianshou checkpoint"
+            )
+        driver = cls.create(spec, env)
+        try:
+            saved = torch.load(weights, map_location="cpu", weights_only=True)
+            driver.algorithm.load_state_dict(saved["algorithm"])
+            alpha_optimizer = driver._alpha_optimizer()
+            if alpha_optimizer is not None and saved.get("alpha_optimizer") is not None:
+                alpha_optimizer.load_state_dict(saved["alpha_optimizer"])
+            driver._restore_counters(json.loads(state_file.read_text()))
+            replay = directory / REPLAY_FILE
+            if replay.is_file() and not driver.settings.on_policy:
+                driver._load_buffer(replay)
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            driver.close()
+            raise CorruptCheckpointError(
+                f"{directory} does not fit the spec's {spec.algorithm} networks: {type(exc).__name__}: {exc}"
+            ) from exc
+        except BaseException:
+            driver.close()
+            raise
+        return driver
+
+    # -- training ----------------------------------------------------------------------------
+    def set_horizon(self, end_env_steps: int | None) -> None:
+        """Remember the run's planned end so DQN's exploration schedule spans the run."""
+        if end_env_steps is not None:
+            self._horizon = end_env_steps
+
+    def train_iteration(self) -> IterationReport:
+        """One trainer epoch: a single collect + update (on-policy), or collection steps of
+        `train_freq` env steps per env, each followed by `gradient_steps` updates (off-policy)."""
+        with self.random.active():
+            if self.settings.on_policy:
+                return self._on_policy_iteration()
+            return self._off_policy_iteration()
+
+    def _on_policy_iteration(self) -> IterationReport:
+        params = self.trainer_params
+        assert isinstance(params, OnPolicyTrainerParams)
+        with policy_within_training_step(self.policy):
+            # no gradients are needed while acting; Tianshou's collector would record them
+            with torch.no_grad():
+                collected = self.collector.collect(n_step=params.collection_step_num_env_steps)
+            stats = self.algorithm.update(
+                buffer=self.buffer,
+                batch_size=params.batch_size,
+                repeat=params.update_step_num_repetitions,
+            )
+        self.collector.reset_buffer(keep_statistics=True)
+        self._env_steps += collected.n_collected_steps
+        updates = getattr(stats, "gradient_steps", 0)
+        self._gradient_steps += updates
+        values = stats.get_loss_stats_dict()
+        return self._report(collected.n_collected_steps, self._episodes(collected), [values], updates)
+
+    def _off_policy_iteration(self) -> IterationReport:
+        params = self.trainer_params
+        assert isinstance(params, OffPolicyTrainerParams)
+        s = self.settings
+        steps, episodes, values, updates = 0, [], [], 0
+        while steps < params.epoch_num_steps:
+            warming_up = self._env_steps < s.learning_starts
+            with policy_within_training_step(self.policy):
+                self._set_exploration()
+                with torch.no_grad():
+                    collected = self.collector.collect(
+                        n_step=params.collection_step_num_env_steps, random=warming_up
+                    )
+                steps += collected.n_collected_steps
+                self._env_steps += collected.n_collected_steps
+                episodes.extend(self._episodes(collected))
+                if warming_up:
+                    continue
+                count = round(params.update_step_num_gradient_steps_per_sample * collected.n_collected_steps)
+                for _ in range(count):
+                    stats = self.algorithm.update(sample_size=params.batch_size, buffer=self.buffer)
+                    values.append(stats.get_loss_stats_dict())
+                updates += count
+        self._gradient_steps += updates
+        return self._report(steps, episodes, values, updates)
+
+    def _exploration_rate(self) -> float | None:
+        if self.settings.exploration is None:
+            return None
+        fraction, initial, final = self.settings.exploration
+        horizon = self._horizon or FALLBACK_HORIZON
+        progress = self._env_steps / max(horizon * fraction, 1e-9)
+        return initial + (final - initial) * min(1.0, progress)
+
+    def _set_exploration(self) -> None:
+        rate = self._exploration_rate()
+        if rate is not None:
+            self.policy.set_eps_training(rate)  # type: ignore[operator]
+
+    @staticmethod
+    def _episodes(collected: Any) -> list[tuple[float, int]]:
+        return [(float(r), int(n)) for r, n in zip(collected.returns, collected.lens, strict=True)]
+
+    def _report(
+        self, steps: int, episodes: list[tuple[float, int]], values: list[dict[str, float]], updates: int
+    ) -> IterationReport:
+        mean: dict[str, float] = {}
+        for key in {k for v in values for k in v}:
+            numbers = [float(v[key]) for v in values if key in v and v[key] is not None]
+            if numbers:
+                mean[key] = sum(numbers) / len(numbers)
+        losses = {common: mean[key] for key, common in _LOSSES.items() if key in mean}
+        metrics: dict[str, float] = {
+            "gradient_steps": float(updates),
+            "n_updates": float(self._gradient_steps),
+        }
+        if "ent_loss" in mean:
+            # Tianshou's ent_loss is the entropy bonus; polyrl's entropy_loss is its negative (sb3's)
+            losses["entropy_loss"] = -mean["ent_loss"]
+            metrics["entropy"] = mean["ent_loss"]
+        if "actor_loss" in losses and self.settings.on_policy:
+            losses["policy_loss"] = losses.pop("actor_loss")
+        if "critic1_loss" in mean:
+            losses["critic_loss"] = (
+                mean["critic1_loss"] + mean.get("critic2_loss", mean["critic1_loss"])
+            ) / 2
+        if self.settings.algorithm == "dqn" and "loss" in losses:
+            losses["q_loss"] = losses["loss"]
+        if "loss" not in losses and {"actor_loss", "critic_loss"} <= losses.keys():
+            losses["loss"] = losses["actor_loss"] + losses["critic_loss"]
+        for key, name in (("alpha", "ent_coef"), ("alpha_loss", "ent_coef_loss")):
+            if key in mean:
+                metrics[name] = mean[key]
+        rate = self._exploration_rate()
+        if rate is not None:
+            metrics["exploration_rate"] = rate
+        return IterationReport(env_steps=steps, episodes=episodes, losses=losses, metrics=metrics)
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps collected over the agent's life (restored by load)."""
+        return self._env_steps
+
+    # -- acting ------------------------------------------------------------------------------
+    def act(self, observations: Any, deterministic: bool) -> np.ndarray:
+        """The policy's actions for a batch, mapped to the env's action range as the collector does.
+
+        Deterministic: the distribution's mode (greedy for DQN, noise-free for TD3/DDPG).
+        Stochastic: sampled as in training (epsilon-greedy with the current rate for DQN,
+        the exploration noise for TD3/DDPG), from the process-global generators, so that
+        stochastic play never shifts the agent's training streams.
+        """
+        policy = self.policy
+        batch = Batch(obs=np.asarray(observations), info=Batch())
+        with (
+            torch.no_grad(),
+            torch_train_mode(policy, enabled=False) if policy.training else nullcontext(),
+            policy_within_training_step(policy, enabled=not deterministic),
+        ):
+            actions = to_numpy(policy(batch).act)
+            if not deterministic:
+                actions = policy.add_exploration_noise(actions, batch)
+        return np.asarray(policy.map_action(actions))
+
+    # -- learning rate -----------------------------------------------------------------------
+    def _alpha_optimizer(self) -> torch.optim.Optimizer | None:
+        optimizer = getattr(getattr(self.algorithm, "alpha", None), "_optim", None)
+        return optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
+
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        found = [wrapper._optim for wrapper in self.algorithm._optimizers]
+        alpha = self._alpha_optimizer()
+        if alpha is not None:
+            found.append(alpha)
+        return found
+
+    def get_learning_rate(self) -> float:
+        """The learning rate in the first optimizer's parameter groups (all are kept equal)."""
+        return float(self._optimizers()[0].param_groups[0]["lr"])
+
+    def set_learning_rate(self, value: float) -> None:
+        """Set the rate of every optimizer of the algorithm (actor, critics, entropy coefficient)."""
+        for optimizer in self._optimizers():
+            for group in optimizer.param_groups:
+                group["lr"] = value
+
+    # -- persistence -------------------------------------------------------------------------
+    def _counters(self) -> dict[str, Any]:
+        algorithm: Any = self.algorithm
+        state: dict[str, Any] = {
+            "env_steps": self._env_steps,
+            "gradient_steps": self._gradient_steps,
+            "horizon": self._horizon,
+            "iteration_steps": self.settings.iteration_steps,
+            "algorithm_class": type(algorithm).__name__,
+        }
+        # Plain-attribute counters of Tianshou algorithms, which state_dict() leaves out.
+        for name in ("_iter", "_cnt", "_last"):
+            if hasattr(algorithm, name):
+                state[name] = getattr(algorithm, name)
+        rms = getattr(algorithm, "ret_rms", None)
+        if rms is not None:
+            state["ret_rms"] = {
+                "mean": np.asarray(rms.mean).tolist(),
+                "var": np.asarray(rms.var).tolist(),
+                "count": float(rms.count),
+            }
+        return state
+
+    def _restore_counters(self, state: dict[str, Any]) -> None:
+        algorithm: Any = self.algorithm
+        self._env_steps = int(state["env_steps"])
+        self._gradient_steps = int(state.get("gradient_steps", 0))
+        self._horizon = state.get("horizon")
+        for name in ("_iter", "_cnt", "_last"):
+            if name in state and hasattr(algorithm, name):
+                setattr(algorithm, name, state[name])
+        rms = getattr(algorithm, "ret_rms", None)
+        if rms is not None and "ret_rms" in state:
+            rms.mean = np.asarray(state["ret_rms"]["mean"])
+            rms.var = np.asarray(state["ret_rms"]["var"])
+            rms.count = state["ret_rms"]["count"]
+
+    def save(self, directory: Path) -> None:
+        """The algorithm's state_dict (networks, target networks, optimizers), counters, buffer."""
+        alpha_optimizer = self._alpha_optimizer()
+        torch.save(
+            {
+                "algorithm": self.algorithm.state_dict(),
+                "alpha_optimizer": alpha_optimizer.state_dict() if alpha_optimizer is not None else None,
+            },
+            directory / ALGORITHM_FILE,
+        )
+        (directory / STATE_FILE).write_text(json.dumps(self._counters(), indent=1))
+        if not self.settings.on_policy and len(self.buffer) > 0:
+            self._save_buffer(directory / REPLAY_FILE)
+
+    def _save_buffer(self, path: Path) -> None:
+        buffer = self.buffer
+        arrays = {f"data_{key}": np.asarray(buffer._meta[key]) for key in _BUFFER_KEYS}
+        arrays["insertion_index"] = np.array([b._insertion_idx for b in buffer.buffers])
+        arrays["size"] = np.array([b._size for b in buffer.buffers])
+        arrays["last_index"] = np.asarray(buffer.last_index)
+        with path.open("wb") as handle:
+            np.savez(handle, **arrays)
+
+    def _load_buffer(self, path: Path) -> None:
+        buffer = self.buffer
+        with np.load(path, allow_pickle=False) as saved:
+            data = {key: saved[f"data_{key}"] for key in _BUFFER_KEYS}
+            if len(data["obs"]) != buffer.maxsize or len(saved["size"]) != buffer.buffer_num:
+                raise CorruptCheckpointError(
+                    f"{path} holds a buffer of {len(data['obs'])} transitions in {len(saved['size'])} "
+                    f"parts, but the spec makes {buffer.maxsize} in {buffer.buffer_num}"
+                )
+            buffer._meta = Batch(**data)
+            buffer._set_batch_for_children()
+            for index, part in enumerate(buffer.buffers):
+                part._insertion_idx = int(saved["insertion_index"][index])
+                part._size = int(saved["size"][index])
+                offset = int(buffer._offset[index])
+                part.last_index = np.array([int(saved["last_index"][index]) - offset])
+                # The envs restart after load: end the saved partial episode so that the next
+                # transition starts a new one (for n-step returns and episode statistics).
+                if part._size > 0 and not part.done[part.last_index[0]]:
+                    part.truncated[part.last_index[0]] = True
+                    part.done[part.last_index[0]] = True
+                part._ep_return, part._ep_len, part._ep_start_idx = 0.0, 0, part._insertion_idx
+            buffer.last_index = np.asarray(saved["last_index"]).copy()
+            buffer._lengths = np.array([len(part) for part in buffer.buffers])
+
+    # -- introspection -----------------------------------------------------------------------
+    def effective_hyperparameters(self) -> EffectiveHyperparameters:
+        """Read from the Tianshou algorithm, its policy's torch modules and its trainer parameters."""
+        algorithm: Any = self.algorithm
+        layers = networks.actor_hidden_layers(algorithm)
+        hidden = [m.out_features for m in layers if isinstance(m, torch.nn.Linear)]
+        activations = [type(m).__name__ for m in layers if not isinstance(m, torch.nn.Linear)]
+        activation = ACTIVATION_NAMES.get(activations[0], activations[0].lower()) if activations else "none"
+        params = self.trainer_params
+        native: dict[str, Any] = {
+            "algorithm": type(algorithm).__name__,
+            "policy": type(self.policy).__name__,
+            "vector_env": type(self.venv).__name__,
+            "collection_step_num_env_steps": params.collection_step_num_env_steps,
+            "epoch_num_steps": params.epoch_num_steps,
+            "buffer_size": int(self.buffer.maxsize),
+        }
+        if isinstance(params, OnPolicyTrainerParams):
+            native["update_step_num_repetitions"] = params.update_step_num_repetitions
+        else:
+            native["update_step_num_gradient_steps_per_sample"] = (
+                params.update_step_num_gradient_steps_per_sample
+            )
+            native["learning_starts"] = self.settings.learning_starts
+        for name in (
+            "eps_clip",
+            "dual_clip",
+            "value_clip",
+            "advantage_normalization",
+            "recompute_adv",
+            "gae_lambda",
+            "ent_coef",
+            "vf_coef",
+            "max_grad_norm",
+            "return_scaling",
+            "tau",
+            "n_step",
+            "n_step_return_horizon",
+            "target_update_freq",
+            "is_double",
+            "update_actor_freq",
+            "policy_noise",
+            "noise_clip",
+        ):
+            value = getattr(algorithm, name, None)
+            if isinstance(value, bool | int | float | str):
+                native[name] = value
+        alpha = getattr(algorithm, "alpha", None)
+        if alpha is not None:
+            native["alpha"] = float(alpha.value)
+            native["alpha_auto"] = type(alpha).__name__ == "AutoAlpha"
+        noise = getattr(self.policy, "exploration_noise", None)
+        if noise is not None and hasattr(noise, "_sigma"):
+            native["exploration_noise_sigma"] = float(noise._sigma)
+        for name in ("deterministic_eval", "action_scaling", "action_bound_method", "eps_training"):
+            value = getattr(self.policy, name, None)
+            if isinstance(value, bool | int | float | str):
+                native[name] = value
+        return EffectiveHyperparameters(
+            learning_rate=self.get_learning_rate(),
+            gamma=float(algorithm.gamma),
+            hidden=hidden,
+            activation=activation,
+            n_envs=int(self.venv.env_num),
+            batch_size=params.batch_size,
+            iteration_steps=int(params.epoch_num_steps),
+            native=native,
+        )
+
+    def native(self) -> Algorithm:
+        """The Tianshou Algorithm (its `.policy` acts; the driver's `collector` collects)."""
+        return self.algorithm
+
+    def close(self) -> None:
+        """Close the vectorised envs."""
+        if not getattr(self.venv, "is_closed", False):
+            self.venv.close()

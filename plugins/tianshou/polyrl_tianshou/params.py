@@ -1,0 +1,343 @@
+"""Maps a polyrl AgentSpec to Tianshou 2.x settings, and checks `backend_options` by name.
+
+Where the spec leaves a value at None, these polyrl defaults apply (Tianshou's constructor
+defaults otherwise; the PPO column was tuned for the wall-clock time to solve CartPole-v1 on
+2 CPU cores, see docs/backends/tianshou.md for the measurement):
+
+| setting | ppo | a2c | dqn | sac | td3 / ddpg |
+| --- | --- | --- | --- | --- | --- |
+| network (hidden, activation) | 64,64 tanh | 64,64 tanh | 64,64 relu | 256,256 relu | 256,256 relu |
+| learning_rate (Adam, every optimizer) | 2e-3 | 1e-3 | 1e-3 | 3e-4 | 1e-3 |
+| gamma | 0.99 | 0.99 | 0.99 | 0.99 | 0.99 |
+| batch_size | 64 | whole rollout | 64 | 256 | 256 |
+| iteration_steps (over all envs) | 512 | 64 | 1000 | 1000 | 1000 |
+| epochs per iteration | 10 | 1 | - | - | - |
+| clip_range / gae_lambda | 0.2 / 0.95 | - / 0.95 | - | - | - |
+| ent_coef / vf_coef / max_grad_norm | 0 / 0.5 / 0.5 | 0 / 0.5 / 0.5 | - | auto | - |
+| buffer_size / learning_starts | - | - | 100k / 1000 | 100k / 1000 | 100k / 1000 |
+| train_freq / gradient_steps | - | - | 4 / 1 | 1 / 1 | 1 / 1 |
+| target_update_interval (env steps) | - | - | 500 | - | - |
+| exploration eps | - | - | 1.0 -> 0.05 over 10 % | - | - |
+| tau | - | - | - | 0.005 | 0.005 |
+| action noise std (of the [-1, 1] range) | - | - | - | - | 0.1 |
+
+Semantics: an on-policy iteration collects `iteration_steps` transitions (rounded down to a
+multiple of `n_envs`) and updates on them for `n_epochs` passes in minibatches of `batch_size`
+(Tianshou's OnPolicyTrainer step). An off-policy iteration collects `iteration_steps`
+transitions in collection steps of `train_freq` steps per env, each followed by
+`gradient_steps` gradient steps on `batch_size` samples (Tianshou's OffPolicyTrainer step);
+until `learning_starts` env steps the actions are uniform random and no update runs.
+`target_update_interval` counts env steps (as in sb3) and becomes Tianshou's
+`target_update_freq`, which counts gradient steps. TD3/DDPG action noise, like sb3's, is
+relative to the normalised action range [-1, 1] the actor outputs.
+
+`backend_options` holds keywords of the Tianshou algorithm's constructor (e.g. PPO's
+`value_clip`, `dual_clip`, `advantage_normalization`, `return_scaling`; DQN's `is_double`,
+`n_step_return_horizon`, `huber_loss_delta`), of its policy (`deterministic_eval`,
+`action_scaling`, `action_bound_method` where they exist), and polyrl's own: `vec_env`
+("dummy", the default, or "subproc") and `torch_threads` (default 1; 0 leaves torch alone).
+They win over the mapped spec values.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from polyrl import AgentSpec, UnsupportedOptionError
+
+ON_POLICY = ("ppo", "a2c")
+OFF_POLICY = ("dqn", "sac", "td3", "ddpg")
+POLYRL_OPTIONS = ("vec_env", "torch_threads")
+
+#: polyrl's defaults for Tianshou, per algorithm (see the module docstring).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "ppo": {
+        "hidden": [64, 64],
+        "activation": "tanh",
+        "learning_rate": 2e-3,
+        "gamma": 0.99,
+        "batch_size": 64,
+        "iteration_steps": 512,
+        "n_epochs": 10,
+        "clip_range": 0.2,
+        "gae_lambda": 0.95,
+        "ent_coef": 0.0,
+        "vf_coef": 0.5,
+        "max_grad_norm": 0.5,
+    },
+    "a2c": {
+        "hidden": [64, 64],
+        "activation": "tanh",
+        "learning_rate": 1e-3,
+        "gamma": 0.99,
+        "batch_size": None,
+        "iteration_steps": 64,
+        "gae_lambda": 0.95,
+        "ent_coef": 0.0,
+        "vf_coef": 0.5,
+        "max_grad_norm": 0.5,
+    },
+    "dqn": {
+        "hidden": [64, 64],
+        "activation": "relu",
+        "learning_rate": 1e-3,
+        "gamma": 0.99,
+        "batch_size": 64,
+        "iteration_steps": 1000,
+        "buffer_size": 100_000,
+        "learning_starts": 1000,
+        "train_freq": 4,
+        "gradient_steps": 1,
+        "target_update_interval": 500,
+        "exploration_fraction": 0.1,
+        "exploration_initial_eps": 1.0,
+        "exploration_final_eps": 0.05,
+    },
+    "sac": {
+        "hidden": [256, 256],
+        "activation": "relu",
+        "learning_rate": 3e-4,
+        "gamma": 0.99,
+        "batch_size": 256,
+        "iteration_steps": 1000,
+        "buffer_size": 100_000,
+        "learning_starts": 1000,
+        "train_freq": 1,
+        "gradient_steps": 1,
+        "tau": 0.005,
+        "ent_coef": "auto",
+    },
+    "td3": {
+        "hidden": [256, 256],
+        "activation": "relu",
+        "learning_rate": 1e-3,
+        "gamma": 0.99,
+        "batch_size": 256,
+        "iteration_steps": 1000,
+        "buffer_size": 100_000,
+        "learning_starts": 1000,
+        "train_freq": 1,
+        "gradient_steps": 1,
+        "tau": 0.005,
+        "policy_delay": 2,
+        "target_policy_noise": 0.2,
+        "target_noise_clip": 0.5,
+        "action_noise_std": 0.1,
+    },
+    "ddpg": {
+        "hidden": [256, 256],
+        "activation": "relu",
+        "learning_rate": 1e-3,
+        "gamma": 0.99,
+        "batch_size": 256,
+        "iteration_steps": 1000,
+        "buffer_size": 100_000,
+        "learning_starts": 1000,
+        "train_freq": 1,
+        "gradient_steps": 1,
+        "tau": 0.005,
+        "action_noise_std": 0.1,
+    },
+}
+
+#: Horizon (env steps) DQN's exploration schedule assumes when the run's length is unknown.
+FALLBACK_HORIZON = 100_000
+
+ACTIVATIONS = {
+    "tanh": "Tanh",
+    "relu": "ReLU",
+    "elu": "ELU",
+    "leaky_relu": "LeakyReLU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+}
+ACTIVATION_NAMES = {value: key for key, value in ACTIVATIONS.items()}
+
+# polyrl section field -> the Tianshou algorithm keyword it becomes
+_NATIVE_NAMES = {
+    "clip_range": "eps_clip",
+    "gae_lambda": "gae_lambda",
+    "ent_coef": "ent_coef",
+    "vf_coef": "vf_coef",
+    "max_grad_norm": "max_grad_norm",
+    "tau": "tau",
+    "policy_delay": "update_actor_freq",
+    "target_policy_noise": "policy_noise",
+    "target_noise_clip": "noise_clip",
+}
+# constructor arguments that are objects polyrl builds, never options
+_OBJECT_ARGUMENTS = {
+    "self",
+    "policy",
+    "critic",
+    "critic2",
+    "optim",
+    "policy_optim",
+    "critic_optim",
+    "critic2_optim",
+}
+_POLICY_OPTIONS = {
+    "ppo": {"box": ("deterministic_eval", "action_scaling", "action_bound_method"), "discrete": ()},
+    "a2c": {"box": ("deterministic_eval", "action_scaling", "action_bound_method"), "discrete": ()},
+    "dqn": {"discrete": ()},
+    "sac": {"box": ("action_scaling",), "discrete": ()},
+    "td3": {"box": ("action_scaling", "action_bound_method")},
+    "ddpg": {"box": ("action_scaling", "action_bound_method")},
+}
+
+
+def algorithm_class(name: str, discrete: bool) -> type:
+    """The Tianshou Algorithm class of a polyrl algorithm name (discrete SAC for Discrete actions)."""
+    from tianshou.algorithm import A2C, DDPG, DQN, PPO, SAC, TD3, DiscreteSAC
+
+    if name == "sac" and discrete:
+        return DiscreteSAC
+    return {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC, "td3": TD3, "ddpg": DDPG}[name]
+
+
+def algorithm_keywords(cls: type) -> list[str]:
+    """The JSON-settable keywords of a Tianshou algorithm's constructor."""
+    names = inspect.signature(cls.__init__).parameters
+    return sorted(n for n in names if n not in _OBJECT_ARGUMENTS)
+
+
+def valid_option_names(algorithm: str, discrete: bool) -> list[str]:
+    """Every key `backend_options` accepts for this algorithm and action space."""
+    kind = "discrete" if discrete else "box"
+    policy_options = _POLICY_OPTIONS[algorithm].get(kind, ())
+    return sorted(
+        {*algorithm_keywords(algorithm_class(algorithm, discrete)), *policy_options, *POLYRL_OPTIONS}
+    )
+
+
+@dataclass
+class Settings:
+    """Everything the driver builds from: resolved spec values and native keywords."""
+
+    algorithm: str
+    discrete: bool
+    learning_rate: float
+    gamma: float
+    hidden: list[int]
+    activation: str
+    n_envs: int
+    batch_size: int | None
+    iteration_steps: int
+    n_epochs: int = 1
+    buffer_size: int = 0
+    learning_starts: int = 0
+    collect_steps: int = 0
+    gradient_steps: int = 0
+    exploration: tuple[float, float, float] | None = None
+    ent_coef: float | str | None = None
+    action_noise_std: float | None = None
+    vec_env: str = "dummy"
+    torch_threads: int = 1
+    algorithm_kwargs: dict[str, Any] = field(default_factory=dict)
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def on_policy(self) -> bool:
+        """Whether the algorithm updates on fresh rollouts only."""
+        return self.algorithm in ON_POLICY
+
+
+def _check_options(spec: AgentSpec, discrete: bool) -> None:
+    valid = valid_option_names(spec.algorithm, discrete)
+    unknown = sorted(set(spec.backend_options) - set(valid))
+    if unknown:
+        raise UnsupportedOptionError(
+            f"tianshou {spec.algorithm} does not accept backend_options {unknown}; valid keys: {valid}"
+        )
+    vec_env = spec.backend_options.get("vec_env", "dummy")
+    if vec_env not in ("dummy", "subproc"):
+        raise UnsupportedOptionError(f"backend_options.vec_env must be 'dummy' or 'subproc', got {vec_env!r}")
+    threads = spec.backend_options.get("torch_threads", 1)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise UnsupportedOptionError(
+            f"backend_options.torch_threads must be an int >= 0 (0 leaves torch's setting), got {threads!r}"
+        )
+
+
+def settings(spec: AgentSpec, action_space: Any) -> Settings:
+    """Resolve the spec against polyrl's Tianshou defaults and check backend_options."""
+    from gymnasium import spaces
+
+    discrete = isinstance(action_space, spaces.Discrete)
+    _check_options(spec, discrete)
+    algorithm = spec.algorithm
+    defaults = DEFAULTS[algorithm]
+    section = spec.section()
+    given = section.model_dump(exclude_none=True) if section is not None else {}
+
+    def value(name: str) -> Any:
+        return given.get(name, defaults.get(name))
+
+    network = spec.network
+    n_envs = spec.n_envs
+    resolved = Settings(
+        algorithm=algorithm,
+        discrete=discrete,
+        learning_rate=spec.learning_rate if spec.learning_rate is not None else defaults["learning_rate"],
+        gamma=spec.gamma if spec.gamma is not None else defaults["gamma"],
+        hidden=list(network.hidden) if network is not None else list(defaults["hidden"]),
+        activation=network.activation if network is not None else defaults["activation"],
+        n_envs=n_envs,
+        batch_size=spec.batch_size if spec.batch_size is not None else defaults["batch_size"],
+        iteration_steps=0,
+        vec_env=str(spec.backend_options.get("vec_env", "dummy")),
+        torch_threads=int(spec.backend_options.get("torch_threads", 1)),  # type: ignore[arg-type]
+    )
+    kwargs: dict[str, Any] = {"gamma": resolved.gamma}
+    requested = spec.iteration_steps or defaults["iteration_steps"]
+    if algorithm in ON_POLICY:
+        per_env = requested // n_envs
+        if per_env < 1 or (algorithm == "ppo" and per_env * n_envs < 2):
+            raise UnsupportedOptionError(
+                f"iteration_steps={requested} is too small for n_envs={n_envs}: each env must "
+                "take at least one step per iteration (PPO needs 2 in all)"
+            )
+        resolved.iteration_steps = per_env * n_envs
+        resolved.n_epochs = int(value("n_epochs") or 1)
+        for name in ("clip_range", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm"):
+            if value(name) is not None:
+                kwargs[_NATIVE_NAMES[name]] = value(name)
+    else:
+        resolved.buffer_size = int(value("buffer_size"))
+        resolved.learning_starts = int(value("learning_starts"))
+        resolved.collect_steps = int(value("train_freq")) * n_envs
+        resolved.gradient_steps = int(value("gradient_steps"))
+        # whole collection steps per iteration, so every iteration collects the same count
+        resolved.iteration_steps = math.ceil(requested / resolved.collect_steps) * resolved.collect_steps
+        if algorithm == "dqn":
+            interval = int(value("target_update_interval"))
+            updates_per_env_step = resolved.gradient_steps / resolved.collect_steps
+            kwargs["target_update_freq"] = max(1, round(interval * updates_per_env_step))
+            resolved.exploration = (
+                float(value("exploration_fraction")),
+                float(value("exploration_initial_eps")),
+                float(value("exploration_final_eps")),
+            )
+        else:
+            kwargs["tau"] = value("tau")
+        if algorithm == "sac":
+            resolved.ent_coef = value("ent_coef")
+        if algorithm == "td3":
+            for name in ("policy_delay", "target_policy_noise", "target_noise_clip"):
+                kwargs[_NATIVE_NAMES[name]] = value(name)
+        if algorithm in ("td3", "ddpg"):
+            resolved.action_noise_std = float(value("action_noise_std"))
+    kind = "discrete" if discrete else "box"
+    policy_names = set(_POLICY_OPTIONS[algorithm].get(kind, ()))
+    for key, option in spec.backend_options.items():
+        if key in POLYRL_OPTIONS:
+            continue
+        if key in policy_names:
+            resolved.policy_kwargs[key] = option
+        else:
+            kwargs[key] = option
+    resolved.algorithm_kwargs = kwargs
+    return resolved
