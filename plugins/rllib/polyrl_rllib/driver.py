@@ -31,6 +31,7 @@ from polyrl import (
     IterationReport,
     PolyrlError,
 )
+from polyrl.torch_layers import describe_layers
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.schedules.scheduler import Scheduler
@@ -39,7 +40,6 @@ from ray.tune.registry import register_env
 
 from polyrl_rllib import runtime
 from polyrl_rllib.params import (
-    ACTIVATION_NAMES,
     ON_POLICY,
     Settings,
     build_config,
@@ -497,11 +497,7 @@ class RllibDriver(BackendDriver):
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
         """Read back from the built Algorithm's config, its Learner optimizers and its RLModule."""
         layers = self._actor_layers()
-        hidden = [m.out_features for m in layers if isinstance(m, torch.nn.Linear)]
-        activations = [
-            type(m).__name__ for m in layers if not isinstance(m, torch.nn.Linear) and not list(m.children())
-        ]
-        activation = ACTIVATION_NAMES.get(activations[0], activations[0].lower()) if activations else "none"
+        hidden, activation = describe_layers(layers)
         config = self.algo.config
         native: dict[str, Any] = {"class": type(self.algo).__name__, "module": type(self._module()).__name__}
         for name in (

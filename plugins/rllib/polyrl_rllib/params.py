@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from polyrl import AgentSpec, UnsupportedOptionError
+from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 
 ON_POLICY = ("ppo", "appo", "impala")
 OFF_POLICY = ("dqn", "sac")
@@ -78,15 +79,6 @@ _RESERVED = {
     "enable_env_runner_and_connector_v2",
 }
 
-ACTIVATIONS = {
-    "tanh": "Tanh",
-    "relu": "ReLU",
-    "elu": "ELU",
-    "leaky_relu": "LeakyReLU",
-    "gelu": "GELU",
-    "silu": "SiLU",
-}
-ACTIVATION_NAMES = {value: key for key, value in ACTIVATIONS.items()}
 
 #: polyrl's defaults per algorithm: builder method -> keyword arguments. Measured on 2 cores;
 #: the PPO set solves CartPole-v1 fastest of the sets tried (docs/backends/rllib.md).

@@ -17,6 +17,7 @@ from polyrl import (
     IterationReport,
 )
 from polyrl.envs import space_kind
+from polyrl.torch_layers import describe_layers
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -24,7 +25,6 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from polyrl_sb3.params import (
-    ACTIVATION_NAMES,
     ON_POLICY,
     algorithm_class,
     apply_torch_threads,
@@ -231,9 +231,7 @@ class Sb3Driver(BackendDriver):
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
         """Read from the SB3 model and its torch modules, not from the spec."""
         layers = self._actor_layers()
-        hidden = [m.out_features for m in layers if isinstance(m, torch.nn.Linear)]
-        activations = [type(m).__name__ for m in layers if not isinstance(m, torch.nn.Linear)]
-        activation = ACTIVATION_NAMES.get(activations[0], activations[0].lower()) if activations else "none"
+        hidden, activation = describe_layers(layers)
         model = self.model
         native: dict[str, Any] = {"class": type(model).__name__, "policy": type(model.policy).__name__}
         for name in (

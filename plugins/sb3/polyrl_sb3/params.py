@@ -23,20 +23,12 @@ import inspect
 from typing import Any
 
 from polyrl import AgentSpec, UnsupportedOptionError
+from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 
 ON_POLICY = ("ppo", "a2c")
 OFF_POLICY_ITERATION_STEPS = 1000
 POLYRL_OPTIONS = ("vec_env", "torch_threads")
 
-ACTIVATIONS = {
-    "tanh": "Tanh",
-    "relu": "ReLU",
-    "elu": "ELU",
-    "leaky_relu": "LeakyReLU",
-    "gelu": "GELU",
-    "silu": "SiLU",
-}
-ACTIVATION_NAMES = {value: key for key, value in ACTIVATIONS.items()}
 
 
 def algorithm_class(name: str) -> type:

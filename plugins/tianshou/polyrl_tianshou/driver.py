@@ -26,6 +26,7 @@ from polyrl import (
     EnvSource,
     IterationReport,
 )
+from polyrl.torch_layers import describe_layers
 from tianshou.algorithm.algorithm_base import Algorithm
 from tianshou.data import Batch, Collector, VectorReplayBuffer, to_numpy
 from tianshou.env import DummyVectorEnv, SubprocVectorEnv
@@ -33,7 +34,7 @@ from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
 from polyrl_tianshou import networks
-from polyrl_tianshou.params import ACTIVATION_NAMES, FALLBACK_HORIZON, Settings, settings
+from polyrl_tianshou.params import FALLBACK_HORIZON, Settings, settings
 
 ALGORITHM_FILE = "algorithm.pt"
 REPLAY_FILE = "replay_buffer.npz"
@@ -438,9 +439,7 @@ class TianshouDriver(BackendDriver):
         """Read from the Tianshou algorithm, its policy's torch modules and its trainer parameters."""
         algorithm: Any = self.algorithm
         layers = networks.actor_hidden_layers(algorithm)
-        hidden = [m.out_features for m in layers if isinstance(m, torch.nn.Linear)]
-        activations = [type(m).__name__ for m in layers if not isinstance(m, torch.nn.Linear)]
-        activation = ACTIVATION_NAMES.get(activations[0], activations[0].lower()) if activations else "none"
+        hidden, activation = describe_layers(layers)
         params = self.trainer_params
         native: dict[str, Any] = {
             "algorithm": type(algorithm).__name__,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from polyrl import EnvSource, UnsupportedOptionError
+from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 from tianshou.algorithm.algorithm_base import Algorithm
 from tianshou.algorithm.modelfree.ddpg import ContinuousDeterministicPolicy
 from tianshou.algorithm.modelfree.discrete_sac import DiscreteSACPolicy
@@ -33,7 +34,7 @@ from tianshou.utils.net.continuous import (
 )
 from tianshou.utils.net.discrete import DiscreteActor, DiscreteCritic
 
-from polyrl_tianshou.params import ACTIVATIONS, Settings, algorithm_class
+from polyrl_tianshou.params import Settings, algorithm_class
 
 #: Target entropy of discrete SAC's automatic entropy coefficient, as a fraction of log |A|.
 DISCRETE_SAC_TARGET_ENTROPY = 0.6

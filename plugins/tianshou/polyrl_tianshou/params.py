@@ -146,15 +146,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 #: Horizon (env steps) DQN's exploration schedule assumes when the run's length is unknown.
 FALLBACK_HORIZON = 100_000
 
-ACTIVATIONS = {
-    "tanh": "Tanh",
-    "relu": "ReLU",
-    "elu": "ELU",
-    "leaky_relu": "LeakyReLU",
-    "gelu": "GELU",
-    "silu": "SiLU",
-}
-ACTIVATION_NAMES = {value: key for key, value in ACTIVATIONS.items()}
 
 # polyrl section field -> the Tianshou algorithm keyword it becomes
 _NATIVE_NAMES = {
