@@ -283,6 +283,7 @@ def _register_experiment_commands() -> None:
 
 
 _register_experiment_commands()
+__import__("polyrl.bench.cli", fromlist=["register"]).register(app, _guarded)  # `polyrl bench`
 
 
 def _register_optional_commands() -> None:

@@ -1,0 +1,187 @@
+"""The `polyrl bench` command."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+EXIT_FAILED = 1
+
+
+class SliceName(StrEnum):
+    """The benchmark slices (nested: ci is part of default, default of full)."""
+
+    ci = "ci"
+    default = "default"
+    full = "full"
+
+
+def _command(options: dict[str, Any]) -> str:
+    """The command line that reproduces this run (canonical spelling)."""
+    parts = ["polyrl", "bench", "--slice", options["slice"]]
+    for flag in ("backend", "algorithm", "env"):
+        for value in options[flag] or []:
+            parts += [f"--{flag}", value]
+    parts += ["--seeds", str(options["seeds"])]
+    parts.append("--stop-at-threshold" if options["stop_at_threshold"] else "--no-stop-at-threshold")
+    if not options["ratio"]:
+        parts.append("--no-ratio")
+    return " ".join(parts)
+
+
+def register(app: typer.Typer, guarded: Any) -> None:
+    """Add `polyrl bench` to the `polyrl` app."""
+
+    @app.command(
+        help="Train every backend x algorithm x env cell of a slice with several seeds (each in a fresh "
+        "process), and report per cell the final deterministic evaluation return, steps and training "
+        "seconds to the env's solve threshold, env steps per second and polyrl's time over the library "
+        "called directly. Writes OUT/DATE-SLICE.json/.md/.png and OUT/latest.json/.md; exits with status 1 "
+        "naming every cell below its threshold. Slices: ci (PPO on CartPole-v1 per backend), default "
+        "(+ DQN on CartPole-v1, PPO and SAC on Pendulum-v1), full (+ Acrobot-v1, MountainCar-v0, "
+        "MountainCarContinuous-v0, A2C, TD3).",
+    )
+    def bench(
+        slice_name: Annotated[
+            SliceName, typer.Option("--slice", help="Which cells to run.")
+        ] = SliceName.default,
+        backend: Annotated[
+            list[str] | None, typer.Option(help="Backend to run (repeatable; default: every installed one).")
+        ] = None,
+        algorithm: Annotated[
+            list[str] | None, typer.Option(help="Only these algorithms (repeatable).")
+        ] = None,
+        env: Annotated[list[str] | None, typer.Option(help="Only these environments (repeatable).")] = None,
+        seeds: Annotated[
+            int | None, typer.Option(min=1, help="Seeds per cell, 0..N-1 (default: 1 for ci, 3 otherwise).")
+        ] = None,
+        out: Annotated[Path, typer.Option(help="Where the results files go.")] = Path("benchmarks/results"),
+        runs_dir: Annotated[
+            Path | None,
+            typer.Option(help="Where the seeds' run directories go (default runs/bench/DATE_TIME-SLICE)."),
+        ] = None,
+        stop_at_threshold: Annotated[
+            bool | None,
+            typer.Option(
+                "--stop-at-threshold/--no-stop-at-threshold",
+                help="Stop a seed once its evaluation reaches the env's threshold (default: on for ci only).",
+            ),
+        ] = None,
+        ratio: Annotated[
+            bool,
+            typer.Option("--ratio/--no-ratio", help="Measure polyrl's time over the library's per cell."),
+        ] = True,
+        ratio_repeats: Annotated[int, typer.Option(min=1, help="Runs per side of the ratio (median).")] = 3,
+        timeout: Annotated[
+            float | None, typer.Option(help="Seconds of training per seed before it is stopped.")
+        ] = None,
+        latest: Annotated[
+            bool, typer.Option("--latest/--no-latest", help="Also write OUT/latest.json and latest.md.")
+        ] = True,
+        from_results: Annotated[
+            Path | None,
+            typer.Option(help="Train nothing: read this results .json, re-check and re-render it."),
+        ] = None,
+        readme: Annotated[
+            Path | None,
+            typer.Option(
+                help="Rewrite the table between the bench-table markers of this README from the results."
+            ),
+        ] = None,
+        list_cells: Annotated[
+            bool, typer.Option("--list", help="Print the selected cells and exit.")
+        ] = False,
+    ) -> None:
+        from polyrl.bench import report as reporting
+        from polyrl.bench.cells import select_cells
+        from polyrl.bench.records import BenchReport, CellResult
+        from polyrl.bench.runner import run_cells
+        from polyrl.cli import render
+
+        def body() -> BenchReport | None:
+            if from_results is not None:
+                loaded = reporting.read_report(from_results)
+                # Re-checked against the thresholds stored with the cells: a results file stands alone.
+                cells = [CellResult.summarize(c.cell, c.seeds, c.ratio) for c in loaded.cells]
+                return loaded.model_copy(update={"cells": cells}).with_verdict()
+            cells = select_cells(slice_name.value, backend, algorithm, env)
+            if not cells:
+                raise ValueError(
+                    f"no cells in the {slice_name.value} slice for backends {backend or 'installed'}, "
+                    f"algorithms {algorithm or 'any'}, envs {env or 'any'}"
+                )
+            count = seeds or (1 if slice_name is SliceName.ci else 3)
+            stop = slice_name is SliceName.ci if stop_at_threshold is None else stop_at_threshold
+            if list_cells:
+                for cell in cells:
+                    typer.echo(
+                        f"{cell.key}: {cell.budget_steps:,} steps, min return {cell.min_return:g}"
+                        f"{' on the best evaluation' if cell.judge == 'best' else ''} "
+                        f"(solved at {cell.solve_threshold:g}); {cell.note}"
+                    )
+                return None
+            started = time.perf_counter()
+            machine = reporting.machine_info()
+            directory = runs_dir or Path("runs") / "bench" / (
+                f"{datetime.now().strftime('%Y%m%d_%H%M%S')}-{slice_name.value}"
+            )
+            render.console.print(
+                f"polyrl bench: {len(cells)} cell(s) x {count} seed(s), {slice_name.value} slice, "
+                f"runs in {directory}"
+            )
+            results = run_cells(
+                cells,
+                count,
+                directory,
+                stop_at_threshold=stop,
+                ratio=ratio,
+                ratio_repeats=ratio_repeats,
+                timeout=timeout,
+                report=lambda line: render.console.print(line, markup=False, highlight=False, soft_wrap=True),
+            )
+            machine = machine.model_copy(update={"load_average_end": reporting.load_average()})
+            options = {
+                "slice": slice_name.value,
+                "backend": backend,
+                "algorithm": algorithm,
+                "env": env,
+                "seeds": count,
+                "stop_at_threshold": stop,
+                "ratio": ratio,
+            }
+            document = BenchReport(
+                slice=slice_name.value,
+                command=_command(options),
+                seeds=count,
+                stop_at_threshold=stop,
+                machine=machine,
+                total_seconds=time.perf_counter() - started,
+                cells=results,
+            ).with_verdict()
+            for path in reporting.write_report(document, out, latest=latest):
+                render.console.print(f"wrote {path}")
+            return document
+
+        document = guarded(body)
+        if document is None:
+            return
+        if readme is not None:
+            source = from_results or (
+                out / f"{reporting.LATEST if latest else reporting.results_stem(document)}.json"
+            )
+            changed = guarded(lambda: reporting.update_readme(readme, document, str(source)))
+            render.console.print(
+                f"{readme}: benchmark table {'updated' if changed else 'already up to date'}"
+            )
+        render.console.print(
+            "\n".join(reporting.cell_table(document)), markup=False, highlight=False, soft_wrap=True
+        )
+        if not document.passed:
+            for message in document.failures:
+                render.errors.print(message, markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,168 @@
+"""What `polyrl bench` measures, as pydantic models: per seed, per cell, and the whole run."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Literal
+
+from pydantic import Field
+
+from polyrl._model import StrictModel
+from polyrl.bench.cells import BenchCell, Slice
+
+
+class CurvePoint(StrictModel):
+    """One point of a learning curve: after an iteration, or after an evaluation."""
+
+    env_steps: int
+    train_seconds: float = Field(description="Training clock: driver iterations only, evaluations excluded.")
+    return_mean: float | None = Field(default=None, description="Training episodes ended in the iteration.")
+    eval_return_mean: float | None = None
+    eval_return_std: float | None = None
+
+
+class SeedPlan(StrictModel):
+    """What one worker process runs: a cell with one seed (written as plan.json in its directory)."""
+
+    cell: BenchCell
+    seed: int
+    stop_at_threshold: bool = False
+
+
+class SeedResult(StrictModel):
+    """How one seed of a cell went."""
+
+    seed: int
+    status: Literal["done", "failed"]
+    error: str | None = None
+    directory: str | None = None
+    env_steps: int = 0
+    iterations: int = 0
+    setup_seconds: float = Field(default=0.0, description="Building the agent (imports, Ray start, envs).")
+    train_seconds: float = Field(default=0.0, description="Sum of the iterations' seconds.")
+    eval_seconds: float = 0.0
+    wall_seconds: float = Field(default=0.0, description="Everything, building and evaluations included.")
+    steps_per_second: float | None = Field(default=None, description="Env steps per training second.")
+    stop_reason: str | None = None
+    final_return_mean: float | None = Field(default=None, description="The last deterministic evaluation.")
+    final_return_std: float | None = None
+    best_eval_return_mean: float | None = None
+    solved: bool = False
+    steps_to_threshold: int | None = None
+    seconds_to_threshold: float | None = Field(
+        default=None, description="Training seconds until the evaluation first reached the threshold."
+    )
+    wall_seconds_to_threshold: float | None = Field(
+        default=None, description="Seconds from the start of building, evaluations included."
+    )
+    curve: list[CurvePoint] = Field(default_factory=list)
+
+
+class RatioResult(StrictModel):
+    """polyrl's wall time over the native library's for the same configuration, in one process."""
+
+    available: bool = Field(description="False when the backend implements no polyrl_direct_training.")
+    env_steps: int = 0
+    repeats: int = 0
+    polyrl_seconds: list[float] = Field(default_factory=list)
+    direct_seconds: list[float] = Field(default_factory=list)
+    polyrl_median: float | None = None
+    direct_median: float | None = None
+    ratio: float | None = Field(default=None, description="Median polyrl seconds / median direct seconds.")
+    error: str | None = None
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+class CellResult(StrictModel):
+    """A cell's seeds, summary statistics and verdict."""
+
+    cell: BenchCell
+    seeds: list[SeedResult] = Field(default_factory=list)
+    ratio: RatioResult | None = None
+    final_return_mean: float | None = Field(default=None, description="Mean over seeds of the final eval.")
+    final_return_std: float | None = Field(default=None, description="Std over seeds of the final eval.")
+    best_return_mean: float | None = Field(default=None, description="Mean over seeds of the best eval.")
+    solved_seeds: int = 0
+    steps_to_threshold: float | None = Field(default=None, description="Mean over the seeds that solved.")
+    seconds_to_threshold: float | None = Field(default=None, description="Mean over the seeds that solved.")
+    steps_per_second: float | None = Field(default=None, description="Median over seeds.")
+    passed: bool = False
+    message: str | None = Field(default=None, description="Why the cell failed.")
+
+    @classmethod
+    def summarize(
+        cls, cell: BenchCell, seeds: list[SeedResult], ratio: RatioResult | None = None
+    ) -> CellResult:
+        """Aggregate the seeds of a cell and decide whether it passes its min_return."""
+        finals = [s.final_return_mean for s in seeds if s.final_return_mean is not None]
+        mean, std = _mean_std(finals)
+        best, _ = _mean_std([s.best_eval_return_mean for s in seeds if s.best_eval_return_mean is not None])
+        judged, what = (best, "best eval return") if cell.judge == "best" else (mean, "eval return")
+        solved = [s for s in seeds if s.solved]
+        speeds = [s.steps_per_second for s in seeds if s.steps_per_second]
+        failed = [s for s in seeds if s.status == "failed"]
+        message = None
+        if not seeds:
+            message = f"cell {cell.key}: no seed ran"
+        elif failed:
+            first = (failed[0].error or "unknown error").strip().splitlines()[0]
+            message = f"cell {cell.key}: seed {failed[0].seed} failed: {first}"
+        elif judged is None:
+            message = f"cell {cell.key}: no evaluation return was measured"
+        elif judged < cell.min_return:
+            message = f"cell {cell.key}: {what} {judged:.1f} < threshold {cell.min_return:.1f}"
+        return cls(
+            cell=cell,
+            seeds=seeds,
+            ratio=ratio,
+            final_return_mean=mean,
+            final_return_std=std,
+            best_return_mean=best,
+            solved_seeds=len(solved),
+            steps_to_threshold=_mean_std([float(s.steps_to_threshold or 0) for s in solved])[0],
+            seconds_to_threshold=_mean_std([s.seconds_to_threshold or 0.0 for s in solved])[0],
+            steps_per_second=statistics.median(speeds) if speeds else None,
+            passed=message is None,
+            message=message,
+        )
+
+
+class MachineInfo(StrictModel):
+    """Where and when a benchmark ran."""
+
+    date: str
+    hostname: str
+    platform: str
+    cpu_model: str
+    cores: int
+    ram_gb: float
+    load_average_start: list[float] = Field(default_factory=list, description="1, 5, 15 min, at the start.")
+    load_average_end: list[float] = Field(default_factory=list)
+    versions: dict[str, str | None] = Field(default_factory=dict)
+
+
+class BenchReport(StrictModel):
+    """One `polyrl bench` run: settings, machine, every cell's result, and the failures."""
+
+    format_version: int = 1
+    slice: Slice
+    command: str
+    seeds: int
+    stop_at_threshold: bool
+    machine: MachineInfo
+    total_seconds: float = 0.0
+    cells: list[CellResult] = Field(default_factory=list)
+    failures: list[str] = Field(default_factory=list, description="The message of every failing cell.")
+    passed: bool = True
+
+    def with_verdict(self) -> BenchReport:
+        """A copy whose failures and passed fields agree with the cells."""
+        failures = [c.message or f"cell {c.cell.key} failed" for c in self.cells if not c.passed]
+        return self.model_copy(update={"failures": failures, "passed": not failures})

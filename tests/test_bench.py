@@ -1,0 +1,380 @@
+"""`polyrl bench`: the cells file, threshold verdicts, the runner's clock, reports and the README table.
+
+Learning itself is covered by tests/test_bench_ci.py; here a pure-NumPy fake backend runs in
+this process so every test stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polyrl
+import pytest
+from polyrl.bench import report as reporting
+from polyrl.bench.cells import (
+    CELLS,
+    CONTINUOUS_ENVS,
+    DISCRETE_ENVS,
+    ENV_THRESHOLDS,
+    MATRIX,
+    SLICES,
+    BenchCell,
+    generic_cells,
+    select_cells,
+)
+from polyrl.bench.overhead import measure_ratio
+from polyrl.bench.records import BenchReport, CellResult, CurvePoint, SeedResult
+from polyrl.bench.runner import run_cells, thin_curve
+from polyrl.cli.app import app
+from polyrl.errors import ConfigurationError
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILTIN = ("sb3", "rllib", "tianshou")
+
+
+def tiny_cell(**fields) -> BenchCell:
+    """A fake-backend cell of a few hundred steps that cannot reach CartPole's threshold."""
+    document = {
+        "backend": "fake",
+        "algorithm": "linear",
+        "env": "CartPole-v1",
+        "budget_steps": 300,
+        "solve_threshold": 475.0,
+        "min_return": 475.0,
+        "spec": {"iteration_steps": 100},
+        "eval_every_steps": 100,
+        "eval_episodes": 2,
+        "ratio_steps": 200,
+        "slices": ["ci", "default", "full"],
+    }
+    document.update(fields)
+    return BenchCell.model_validate(document)
+
+
+class DirectFake:
+    """A direct-library hook for the fake backend: pretends the library needs 0.5 s."""
+
+    @polyrl.hookimpl
+    def polyrl_direct_training(self, spec, total_steps):
+        return 0.5 if spec.backend == "fake" else None
+
+
+# -- the cells file ------------------------------------------------------------------------------
+def test_every_builtin_cell_is_consistent():
+    keys = [(c.key, tuple(c.slices)) for c in CELLS]
+    assert len({k for k, _ in keys}) == len(keys), "a cell is defined twice"
+    for cell in CELLS:
+        assert cell.solve_threshold == ENV_THRESHOLDS[cell.env]
+        assert cell.min_return <= cell.solve_threshold
+        assert cell.note, f"{cell.key} does not say where its min_return comes from"
+        # slices nest: a cell of a smaller slice is in every bigger one
+        smallest = min(SLICES.index(s) for s in cell.slices)
+        assert cell.slices == list(SLICES[smallest:])
+        spec = cell.agent_spec(seed=3)
+        assert (spec.backend, spec.algorithm, spec.env, spec.seed) == (
+            cell.backend,
+            cell.algorithm,
+            cell.env,
+            3,
+        )
+
+
+def test_the_slices_hold_the_issue_matrix_for_each_builtin_backend():
+    for backend in BUILTIN:
+        own = [c for c in CELLS if c.backend == backend]
+        by_slice = {s: {(c.algorithm, c.env) for c in own if s in c.slices} for s in SLICES}
+        assert by_slice["ci"] == {("ppo", "CartPole-v1")}
+        expected = {
+            ("ppo", "CartPole-v1"),
+            ("dqn", "CartPole-v1"),
+            ("ppo", "Pendulum-v1"),
+            ("sac", "Pendulum-v1"),
+        }
+        assert by_slice["default"] == expected
+        assert {env for _, env in by_slice["full"]} == set(ENV_THRESHOLDS)
+    assert {c.algorithm for c in CELLS if c.backend == "sb3"} == {"ppo", "a2c", "dqn", "sac", "td3"}
+    assert {c.algorithm for c in CELLS if c.backend == "rllib"} == {"ppo", "dqn", "sac"}
+
+
+@pytest.mark.parametrize("backend", BUILTIN)
+def test_builtin_cells_map_onto_their_backend(backend):
+    """Every cell's spec is accepted by its backend's parameter mapping (no training, no Ray)."""
+    info = polyrl.registry().backend(backend)
+    if not polyrl.plugins.is_installed(info):
+        pytest.skip(f"{backend} is not installed")
+    from polyrl.envs import EnvSource
+
+    for cell in (c for c in CELLS if c.backend == backend):
+        spec = cell.agent_spec(0)
+        env = EnvSource.from_spec(spec)
+        if backend == "sb3":
+            from polyrl_sb3.params import sb3_kwargs
+
+            sb3_kwargs(spec, env.action_space)
+        elif backend == "tianshou":
+            from polyrl_tianshou.params import settings
+
+            settings(spec, env.action_space)
+        else:
+            from polyrl_rllib.params import build_config, read_settings
+
+            build_config(spec, "CartPole-v1", read_settings(spec))
+
+
+def test_a_cell_refuses_fields_it_owns_and_a_min_return_above_solved():
+    with pytest.raises(ValidationError, match="must not set"):
+        tiny_cell(spec={"seed": 1})
+    with pytest.raises(ValidationError, match="above the solve threshold"):
+        tiny_cell(min_return=500.0)
+    with pytest.raises(ValidationError):
+        tiny_cell(slices=["nightly"])
+
+
+def test_third_party_backends_get_the_matrix_cells_their_algorithms_fit():
+    info = polyrl.BackendInfo(
+        name="acme",
+        description="",
+        driver="acme:Driver",
+        library="acme",
+        requires=[],
+        install_hint="acme",
+        algorithms={
+            "ppo": polyrl.AlgorithmInfo(action_spaces=["discrete"], on_policy=True),
+            "sac": polyrl.AlgorithmInfo(action_spaces=["box"], on_policy=False),
+        },
+    )
+    cells = generic_cells(info)
+    assert {(c.algorithm, c.env) for c in cells} == {
+        (a, e)
+        for a, e in MATRIX
+        if (a == "ppo" and e in DISCRETE_ENVS) or (a == "sac" and e in CONTINUOUS_ENVS)
+    }
+    assert all(c.min_return == c.solve_threshold == ENV_THRESHOLDS[c.env] for c in cells)
+    assert [c.key for c in cells if "ci" in c.slices] == ["acme/ppo/CartPole-v1"]
+
+
+def test_select_cells_filters_and_names_bad_input(fake_backend):
+    ci = select_cells("ci", ["sb3"]) if importlib.util.find_spec("stable_baselines3") else []
+    assert [c.key for c in ci] in ([], ["sb3/ppo/CartPole-v1"])
+    assert select_cells("default", ["fake"]) == []  # the fake backend declares no matrix algorithm
+    pool = [
+        tiny_cell(),
+        tiny_cell(env="Acrobot-v1", solve_threshold=-100.0, min_return=-100.0, slices=["full"]),
+    ]
+    assert [c.env for c in select_cells("full", ["fake"], cells=pool)] == ["CartPole-v1", "Acrobot-v1"]
+    assert [c.env for c in select_cells("ci", ["fake"], cells=pool)] == ["CartPole-v1"]
+    assert select_cells("full", ["fake"], envs=["Pendulum-v1"], cells=pool) == []
+    with pytest.raises(ValueError, match="unknown slice"):
+        select_cells("nightly")  # type: ignore[arg-type]
+    with pytest.raises(polyrl.UnknownBackendError):
+        select_cells("ci", ["nope"])
+    with pytest.raises(polyrl.BackendNotInstalledError, match="polyrl\\[ghost\\]"):
+        select_cells("ci", ["ghost"])
+
+
+# -- running cells -------------------------------------------------------------------------------
+def test_a_cell_below_its_threshold_fails_naming_cell_threshold_and_value(fake_backend, tmp_path):
+    lines: list[str] = []
+    [result] = run_cells([tiny_cell()], 1, tmp_path, ratio=False, isolate=False, report=lines.append)
+    [seed] = result.seeds
+    assert seed.status == "done" and not seed.solved and seed.env_steps == 300
+    assert seed.final_return_mean is not None and seed.final_return_mean < 475
+    assert not result.passed
+    assert (
+        result.message
+        == f"cell fake/linear/CartPole-v1: eval return {seed.final_return_mean:.1f} < threshold 475.0"
+    )
+    assert any("FAILED: cell fake/linear/CartPole-v1: eval return" in line for line in lines)
+    # evaluations on the env-step cadence, noted in progress.csv; the clock is the iterations' own
+    assert [(p.env_steps, p.eval_return_mean is not None) for p in seed.curve] == [
+        (100, True),
+        (200, True),
+        (300, True),
+    ]
+    directory = Path(seed.directory or "")
+    with (directory / "progress.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["eval_return_mean"]) for r in rows] == [p.eval_return_mean for p in seed.curve]
+    assert seed.train_seconds == pytest.approx(sum(float(r["iteration_seconds"]) for r in rows))
+    assert seed.steps_per_second == pytest.approx(300 / seed.train_seconds)
+    assert seed.wall_seconds >= seed.setup_seconds + seed.train_seconds + seed.eval_seconds - 1e-6
+    assert json.loads((directory / "config.json").read_text())["spec"]["seed"] == 0
+    assert SeedResult.model_validate_json((directory / "result.json").read_text()) == seed
+
+
+def test_stop_at_threshold_records_steps_and_training_seconds_of_the_first_crossing(fake_backend, tmp_path):
+    cell = tiny_cell(solve_threshold=5.0, min_return=5.0, budget_steps=1000)
+    [result] = run_cells(
+        [cell], 2, tmp_path, stop_at_threshold=True, ratio=False, isolate=False, report=print
+    )
+    assert result.passed and result.solved_seeds == 2
+    for seed in result.seeds:
+        assert seed.solved and seed.stop_reason == "solve threshold 5 reached"
+        assert seed.steps_to_threshold == seed.env_steps == seed.curve[-1].env_steps
+        assert seed.seconds_to_threshold == pytest.approx(seed.train_seconds)
+        assert seed.final_return_mean is not None and seed.final_return_mean >= 5.0
+    assert result.steps_to_threshold == sum(s.steps_to_threshold or 0 for s in result.seeds) / 2
+
+
+def test_a_failing_seed_fails_its_cell_with_the_error(fake_backend, tmp_path):
+    cell = tiny_cell(algorithm="discrete_only", env="Pendulum-v1", solve_threshold=-200.0, min_return=-200.0)
+    [result] = run_cells([cell], 1, tmp_path, ratio=False, isolate=False, report=print)
+    assert result.seeds[0].status == "failed"
+    assert result.message is not None
+    assert result.message.startswith(
+        "cell fake/discrete_only/Pendulum-v1: seed 0 failed: UnsupportedSpaceError"
+    )
+
+
+def test_long_curves_are_thinned_but_keep_every_evaluation_and_the_end():
+    curve = [
+        CurvePoint(
+            env_steps=5 * i,
+            train_seconds=0.01 * i,
+            return_mean=1.0,
+            eval_return_mean=9.0 if i % 997 == 0 else None,
+        )
+        for i in range(1, 10_001)
+    ]
+    kept = thin_curve(curve, points=500)
+    assert len(kept) <= 520
+    assert [p.env_steps for p in kept if p.eval_return_mean is not None] == [
+        5 * i for i in range(997, 10_001, 997)
+    ]
+    assert kept[-1] == curve[-1] and kept == sorted(kept, key=lambda p: p.env_steps)
+    assert thin_curve(curve[:10]) == curve[:10]
+
+
+def test_the_ratio_is_the_median_polyrl_time_over_the_direct_hooks(fake_backend):
+    assert measure_ratio(tiny_cell(), repeats=1).available is False  # no hook for the fake backend
+    plugin = DirectFake()
+    polyrl.registry().register(plugin, name="direct-fake")
+    try:
+        ratio = measure_ratio(tiny_cell(), repeats=3)
+    finally:
+        polyrl.registry().unregister(plugin)
+    assert ratio.available and ratio.error is None and ratio.repeats == 3 and ratio.env_steps == 200
+    assert ratio.direct_seconds == [0.5, 0.5, 0.5]
+    assert ratio.ratio == pytest.approx(sorted(ratio.polyrl_seconds)[1] / 0.5)
+
+
+def test_builtin_plugins_implement_the_direct_hook_and_answer_none_for_others():
+    hook = polyrl.registry().manager.hook.polyrl_direct_training
+    implementers = {impl.plugin_name for impl in hook.get_hookimpls()}
+    assert {"sb3", "rllib", "tianshou"} <= implementers
+    assert hook(spec=polyrl.AgentSpec(backend="fake", algorithm="linear"), total_steps=10) is None
+
+
+def test_bench_imports_no_backend_library():
+    code = (
+        "import sys, polyrl.bench, polyrl.bench.cli, polyrl.bench.runner, polyrl.bench.report, "
+        "polyrl.bench.overhead\n"
+        "from polyrl.bench.cells import select_cells\n"
+        "select_cells('full')\n"
+        "print([m for m in ('torch', 'ray', 'stable_baselines3', 'tianshou') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# -- reports -------------------------------------------------------------------------------------
+@pytest.fixture
+def finished(fake_backend, tmp_path) -> BenchReport:
+    """A report of two fake cells: one passing (stopped at a low threshold), one failing."""
+    cells = [tiny_cell(solve_threshold=5.0, min_return=5.0, budget_steps=500), tiny_cell()]
+    results = run_cells(
+        cells[:1], 1, tmp_path / "a", stop_at_threshold=True, ratio=False, isolate=False, report=print
+    )
+    results += run_cells(cells[1:], 2, tmp_path / "b", ratio=False, isolate=False, report=print)
+    return BenchReport(
+        slice="ci",
+        command="polyrl bench --slice ci --backend fake",
+        seeds=1,
+        stop_at_threshold=True,
+        machine=reporting.machine_info(),
+        total_seconds=12.0,
+        cells=results,
+    ).with_verdict()
+
+
+def test_report_files_hold_machine_cells_failures_and_curves(finished, tmp_path):
+    assert not finished.passed
+    assert finished.failures == [finished.cells[1].message]
+    written = reporting.write_report(finished, tmp_path / "out")
+    stem = f"{finished.machine.date[:10]}-ci"
+    assert sorted(p.name for p in written) == sorted(
+        [f"{stem}.json", f"{stem}.md", f"{stem}.png", "latest.json", "latest.md"]
+    )
+    again = reporting.read_report(tmp_path / "out" / "latest.json")
+    assert again == finished
+    assert (tmp_path / "out" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    text = (tmp_path / "out" / f"{stem}.md").read_text()
+    machine = finished.machine
+    assert machine.cpu_model in text and f"{machine.cores} cores" in text and "load average" in text
+    assert "| fake/linear/CartPole-v1 | 500 |" in text and "| pass |" in text and "| **FAIL** |" in text
+    assert f"- {finished.failures[0]}" in text
+    assert f"![learning curves]({stem}.png)" in text
+    mean, std = finished.cells[1].final_return_mean, finished.cells[1].final_return_std
+    assert f"{mean:.1f} ± {std:.1f}" in text  # two seeds: mean ± std
+    document = json.loads((tmp_path / "out" / "latest.json").read_text())
+    assert document["machine"]["load_average_start"] == finished.machine.load_average_start
+    assert document["cells"][0]["seeds"][0]["curve"][0]["env_steps"] == 100
+
+
+def test_readme_table_replaces_only_the_marked_block(finished, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{reporting.README_START}\nold table\n{reporting.README_END}\nafter\n")
+    assert reporting.update_readme(readme, finished, "benchmarks/results/latest.json") is True
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
+    assert "| fake | linear | CartPole-v1 | 500 |" in text
+    assert "Generated from `benchmarks/results/latest.json`" in text
+    assert "Failing: cell fake/linear/CartPole-v1: eval return" in text
+    assert reporting.update_readme(readme, finished, "benchmarks/results/latest.json") is False
+    (tmp_path / "bare.md").write_text("no markers\n")
+    with pytest.raises(ConfigurationError, match="bench-table:start"):
+        reporting.update_readme(tmp_path / "bare.md", finished, "x")
+
+
+def test_cli_rechecks_a_results_file_rewrites_the_readme_and_exits_1(finished, tmp_path):
+    reporting.write_report(finished, tmp_path / "in", latest=False, draw=False)
+    source = next((tmp_path / "in").glob("*.json"))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{reporting.README_START}\n{reporting.README_END}\n")
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["bench", "--from-results", str(source), "--readme", str(readme), "--out", str(tmp_path / "out")],
+    )
+    assert result.exit_code == 1
+    assert "cell fake/linear/CartPole-v1: eval return" in result.output
+    assert "| fake | linear | CartPole-v1 |" in readme.read_text()
+    assert not (tmp_path / "out").exists()  # re-checking writes no new results
+
+
+def test_cli_lists_cells_and_refuses_an_empty_selection():
+    runner = CliRunner()
+    listed = runner.invoke(app, ["bench", "--slice", "ci", "--list"])
+    assert listed.exit_code == 0
+    installed = polyrl.plugins.installed_names(polyrl.registry().backends())
+    assert sorted(line.split("/")[0] for line in listed.output.splitlines() if "/ppo/" in line) == installed
+    empty = runner.invoke(app, ["bench", "--slice", "ci", "--env", "Pendulum-v1"])
+    assert empty.exit_code == 2 and "no cells in the ci slice" in empty.output
+
+
+def test_the_readme_table_is_generated_from_the_committed_results():
+    latest = ROOT / "benchmarks" / "results" / "latest.json"
+    report = reporting.read_report(latest)
+    text = (ROOT / "README.md").read_text()
+    block = text[
+        text.index(reporting.README_START) + len(reporting.README_START) : text.index(reporting.README_END)
+    ]
+    assert block.strip() == reporting.readme_table(report, "benchmarks/results/latest.json").strip()
+    assert CellResult.summarize(report.cells[0].cell, report.cells[0].seeds).passed == report.cells[0].passed
