@@ -30,7 +30,6 @@ OFF_POLICY_ITERATION_STEPS = 1000
 POLYRL_OPTIONS = ("vec_env", "torch_threads")
 
 
-
 def algorithm_class(name: str) -> type:
     """The SB3 class of a polyrl algorithm name."""
     import stable_baselines3 as sb3
