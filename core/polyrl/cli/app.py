@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -90,13 +89,6 @@ def _default_out(spec: AgentSpec) -> Path:
     return Path("runs") / f"{env}_{spec.backend}_{spec.algorithm}{seed}"
 
 
-def _write_json(path: Path, document: Any) -> None:
-    # Written beside the checkpoint through a temporary file so a crash never leaves half a file.
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(document, indent=2, default=str))
-    os.replace(temporary, path)
-
-
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     help="Train an agent, save it to --out, then evaluate it. Every AgentSpec and TrainConfig field "
@@ -129,6 +121,7 @@ def train(
 ) -> None:
     def body() -> float | None:
         import polyrl
+        from polyrl.experiments.plan import write_json
 
         named = {
             "backend": backend,
@@ -164,12 +157,12 @@ def train(
             if evaluation is not None:
                 metadata["eval_return_mean"] = evaluation.return_mean
             agent.save(target, metadata=metadata)
-        _write_json(target / "train_config.json", config.model_dump(mode="json"))
-        _write_json(target / "train_result.json", result.model_dump(mode="json"))
+        write_json(target / "train_config.json", config.model_dump(mode="json"))
+        write_json(target / "train_result.json", result.model_dump(mode="json"))
         render.console.print(render.train_summary(result))
         if evaluation is None:
             return None
-        _write_json(target / "evaluation.json", evaluation.model_dump(mode="json"))
+        write_json(target / "evaluation.json", evaluation.model_dump(mode="json"))
         render.console.print(render.play_table(evaluation, f"evaluation ({eval_episodes} episodes)"))
         render.console.print(f"saved to {target}  (polyrl play {target})")
         return evaluation.return_mean

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, JsonValue
 
 from polyrl._model import StrictModel
+from polyrl.callbacks._io import write_text_atomically
 from polyrl.config import TrainConfig
 from polyrl.spec import AgentSpec
 
@@ -76,6 +75,4 @@ class RunStatus(StrictModel):
 
 def write_json(path: Path, document: Any) -> None:
     """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    temporary.write_text(json.dumps(document, indent=2, default=str))
-    os.replace(temporary, path)
+    write_text_atomically(path, json.dumps(document, indent=2, default=str))

@@ -32,9 +32,8 @@ class GridProgress:
     def __init__(self, directories: list[Path], skipped: set[Path], console: Console | None = None) -> None:
         self.console = console or Console(highlight=False)
         self.directories = directories
-        self.names = {
-            d: RunPlan.read(d).name + f" s{RunPlan.read(d).variant.get('seed', '-')}" for d in directories
-        }
+        plans = {d: RunPlan.read(d) for d in directories}
+        self.names = {d: f"{plan.name} s{plan.variant.get('seed', '-')}" for d, plan in plans.items()}
         self.state: dict[Path, str] = {d: "skipped" if d in skipped else "queued" for d in directories}
         self.final: dict[Path, RunStatus] = {}
         self.live_mode = self.console.is_terminal and not os.environ.get("CI")
