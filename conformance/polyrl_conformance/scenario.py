@@ -204,29 +204,47 @@ class PlayRun:
     rewards: list[list[float]]
 
 
-@dataclass
-class Checkpoint:
-    """A saved agent: where, its manifest, and the saver's deterministic actions."""
+@dataclass(frozen=True)
+class AgentState:
+    """What save/load must keep: deterministic actions on the fixed batch, counters, learning rate."""
 
-    path: Path
-    manifest: CheckpointManifest
     actions: Any
     env_steps: int
     iterations: int
     episodes: int
     learning_rate: float
+
+    @classmethod
+    def of(cls, agent: Agent, batch: Any) -> AgentState:
+        """The agent's state now (its actions on `batch` first, before anything else touches it)."""
+        return cls(
+            actions=agent.act(batch, deterministic=True),
+            env_steps=agent.env_steps,
+            iterations=agent.iterations,
+            episodes=agent.episodes,
+            learning_rate=agent.learning_rate,
+        )
+
+    def counters(self) -> dict[str, int]:
+        """env_steps, iterations and episodes by name."""
+        return {"env_steps": self.env_steps, "iterations": self.iterations, "episodes": self.episodes}
+
+
+@dataclass
+class Checkpoint:
+    """A saved agent: where, its manifest, and the saver's state."""
+
+    path: Path
+    manifest: CheckpointManifest
+    state: AgentState
 
 
 @dataclass
 class Reloaded:
-    """The agent loaded from the checkpoint, with its actions and counters right after load."""
+    """The agent loaded from the checkpoint, with its state right after load."""
 
     agent: Agent
-    actions: Any
-    env_steps: int
-    iterations: int
-    episodes: int
-    learning_rate: float
+    state: AgentState
 
 
 class EnvScenario:
@@ -324,31 +342,15 @@ class AlgorithmScenario(EnvScenario):
         path = self.workdir / "checkpoint"
         manifest = agent.save(path)
         _, batch = self.observations()
-        return Checkpoint(
-            path=path,
-            manifest=manifest,
-            actions=agent.act(batch, deterministic=True),
-            env_steps=agent.env_steps,
-            iterations=agent.iterations,
-            episodes=agent.episodes,
-            learning_rate=agent.learning_rate,
-        )
+        return Checkpoint(path=path, manifest=manifest, state=AgentState.of(agent, batch))
 
     @once
     def reloaded(self) -> Reloaded:
         """The checkpoint loaded back, and its deterministic actions before anything else."""
-        path = self.checkpoint().path
-        agent = Agent.load(path)
+        agent = Agent.load(self.checkpoint().path)
         self._agents.append(agent)
         _, batch = self.observations()
-        return Reloaded(
-            agent=agent,
-            actions=agent.act(batch, deterministic=True),
-            env_steps=agent.env_steps,
-            iterations=agent.iterations,
-            episodes=agent.episodes,
-            learning_rate=agent.learning_rate,
-        )
+        return Reloaded(agent=agent, state=AgentState.of(agent, batch))
 
     @once
     def resumed(self) -> TrainResult:

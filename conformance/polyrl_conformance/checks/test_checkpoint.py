@@ -15,14 +15,14 @@ def test_save_load_actions(scenario: AlgorithmScenario) -> None:
     """An agent loaded from a checkpoint returns the same deterministic actions as the agent that
     saved it on a fixed batch of observations (equal for discrete actions, within 1e-6 for
     continuous ones), with the same counters and learning rate."""
-    saved = scenario.checkpoint()
-    loaded = scenario.reloaded()
+    saved = scenario.checkpoint().state
+    loaded = scenario.reloaded().state
     assert actions_equal(saved.actions, loaded.actions), (
         f"saved agent: {saved.actions!r}\nloaded agent: {loaded.actions!r}"
     )
-    counters = {"env_steps": loaded.env_steps, "iterations": loaded.iterations, "episodes": loaded.episodes}
-    expected = {"env_steps": saved.env_steps, "iterations": saved.iterations, "episodes": saved.episodes}
-    assert counters == expected, f"counters after load {counters}, when saved {expected}"
+    assert loaded.counters() == saved.counters(), (
+        f"counters after load {loaded.counters()}, when saved {saved.counters()}"
+    )
     assert loaded.learning_rate == pytest.approx(saved.learning_rate, rel=1e-6)
 
 
@@ -39,9 +39,9 @@ def test_manifest(scenario: AlgorithmScenario) -> None:
     assert manifest.polyrl_version == polyrl.__version__
     assert manifest.spec == scenario.spec
     assert (manifest.env_steps, manifest.iterations, manifest.episodes) == (
-        saved.env_steps,
-        saved.iterations,
-        saved.episodes,
+        saved.state.env_steps,
+        saved.state.iterations,
+        saved.state.episodes,
     )
     assert manifest.files, "the backend wrote no native files"
     assert all((saved.path / NATIVE_DIR / name).is_file() for name in manifest.files)
@@ -50,7 +50,7 @@ def test_manifest(scenario: AlgorithmScenario) -> None:
 def test_resume(scenario: AlgorithmScenario) -> None:
     """Training an agent loaded from a checkpoint continues it: the iteration number and the env-step
     and episode counters go on from the saved values instead of restarting at zero."""
-    saved = scenario.checkpoint()
+    saved = scenario.checkpoint().state
     result = scenario.resumed()
     assert len(result.records) == 1
     record = result.records[0]
