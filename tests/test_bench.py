@@ -27,8 +27,9 @@ from polyrl.bench.cells import (
     generic_cells,
     select_cells,
 )
+from polyrl.bench.merge import merge_reports
 from polyrl.bench.overhead import measure_ratio
-from polyrl.bench.records import BenchReport, CellResult, CurvePoint, SeedResult
+from polyrl.bench.records import BenchReport, CellResult, CurvePoint, RatioResult, SeedResult
 from polyrl.bench.runner import run_cells, thin_curve
 from polyrl.cli.app import app
 from polyrl.errors import ConfigurationError
@@ -378,3 +379,105 @@ def test_the_readme_table_is_generated_from_the_committed_results():
     ]
     assert block.strip() == reporting.readme_table(report, "benchmarks/results/latest.json").strip()
     assert CellResult.summarize(report.cells[0].cell, report.cells[0].seeds).passed == report.cells[0].passed
+
+
+# -- merging results -----------------------------------------------------------------------------
+def _report(results: list[CellResult], command: str, slice_name: str = "default", **machine) -> BenchReport:
+    return BenchReport(
+        slice=slice_name,
+        command=command,
+        seeds=max(len(c.seeds) for c in results),
+        stop_at_threshold=False,
+        machine=reporting.machine_info().model_copy(update=machine),
+        total_seconds=10.0,
+        cells=results,
+    ).with_verdict()
+
+
+def _ratio(polyrl_seconds: list[float], direct_seconds: list[float], steps: int = 200) -> RatioResult:
+    return RatioResult(
+        available=True,
+        env_steps=steps,
+        repeats=len(polyrl_seconds),
+        polyrl_seconds=polyrl_seconds,
+        direct_seconds=direct_seconds,
+        polyrl_median=sorted(polyrl_seconds)[len(polyrl_seconds) // 2],
+        direct_median=sorted(direct_seconds)[len(direct_seconds) // 2],
+        ratio=1.0,
+    )
+
+
+def test_merge_pools_seeds_and_ratios_of_the_same_cell_and_rejudges(fake_backend, tmp_path):
+    low = tiny_cell(min_return=0.0)
+    other = tiny_cell(env="Acrobot-v1", solve_threshold=-100.0, min_return=-500.0)
+    first = run_cells([low], 2, tmp_path / "a", ratio=False, isolate=False, report=print)
+    later = run_cells([low, other], 1, tmp_path / "b", ratio=False, isolate=False, report=print, first_seed=2)
+    assert [s.seed for s in later[0].seeds] == [2] and [s.seed for s in later[1].seeds] == [2]
+    first[0] = first[0].model_copy(update={"ratio": _ratio([1.0, 3.0], [1.0, 1.0])})
+    later[0] = later[0].model_copy(update={"ratio": _ratio([2.0], [2.0])})
+    merged = merge_reports(
+        [_report(first, "polyrl bench --seeds 2"), _report(later, "polyrl bench --first-seed 2", "full")],
+        ["a.json", "b.json"],
+        "polyrl bench --merge a.json --merge b.json",
+    )
+    assert [c.cell.key for c in merged.cells] == [low.key, other.key]
+    pooled = merged.cells[0]
+    assert [s.seed for s in pooled.seeds] == [0, 1, 2]
+    finals = [s.final_return_mean for s in pooled.seeds]
+    assert pooled.final_return_mean == pytest.approx(sum(finals) / 3)
+    assert pooled.ratio is not None and pooled.ratio.repeats == 3
+    assert pooled.ratio.polyrl_seconds == [1.0, 3.0, 2.0] and pooled.ratio.ratio == pytest.approx(2.0 / 1.0)
+    assert merged.slice == "full" and merged.seeds == 3 and merged.passed and merged.total_seconds == 20.0
+    assert merged.merged_commands == ["polyrl bench --seeds 2", "polyrl bench --first-seed 2"]
+    assert "- seeds per cell: 1 to 3;" in reporting.markdown(merged)
+    assert "  - merges `polyrl bench --first-seed 2`" in reporting.markdown(merged)
+    assert f"| fake | linear | Acrobot-v1 | 300 | 1 | {merged.cells[1].final_return_mean:.1f} |" in (
+        reporting.readme_table(merged, "x.json")
+    )
+
+
+def test_merge_refuses_repeated_seeds_changed_cells_and_other_hardware(fake_backend, tmp_path):
+    [result] = run_cells([tiny_cell()], 1, tmp_path / "a", ratio=False, isolate=False, report=print)
+    report = _report([result], "polyrl bench")
+    with pytest.raises(ConfigurationError, match=r"seed\(s\) \[0\] are in a.json and in b.json"):
+        merge_reports([report, report], ["a.json", "b.json"], "merge")
+    changed = result.model_copy(update={"cell": tiny_cell(budget_steps=400)})
+    with pytest.raises(ConfigurationError, match="cell fake/linear/CartPole-v1 has different settings"):
+        merge_reports([report, _report([changed], "x")], ["a.json", "b.json"], "merge")
+    elsewhere = _report([result], "x", cpu_model="Other CPU", cores=64)
+    with pytest.raises(ConfigurationError, match="b.json ran on Other CPU with 64 cores but a.json"):
+        merge_reports([report, elsewhere], ["a.json", "b.json"], "merge")
+    [again] = run_cells([tiny_cell()], 1, tmp_path / "c", ratio=False, isolate=False, first_seed=1)
+    runner_7 = _report([again], "x", hostname="ci-runner-7")  # same hardware, another host: fine
+    merged = merge_reports([report, runner_7], ["a.json", "b.json"], "merge")
+    assert merged.machine.hostname == f"{report.machine.hostname}, ci-runner-7"
+
+
+def test_cli_merges_results_files_and_fails_on_a_failing_cell(finished, tmp_path):
+    failing = finished.model_copy(update={"cells": finished.cells[1:]}).with_verdict()  # seeds 0 and 1
+    reporting.write_report(failing, tmp_path / "in", latest=False, draw=False)
+    source = next((tmp_path / "in").glob("*.json"))
+    result = CliRunner().invoke(
+        app, ["bench", "--merge", str(source), "--merge", str(source), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 2 and "seed(s) [0, 1] are in" in result.output
+    alone = CliRunner().invoke(app, ["bench", "--merge", str(source), "--out", str(tmp_path / "out")])
+    assert alone.exit_code == 1 and "cell fake/linear/CartPole-v1: eval return" in alone.output
+    merged = reporting.read_report(tmp_path / "out" / "latest.json")
+    assert merged.merged_commands == [failing.command]
+    assert merged.cells[0].final_return_mean == failing.cells[0].final_return_mean
+
+
+def test_merge_judges_a_builtin_cell_by_todays_pass_line_when_it_trains_alike():
+    today = next(c for c in CELLS if c.key == "sb3/ppo/Pendulum-v1")
+    stored = today.model_copy(update={"min_return": today.solve_threshold, "note": "not measured yet"})
+    seed = SeedResult(
+        seed=0, status="done", final_return_mean=today.min_return + 1, best_eval_return_mean=0.0
+    )
+    piece = _report([CellResult.summarize(stored, [seed])], "polyrl bench --slice default")
+    assert not piece.passed  # by the stored (old) pass line
+    merged = merge_reports([piece], ["old.json"], "merge")
+    assert merged.passed and merged.cells[0].cell == today
+    retrained = stored.model_copy(update={"budget_steps": 1000})
+    merged = merge_reports([_report([CellResult.summarize(retrained, [seed])], "x")], ["old.json"], "merge")
+    assert not merged.passed and merged.cells[0].cell == retrained  # trained otherwise: its own line

@@ -163,6 +163,10 @@ MATRIX: dict[tuple[str, str], _Entry] = {
         spec={"learning_rate": 1e-3, "sac": {"learning_starts": 1000}},
     ),
     # -- full --------------------------------------------------------------------------------
+    # Not in the matrix: PPO and A2C on MountainCar-v0 and MountainCarContinuous-v0, A2C on
+    # Pendulum-v1. With polyrl's common settings (no observation normalisation, no state-dependent
+    # exploration) they do not get off the no-progress return on any backend (RL Baselines3 Zoo
+    # needs both for them), so their cells would only test that training does not crash.
     ("a2c", "CartPole-v1"): _Entry(budget_steps=200_000, smallest_slice="full"),
     ("ppo", "Acrobot-v1"): _Entry(budget_steps=200_000, smallest_slice="full"),
     ("a2c", "Acrobot-v1"): _Entry(budget_steps=300_000, smallest_slice="full"),
@@ -183,8 +187,6 @@ MATRIX: dict[tuple[str, str], _Entry] = {
             },
         },
     ),
-    ("ppo", "MountainCar-v0"): _Entry(budget_steps=500_000, smallest_slice="full"),
-    ("a2c", "MountainCar-v0"): _Entry(budget_steps=500_000, smallest_slice="full"),
     ("dqn", "MountainCar-v0"): _Entry(
         budget_steps=120_000,
         smallest_slice="full",
@@ -205,7 +207,6 @@ MATRIX: dict[tuple[str, str], _Entry] = {
             },
         },
     ),
-    ("a2c", "Pendulum-v1"): _Entry(budget_steps=300_000, smallest_slice="full"),
     ("td3", "Pendulum-v1"): _Entry(
         budget_steps=20_000,
         smallest_slice="full",
@@ -213,8 +214,6 @@ MATRIX: dict[tuple[str, str], _Entry] = {
         ratio_steps=_OFF_POLICY_RATIO,
         spec={"learning_rate": 1e-3, "td3": {"learning_starts": 1000}},
     ),
-    ("ppo", "MountainCarContinuous-v0"): _Entry(budget_steps=200_000, smallest_slice="full"),
-    ("a2c", "MountainCarContinuous-v0"): _Entry(budget_steps=200_000, smallest_slice="full"),
     ("sac", "MountainCarContinuous-v0"): _Entry(
         budget_steps=50_000,
         smallest_slice="full",

@@ -28,6 +28,8 @@ def _command(options: dict[str, Any]) -> str:
         for value in options[flag] or []:
             parts += [f"--{flag}", value]
     parts += ["--seeds", str(options["seeds"])]
+    if options["first_seed"]:
+        parts += ["--first-seed", str(options["first_seed"])]
     parts.append("--stop-at-threshold" if options["stop_at_threshold"] else "--no-stop-at-threshold")
     if not options["ratio"]:
         parts.append("--no-ratio")
@@ -60,6 +62,9 @@ def register(app: typer.Typer, guarded: Any) -> None:
         seeds: Annotated[
             int | None, typer.Option(min=1, help="Seeds per cell, 0..N-1 (default: 1 for ci, 3 otherwise).")
         ] = None,
+        first_seed: Annotated[
+            int, typer.Option(min=0, help="The first seed: runs seeds K..K+N-1 (to add seeds to a run).")
+        ] = 0,
         out: Annotated[Path, typer.Option(help="Where the results files go.")] = Path("benchmarks/results"),
         runs_dir: Annotated[
             Path | None,
@@ -87,6 +92,13 @@ def register(app: typer.Typer, guarded: Any) -> None:
             Path | None,
             typer.Option(help="Train nothing: read this results .json, re-check and re-render it."),
         ] = None,
+        merge: Annotated[
+            list[Path] | None,
+            typer.Option(
+                help="Train nothing: merge these results .json files of one machine type (other seeds or "
+                "cells of the same matrix) into one report, re-judged, written to OUT (repeatable).",
+            ),
+        ] = None,
         readme: Annotated[
             Path | None,
             typer.Option(
@@ -104,6 +116,18 @@ def register(app: typer.Typer, guarded: Any) -> None:
         from polyrl.cli import render
 
         def body() -> BenchReport | None:
+            if from_results is not None and merge:
+                raise ValueError("--from-results and --merge both read results; give one of them")
+            if merge:
+                from polyrl.bench.merge import merge_reports
+
+                command = " ".join(["polyrl bench", *(f"--merge {path}" for path in merge)])
+                document = merge_reports(
+                    [reporting.read_report(p) for p in merge], [str(p) for p in merge], command
+                )
+                for path in reporting.write_report(document, out, latest=latest):
+                    render.console.print(f"wrote {path}")
+                return document
             if from_results is not None:
                 loaded = reporting.read_report(from_results)
                 # Re-checked against the thresholds stored with the cells: a results file stands alone.
@@ -142,6 +166,7 @@ def register(app: typer.Typer, guarded: Any) -> None:
                 ratio=ratio,
                 ratio_repeats=ratio_repeats,
                 timeout=timeout,
+                first_seed=first_seed,
                 report=lambda line: render.console.print(line, markup=False, highlight=False, soft_wrap=True),
             )
             machine = machine.model_copy(update={"load_average_end": reporting.load_average()})
@@ -151,6 +176,7 @@ def register(app: typer.Typer, guarded: Any) -> None:
                 "algorithm": algorithm,
                 "env": env,
                 "seeds": count,
+                "first_seed": first_seed,
                 "stop_at_threshold": stop,
                 "ratio": ratio,
             }

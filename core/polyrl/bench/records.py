@@ -154,7 +154,10 @@ class BenchReport(StrictModel):
     format_version: int = 1
     slice: Slice
     command: str
-    seeds: int
+    merged_commands: list[str] = Field(
+        default_factory=list, description="The commands of the runs merged into this report."
+    )
+    seeds: int = Field(description="Seeds per cell (the most any cell has, for merged reports).")
     stop_at_threshold: bool
     machine: MachineInfo
     total_seconds: float = 0.0

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from polyrl.bench.records import BenchReport, CellResult, MachineInfo
+from polyrl.callbacks._io import write_text_atomically
 from polyrl.errors import ConfigurationError
 
 README_START = "<!-- bench-table:start -->"
@@ -108,6 +109,12 @@ def _solved(cell: CellResult) -> str:
     return f"{cell.solved_seeds}/{len(cell.seeds)}"
 
 
+def seeds_per_cell(report: BenchReport) -> str:
+    """How many seeds the cells have: one number, or the range when merged runs differ."""
+    counts = sorted({len(c.seeds) for c in report.cells}) or [report.seeds]
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+
+
 # -- Markdown ------------------------------------------------------------------------------------
 def cell_table(report: BenchReport) -> list[str]:
     """The per-cell summary table, as Markdown lines."""
@@ -140,7 +147,8 @@ def markdown(report: BenchReport, plot_name: str | None = None) -> str:
         f"{load(m.load_average_end)} at the end",
         f"- versions: {versions}",
         f"- command: `{report.command}`",
-        f"- seeds per cell: {report.seeds}; stop at the solve threshold: "
+        *[f"  - merges `{command}`" for command in report.merged_commands],
+        f"- seeds per cell: {seeds_per_cell(report)}; stop at the solve threshold: "
         f"{'yes' if report.stop_at_threshold else 'no'}; total {report.total_seconds / 60:.1f} min",
         "",
         "Final eval return: mean (± std over seeds) of the last deterministic evaluation; best: of "
@@ -256,12 +264,6 @@ def plot(report: BenchReport, path: Path) -> Path | None:
 
 
 # -- files ---------------------------------------------------------------------------------------
-def _write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def results_stem(report: BenchReport) -> str:
     """The file name (without suffix) of a report: DATE-SLICE, e.g. 2026-11-25-ci."""
     return f"{report.machine.date[:10]}-{report.slice}"
@@ -276,8 +278,8 @@ def write_report(report: BenchReport, out: Path, latest: bool = True, draw: bool
     document = report.model_dump_json(indent=2) + "\n"
     text = markdown(report, picture.name if picture else None)
     for name in [stem, LATEST] if latest else [stem]:
-        _write(out / f"{name}.json", document)
-        _write(out / f"{name}.md", text)
+        write_text_atomically(out / f"{name}.json", document)
+        write_text_atomically(out / f"{name}.md", text)
         written += [out / f"{name}.json", out / f"{name}.md"]
     if picture:
         written.append(picture)
@@ -298,9 +300,9 @@ def readme_table(report: BenchReport, source: str) -> str:
     """The README's benchmark block: a short table of every cell and where the numbers come from."""
     m = report.machine
     lines = [
-        "| backend | algorithm | env | budget | final eval return | best eval return | pass line "
+        "| backend | algorithm | env | budget | seeds | final eval return | best eval return | pass line "
         "| steps to threshold | training s to threshold | env steps/s | polyrl / direct |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in report.cells:
         threshold = f"{_steps(c.steps_to_threshold)} (≥ {c.cell.solve_threshold:g})"
@@ -308,7 +310,7 @@ def readme_table(report: BenchReport, source: str) -> str:
             threshold = f"not reached (≥ {c.cell.solve_threshold:g})"
         lines.append(
             f"| {c.cell.backend} | {c.cell.algorithm} | {c.cell.env} | {c.cell.budget_steps:,} | "
-            f"{_final(c)} | {_best(c)} | {_line(c)} | "
+            f"{len(c.seeds)} | {_final(c)} | {_best(c)} | {_line(c)} | "
             f"{threshold} | {_number(c.seconds_to_threshold)} | {_number(c.steps_per_second, 0)} | "
             f"{_ratio(c)} |"
         )
@@ -322,7 +324,7 @@ def readme_table(report: BenchReport, source: str) -> str:
         "Pass line: the cell's threshold on the final return (on the best where marked). Training seconds "
         "exclude building the agent and the evaluations.",
         "",
-        f"Generated from `{source}` ({report.slice} slice, {report.seeds} seed(s) per cell"
+        f"Generated from `{source}` ({report.slice} slice, {seeds_per_cell(report)} seed(s) per cell"
         f"{', stopped at the threshold' if report.stop_at_threshold else ''}): {m.date}, {m.cpu_model}, "
         f"{m.cores} cores, load average {load} at the start. "
         f"{verdict}",
@@ -342,5 +344,5 @@ def update_readme(readme: Path, report: BenchReport, source: str) -> bool:
     new = f"{text[: start + len(README_START)]}\n{readme_table(report, source)}\n{text[end:]}"
     if new == text:
         return False
-    _write(readme, new)
+    write_text_atomically(readme, new)
     return True

@@ -266,8 +266,9 @@ def run_cells(
     isolate: bool = True,
     timeout: float | None = None,
     report: Reporter = print,
+    first_seed: int = 0,
 ) -> list[CellResult]:
-    """Run every seed of every cell, one at a time, then each cell's ratio; return the cell results.
+    """Run seeds first_seed..first_seed+seeds-1 of every cell, one at a time, then each cell's ratio.
 
     `isolate=False` runs the seeds in this process (for tests with backends registered only
     here); the ratio then runs in this process too.
@@ -279,7 +280,7 @@ def run_cells(
     done = 0
     for cell in cells:
         seed_results = []
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             plan = SeedPlan(cell=cell, seed=seed, stop_at_threshold=stop_at_threshold)
             directory = seed_directory(runs_dir, cell, seed)
             done += 1

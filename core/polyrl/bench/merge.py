@@ -1,0 +1,136 @@
+"""Merging benchmark results: shards of one matrix run apart (other seeds, other cells) into one report.
+
+A long matrix is often run in pieces — one CI job per backend, a third seed added a day later
+(`polyrl bench --first-seed 2 --seeds 1`). `merge_reports` joins such results files into the
+report one run would have written: a cell's seeds are pooled, its ratio measurements are
+pooled and their medians recomputed, and it is re-judged against today's pass line (the cells
+file's, when that cell still trains alike; else the last piece's). Pieces must come from the
+same hardware (CPU model and cores; timings from different hardware are not comparable),
+agree on every training setting of a cell they share, not repeat a seed, and agree on stopping
+at the threshold.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from polyrl.bench.cells import CELLS, SLICES, BenchCell
+from polyrl.bench.records import BenchReport, CellResult, RatioResult, SeedResult
+from polyrl.errors import ConfigurationError
+
+#: Cell fields that describe the verdict, not the training: they may change between the pieces.
+_VERDICT_FIELDS = {"min_return", "judge", "note", "slices"}
+
+
+def _trained_alike(a: BenchCell, b: BenchCell) -> bool:
+    return a.model_dump(exclude=_VERDICT_FIELDS) == b.model_dump(exclude=_VERDICT_FIELDS)
+
+
+def _same_hardware(reports: list[BenchReport], names: list[str]) -> None:
+    """Refuse pieces from different CPUs or core counts (hosts may differ: CI runners of one type)."""
+    first = reports[0].machine
+    for report, name in zip(reports[1:], names[1:], strict=True):
+        m = report.machine
+        if (m.cpu_model, m.cores) != (first.cpu_model, first.cores):
+            raise ConfigurationError(
+                f"{name} ran on {m.cpu_model} with {m.cores} cores but {names[0]} on {first.cpu_model} "
+                f"with {first.cores} cores; timings from different hardware are not comparable, so "
+                "merge only results of one machine type"
+            )
+
+
+def _pooled_ratio(ratios: list[RatioResult | None]) -> RatioResult | None:
+    """One ratio from several measurements of the same cell: the runs pooled, medians recomputed."""
+    measured = [r for r in ratios if r is not None and r.ratio is not None]
+    if not measured:
+        return next((r for r in ratios if r is not None), None)
+    if len({r.env_steps for r in measured}) > 1:
+        # Runs of different lengths cannot share a median; keep the one with the most runs.
+        return max(measured, key=lambda r: r.repeats)
+    polyrl_seconds = [s for r in measured for s in r.polyrl_seconds]
+    direct_seconds = [s for r in measured for s in r.direct_seconds]
+    polyrl_median, direct_median = statistics.median(polyrl_seconds), statistics.median(direct_seconds)
+    return RatioResult(
+        available=True,
+        env_steps=measured[0].env_steps,
+        repeats=len(polyrl_seconds),
+        polyrl_seconds=polyrl_seconds,
+        direct_seconds=direct_seconds,
+        polyrl_median=polyrl_median,
+        direct_median=direct_median,
+        ratio=polyrl_median / direct_median,
+    )
+
+
+def _judged_by(stored: BenchCell, current: dict[str, BenchCell]) -> BenchCell:
+    """Today's cell of the cells file when it trains like the stored one: its pass line and note."""
+    today = current.get(stored.key)
+    return today if today is not None and _trained_alike(today, stored) else stored
+
+
+def _seed_number(seed: SeedResult) -> int:
+    return seed.seed
+
+
+def merge_reports(reports: list[BenchReport], names: list[str], command: str) -> BenchReport:
+    """One report from several results of the same hardware; `names` label them in errors."""
+    if not reports:
+        raise ConfigurationError("nothing to merge: give at least one results .json file")
+    _same_hardware(reports, names)
+    if len({r.stop_at_threshold for r in reports}) > 1:
+        raise ConfigurationError(
+            "some results stopped at the solve threshold and some did not; their returns and "
+            "budgets are not comparable, so merge only runs made with the same --stop-at-threshold"
+        )
+    cells: dict[str, CellResult] = {}
+    sources: dict[str, str] = {}
+    ratios: dict[str, list[RatioResult | None]] = {}
+    seeds: dict[str, list[SeedResult]] = {}
+    for report, name in zip(reports, names, strict=True):
+        for result in report.cells:
+            key = result.cell.key
+            if key not in cells:
+                cells[key], sources[key], seeds[key], ratios[key] = result, name, [], []
+            elif not _trained_alike(result.cell, cells[key].cell):
+                raise ConfigurationError(
+                    f"cell {key} has different settings in {sources[key]} and {name} (budget, spec, "
+                    "evaluation or solve threshold changed between the runs); rerun it with one version "
+                    "of the cells"
+                )
+            else:
+                cells[key] = result  # the later piece's pass line and note
+            known = {s.seed for s in seeds[key]}
+            repeated = sorted(known & {s.seed for s in result.seeds})
+            if repeated:
+                raise ConfigurationError(
+                    f"cell {key}: seed(s) {repeated} are in {sources[key]} and in {name}; merge runs "
+                    "of different seeds (--first-seed) or drop one of the files"
+                )
+            seeds[key] += result.seeds
+            ratios[key].append(result.ratio)
+    current = {cell.key: cell for cell in CELLS}
+    merged = [
+        CellResult.summarize(
+            _judged_by(result.cell, current), sorted(seeds[key], key=_seed_number), _pooled_ratio(ratios[key])
+        )
+        for key, result in cells.items()
+    ]
+    first, last = reports[0].machine, reports[-1].machine
+    machine = first.model_copy(
+        update={
+            "date": min(r.machine.date for r in reports),
+            "hostname": ", ".join(dict.fromkeys(r.machine.hostname for r in reports)),
+            "load_average_end": max(reports, key=lambda r: r.machine.date).machine.load_average_end
+            or last.load_average_end,
+        }
+    )
+    return BenchReport(
+        slice=max((r.slice for r in reports), key=SLICES.index),
+        command=command,
+        merged_commands=[c for r in reports for c in (r.merged_commands or [r.command])],
+        seeds=max(len(c.seeds) for c in merged),
+        stop_at_threshold=reports[0].stop_at_threshold,
+        machine=machine,
+        total_seconds=sum(r.total_seconds for r in reports),
+        cells=merged,
+    ).with_verdict()
