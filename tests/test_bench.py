@@ -447,6 +447,9 @@ def test_merge_refuses_repeated_seeds_changed_cells_and_other_hardware(fake_back
     elsewhere = _report([result], "x", cpu_model="Other CPU", cores=64)
     with pytest.raises(ConfigurationError, match="b.json ran on Other CPU with 64 cores but a.json"):
         merge_reports([report, elsewhere], ["a.json", "b.json"], "merge")
+    upgraded = _report([result], "x", versions={**report.machine.versions, "gymnasium": "9.9"})
+    with pytest.raises(ConfigurationError, match=r"different versions \(gymnasium .* vs 9.9\)"):
+        merge_reports([report, upgraded], ["a.json", "b.json"], "merge")
     [again] = run_cells([tiny_cell()], 1, tmp_path / "c", ratio=False, isolate=False, first_seed=1)
     runner_7 = _report([again], "x", hostname="ci-runner-7")  # same hardware, another host: fine
     merged = merge_reports([report, runner_7], ["a.json", "b.json"], "merge")

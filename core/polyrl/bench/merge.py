@@ -5,9 +5,9 @@ A long matrix is often run in pieces — one CI job per backend, a third seed ad
 report one run would have written: a cell's seeds are pooled, its ratio measurements are
 pooled and their medians recomputed, and it is re-judged against today's pass line (the cells
 file's, when that cell still trains alike; else the last piece's). Pieces must come from the
-same hardware (CPU model and cores; timings from different hardware are not comparable),
-agree on every training setting of a cell they share, not repeat a seed, and agree on stopping
-at the threshold.
+same hardware (CPU model and cores; timings from different hardware are not comparable) and
+library versions, agree on every training setting of a cell they share, not repeat a seed, and
+agree on stopping at the threshold.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _trained_alike(a: BenchCell, b: BenchCell) -> bool:
 
 
 def _same_hardware(reports: list[BenchReport], names: list[str]) -> None:
-    """Refuse pieces from different CPUs or core counts (hosts may differ: CI runners of one type)."""
+    """Refuse pieces from other CPUs, core counts or library versions (hosts may differ: CI runners)."""
     first = reports[0].machine
     for report, name in zip(reports[1:], names[1:], strict=True):
         m = report.machine
@@ -36,6 +36,19 @@ def _same_hardware(reports: list[BenchReport], names: list[str]) -> None:
                 f"{name} ran on {m.cpu_model} with {m.cores} cores but {names[0]} on {first.cpu_model} "
                 f"with {first.cores} cores; timings from different hardware are not comparable, so "
                 "merge only results of one machine type"
+            )
+        changed = sorted(
+            name
+            for name in first.versions.keys() | m.versions.keys()
+            if first.versions.get(name) != m.versions.get(name)
+        )
+        if changed:
+            differences = ", ".join(
+                f"{name} {first.versions.get(name)} vs {m.versions.get(name)}" for name in changed
+            )
+            raise ConfigurationError(
+                f"{names[0]} and {name} ran with different versions ({differences}); results of "
+                "different library versions are not one benchmark, so rerun the older piece"
             )
 
 
