@@ -16,6 +16,7 @@ from pathlib import Path
 import polyrl
 import pytest
 from polyrl.bench import report as reporting
+from polyrl.bench.baseline import compare
 from polyrl.bench.cells import (
     CELLS,
     CONTINUOUS_ENVS,
@@ -484,3 +485,67 @@ def test_merge_judges_a_builtin_cell_by_todays_pass_line_when_it_trains_alike():
     retrained = stored.model_copy(update={"budget_steps": 1000})
     merged = merge_reports([_report([CellResult.summarize(retrained, [seed])], "x")], ["old.json"], "merge")
     assert not merged.passed and merged.cells[0].cell == retrained  # trained otherwise: its own line
+
+
+# -- against a baseline --------------------------------------------------------------------------
+def _slower(report: BenchReport, factor: float) -> BenchReport:
+    """The report with its seeds' steps to threshold multiplied (0: they never reached it)."""
+    [cell] = report.cells
+    seeds = [
+        seed.model_copy(
+            update={
+                "steps_to_threshold": int((seed.steps_to_threshold or 0) * factor) or None,
+                "solved": factor > 0,
+            }
+        )
+        for seed in cell.seeds
+    ]
+    return report.model_copy(update={"cells": [CellResult.summarize(cell.cell, seeds)]})
+
+
+@pytest.fixture
+def solved(finished) -> BenchReport:
+    """The passing cell of `finished` alone: it reached its threshold."""
+    return finished.model_copy(update={"cells": finished.cells[:1]}).with_verdict()
+
+
+def test_baseline_shows_each_cell_next_to_the_baseline_and_judges_env_steps(solved, tmp_path):
+    base = solved.cells[0].steps_to_threshold
+    assert base and solved.passed
+    compared = compare(_slower(solved, 3.0), solved, tmp_path / "base.json", max_slowdown=None)
+    assert compared.baseline is not None and compared.passed  # without a limit: reported only
+    [row] = compared.baseline.rows
+    assert row.cell == solved.cells[0].cell.key and row.slowdown == pytest.approx(3.0)
+    assert row.baseline_steps_per_second == solved.cells[0].steps_per_second
+    text = reporting.markdown(compared)
+    assert "## Against the baseline" in text and f"| {3 * base:,.0f} / {base:,.0f} (3.00x) |" in text
+    strict = compare(_slower(solved, 3.0), solved, tmp_path / "base.json", max_slowdown=2.0)
+    assert not strict.passed and strict.failures == [
+        f"cell {row.cell}: {3 * base:,.0f} env steps to the solve threshold, 3.00x the baseline's "
+        f"{base:,.0f} (allowed 2x)"
+    ]
+    assert compare(_slower(solved, 1.5), solved, tmp_path / "b.json", 2.0).passed
+    lost = compare(_slower(solved, 0), solved, tmp_path / "b.json", 2.0)
+    assert lost.failures == [
+        f"cell {row.cell}: did not reach the solve threshold; the baseline did at {base:,.0f} env steps"
+    ]
+    never = solved.model_copy(
+        update={"cells": [solved.cells[0].model_copy(update={"steps_to_threshold": None})]}
+    )
+    assert compare(_slower(solved, 0), never, tmp_path / "b.json", 2.0).passed  # nothing to be slower than
+
+
+def test_cli_fails_a_slowdown_against_the_baseline_and_needs_a_baseline_for_the_limit(solved, tmp_path):
+    passing = solved
+    reporting.write_report(passing, tmp_path / "base", latest=False, draw=False)
+    reporting.write_report(_slower(passing, 4.0), tmp_path / "now", latest=False, draw=False)
+    [base], [now] = list((tmp_path / "base").glob("*.json")), list((tmp_path / "now").glob("*.json"))
+    runner = CliRunner()
+    alone = runner.invoke(app, ["bench", "--from-results", str(now), "--max-slowdown", "2"])
+    assert alone.exit_code == 2 and "give --baseline" in alone.output
+    shown = runner.invoke(app, ["bench", "--from-results", str(now), "--baseline", str(base)])
+    assert shown.exit_code == 0 and "(4.00x)" in shown.output
+    judged = runner.invoke(
+        app, ["bench", "--from-results", str(now), "--baseline", str(base), "--max-slowdown", "2"]
+    )
+    assert judged.exit_code == 1 and "4.00x the baseline's" in judged.output

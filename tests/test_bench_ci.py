@@ -2,7 +2,8 @@
 
 Runs the real command, `polyrl bench --slice ci --backend NAME` (PPO with polyrl's defaults,
 seed 0, each run in its own process, stopped once a deterministic 10-episode evaluation reaches
-475), and fails when a backend stops learning. Measured on 2 cores: about 25-45 s per backend
+475), and fails when a backend stops learning or needs more than twice the env steps of the
+newest committed CI results (benchmarks/results/*-ci.json). Measured on 2 cores: about 25-45 s per backend
 (benchmarks/results/latest.md has the numbers of the last full run).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import polyrl
 import pytest
@@ -19,6 +21,10 @@ from polyrl.bench.cells import select_cells
 BUILTIN = ("sb3", "tianshou", "rllib")
 #: Seconds of training a backend may take before its seed is stopped (and the cell fails).
 TIMEOUT = 300
+#: The newest committed CI-slice results: a backend needing more than MAX_SLOWDOWN times their env
+#: steps to reach 475 fails (env steps, not seconds: they do not depend on the machine's load).
+BASELINE = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "results").glob("*-ci.json"))[-1]
+MAX_SLOWDOWN = 2.0
 
 
 def installed(name: str) -> bool:
@@ -33,6 +39,7 @@ def test_ci_slice_learns_cartpole(backend, tmp_path):
     command = [
         *(sys.executable, "-m", "polyrl.cli.app", "bench", "--slice", "ci", "--backend", backend),
         *("--no-ratio", "--no-latest", "--timeout", str(TIMEOUT)),
+        *("--baseline", str(BASELINE), "--max-slowdown", str(MAX_SLOWDOWN)),
         *("--out", str(tmp_path / "out"), "--runs-dir", str(tmp_path / "runs")),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT + 300)
@@ -46,3 +53,6 @@ def test_ci_slice_learns_cartpole(backend, tmp_path):
     assert seed["steps_to_threshold"] == seed["env_steps"] <= cell.budget_steps
     assert 0 < seed["seconds_to_threshold"] <= seed["train_seconds"] + 1e-6
     assert seed["stop_reason"] == "solve threshold 475 reached"
+    [row] = report["baseline"]["rows"]
+    assert row["cell"] == cell.key and row["baseline_steps_to_threshold"] > 0
+    assert row["steps_to_threshold"] <= MAX_SLOWDOWN * row["baseline_steps_to_threshold"]

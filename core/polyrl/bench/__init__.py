@@ -10,6 +10,7 @@ directly. A cell whose final return falls below its `min_return` fails the run.
 - `runner`: one cell x seed in a fresh process, and the loop over a slice.
 - `overhead`: the polyrl-vs-direct time ratio (through the `polyrl_direct_training` hook).
 - `report`: the results as JSON, Markdown and a PNG of learning curves; the README table.
+- `baseline`: each cell next to a baseline results file; fails cells slower to learn than allowed.
 - `merge`: results of shards (other seeds, cells or hosts of one machine type) joined into one report.
 - `cli`: the `polyrl bench` command.
 

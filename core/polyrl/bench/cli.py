@@ -99,6 +99,21 @@ def register(app: typer.Typer, guarded: Any) -> None:
                 "cells of the same matrix) into one report, re-judged, written to OUT (repeatable).",
             ),
         ] = None,
+        baseline: Annotated[
+            Path | None,
+            typer.Option(
+                help="Compare each cell with the same cell of this results .json (e.g. the committed "
+                "benchmarks/results/latest.json): steps and seconds to threshold, env steps/s, return.",
+            ),
+        ] = None,
+        max_slowdown: Annotated[
+            float | None,
+            typer.Option(
+                min=1.0,
+                help="With --baseline: fail a cell that needs more than this many times the baseline's env "
+                "steps to reach the solve threshold, or no longer reaches it.",
+            ),
+        ] = None,
         readme: Annotated[
             Path | None,
             typer.Option(
@@ -116,18 +131,31 @@ def register(app: typer.Typer, guarded: Any) -> None:
         from polyrl.cli import render
 
         def body() -> BenchReport | None:
+            if max_slowdown is not None and baseline is None:
+                raise ValueError("--max-slowdown compares with a baseline: give --baseline RESULTS.json too")
+            reference = reporting.read_report(baseline) if baseline is not None else None
+            document = produce()
+            if document is None:
+                return None
+            if reference is not None and baseline is not None:
+                from polyrl.bench.baseline import compare
+
+                document = compare(document, reference, baseline, max_slowdown)
+            if from_results is None:  # re-checking a results file writes no new results
+                for path in reporting.write_report(document, out, latest=latest):
+                    render.console.print(f"wrote {path}")
+            return document
+
+        def produce() -> BenchReport | None:
             if from_results is not None and merge:
                 raise ValueError("--from-results and --merge both read results; give one of them")
             if merge:
                 from polyrl.bench.merge import merge_reports
 
                 command = " ".join(["polyrl bench", *(f"--merge {path}" for path in merge)])
-                document = merge_reports(
+                return merge_reports(
                     [reporting.read_report(p) for p in merge], [str(p) for p in merge], command
                 )
-                for path in reporting.write_report(document, out, latest=latest):
-                    render.console.print(f"wrote {path}")
-                return document
             if from_results is not None:
                 loaded = reporting.read_report(from_results)
                 # Re-checked against the thresholds stored with the cells: a results file stands alone.
@@ -180,7 +208,7 @@ def register(app: typer.Typer, guarded: Any) -> None:
                 "stop_at_threshold": stop,
                 "ratio": ratio,
             }
-            document = BenchReport(
+            return BenchReport(
                 slice=slice_name.value,
                 command=_command(options),
                 seeds=count,
@@ -189,9 +217,6 @@ def register(app: typer.Typer, guarded: Any) -> None:
                 total_seconds=time.perf_counter() - started,
                 cells=results,
             ).with_verdict()
-            for path in reporting.write_report(document, out, latest=latest):
-                render.console.print(f"wrote {path}")
-            return document
 
         document = guarded(body)
         if document is None:
@@ -204,9 +229,8 @@ def register(app: typer.Typer, guarded: Any) -> None:
             render.console.print(
                 f"{readme}: benchmark table {'updated' if changed else 'already up to date'}"
             )
-        render.console.print(
-            "\n".join(reporting.cell_table(document)), markup=False, highlight=False, soft_wrap=True
-        )
+        tables = [*reporting.cell_table(document), "", *reporting.baseline_table(document)]
+        render.console.print("\n".join(tables).rstrip(), markup=False, highlight=False, soft_wrap=True)
         if not document.passed:
             for message in document.failures:
                 render.errors.print(message, markup=False, highlight=False, soft_wrap=True)

@@ -148,6 +148,37 @@ class MachineInfo(StrictModel):
     versions: dict[str, str | None] = Field(default_factory=dict)
 
 
+class BaselineRow(StrictModel):
+    """One cell now and in the baseline (None where one side has no value)."""
+
+    cell: str
+    steps_to_threshold: float | None = None
+    baseline_steps_to_threshold: float | None = None
+    seconds_to_threshold: float | None = None
+    baseline_seconds_to_threshold: float | None = None
+    steps_per_second: float | None = None
+    baseline_steps_per_second: float | None = None
+    final_return_mean: float | None = None
+    baseline_final_return_mean: float | None = None
+
+    @property
+    def slowdown(self) -> float | None:
+        """Env steps to threshold now over the baseline's (above 1: slower to learn)."""
+        if self.steps_to_threshold is None or not self.baseline_steps_to_threshold:
+            return None
+        return self.steps_to_threshold / self.baseline_steps_to_threshold
+
+
+class BaselineComparison(StrictModel):
+    """The cells of a run next to a baseline results file, and what failed the slowdown limit."""
+
+    source: str = Field(description="The baseline results file.")
+    date: str = Field(description="When the baseline ran.")
+    max_slowdown: float | None = None
+    rows: list[BaselineRow] = Field(default_factory=list)
+    failures: list[str] = Field(default_factory=list)
+
+
 class BenchReport(StrictModel):
     """One `polyrl bench` run: settings, machine, every cell's result, and the failures."""
 
@@ -162,10 +193,17 @@ class BenchReport(StrictModel):
     machine: MachineInfo
     total_seconds: float = 0.0
     cells: list[CellResult] = Field(default_factory=list)
-    failures: list[str] = Field(default_factory=list, description="The message of every failing cell.")
+    baseline: BaselineComparison | None = Field(
+        default=None, description="The cells next to a baseline results file (polyrl bench --baseline)."
+    )
+    failures: list[str] = Field(
+        default_factory=list, description="Every failing cell's message, then the baseline's failures."
+    )
     passed: bool = True
 
     def with_verdict(self) -> BenchReport:
-        """A copy whose failures and passed fields agree with the cells."""
+        """A copy whose failures and passed fields agree with the cells and the baseline comparison."""
         failures = [c.message or f"cell {c.cell.key} failed" for c in self.cells if not c.passed]
+        if self.baseline is not None:
+            failures += self.baseline.failures
         return self.model_copy(update={"failures": failures, "passed": not failures})

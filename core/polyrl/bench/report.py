@@ -133,6 +133,39 @@ def cell_table(report: BenchReport) -> list[str]:
     return lines
 
 
+def _pair(now: float | None, before: float | None, digits: int = 1) -> str:
+    text = f"{_number(now, digits)} / {_number(before, digits)}"
+    if now is not None and before:
+        text += f" ({now / before:.2f}x)"
+    return text
+
+
+def baseline_table(report: BenchReport) -> list[str]:
+    """The cells next to the baseline's, as Markdown lines (none without a baseline)."""
+    comparison = report.baseline
+    if comparison is None:
+        return []
+    limit = (
+        f"; a cell fails above {comparison.max_slowdown:g}x the baseline's env steps to threshold"
+        if (comparison.max_slowdown is not None)
+        else ""
+    )
+    lines = [
+        f"Against the baseline `{comparison.source}` ({comparison.date}){limit}: now / baseline.",
+        "",
+        "| cell | env steps to threshold | training s to threshold | env steps/s | final eval return |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in comparison.rows:
+        lines.append(
+            f"| {row.cell} | {_pair(row.steps_to_threshold, row.baseline_steps_to_threshold, 0)} | "
+            f"{_pair(row.seconds_to_threshold, row.baseline_seconds_to_threshold)} | "
+            f"{_pair(row.steps_per_second, row.baseline_steps_per_second, 0)} | "
+            f"{_number(row.final_return_mean)} / {_number(row.baseline_final_return_mean)} |"
+        )
+    return lines
+
+
 def markdown(report: BenchReport, plot_name: str | None = None) -> str:
     """The whole report as a Markdown document."""
     m = report.machine
@@ -162,6 +195,8 @@ def markdown(report: BenchReport, plot_name: str | None = None) -> str:
         *cell_table(report),
         "",
     ]
+    if report.baseline is not None:
+        lines += ["## Against the baseline", "", *baseline_table(report), ""]
     if report.failures:
         lines += ["## Failures", "", *[f"- {message}" for message in report.failures], ""]
     if plot_name:
