@@ -31,7 +31,7 @@ from polyrl.bench.cells import (
 from polyrl.bench.merge import merge_reports
 from polyrl.bench.overhead import measure_ratio
 from polyrl.bench.records import BenchReport, CellResult, CurvePoint, RatioResult, SeedResult
-from polyrl.bench.runner import run_cells, thin_curve
+from polyrl.bench.runner import finished_ratio, run_cells, thin_curve
 from polyrl.cli.app import app
 from polyrl.errors import ConfigurationError
 from pydantic import ValidationError
@@ -549,3 +549,56 @@ def test_cli_fails_a_slowdown_against_the_baseline_and_needs_a_baseline_for_the_
         app, ["bench", "--from-results", str(now), "--baseline", str(base), "--max-slowdown", "2"]
     )
     assert judged.exit_code == 1 and "4.00x the baseline's" in judged.output
+
+
+# -- resuming an interrupted run -----------------------------------------------------------------
+def test_resume_reuses_finished_seeds_that_train_alike_and_reruns_the_rest(fake_backend, tmp_path):
+    cell = tiny_cell()
+    first = run_cells([cell], 2, tmp_path, ratio=False, isolate=False)
+    (tmp_path / "fake_linear_CartPole-v1_s1" / "result.json").unlink()  # seed 1 was interrupted
+    lines: list[str] = []
+    again = run_cells(
+        [cell.model_copy(update={"min_return": 0.0})],
+        2,
+        tmp_path,
+        ratio=False,
+        isolate=False,
+        resume=True,
+        report=lines.append,
+    )
+    assert [line.strip() for line in lines if "reused" in line] == [
+        f"reused the finished run in {tmp_path / 'fake_linear_CartPole-v1_s0'}"
+    ]
+    assert again[0].seeds[0] == first[0].seeds[0]  # the very same result
+    assert again[0].seeds[1].status == "done" and again[0].passed  # rerun, judged by the new line
+    lines.clear()
+    run_cells(
+        [tiny_cell(budget_steps=200)],
+        1,
+        tmp_path,
+        ratio=False,
+        isolate=False,
+        resume=True,
+        report=lines.append,
+    )
+    assert not [line for line in lines if "reused" in line]  # trains otherwise: runs again
+
+
+def test_resume_reuses_a_ratio_only_for_the_same_cell_and_repeats(tmp_path):
+    cell = tiny_cell()
+    ratio = RatioResult(available=True, env_steps=200, repeats=3, ratio=1.0)
+    (tmp_path / "ratio_plan.json").write_text(
+        json.dumps({"cell": cell.model_dump(mode="json"), "repeats": 3})
+    )
+    (tmp_path / "ratio.json").write_text(ratio.model_dump_json())
+    assert finished_ratio(cell, 3, tmp_path) == ratio
+    assert finished_ratio(cell, 5, tmp_path) is None
+    assert finished_ratio(tiny_cell(ratio_steps=400), 3, tmp_path) is None
+    (tmp_path / "ratio.json").write_text(ratio.model_copy(update={"error": "killed"}).model_dump_json())
+    assert finished_ratio(cell, 3, tmp_path) is None
+    assert finished_ratio(cell, 3, tmp_path / "missing") is None
+
+
+def test_cli_resume_needs_the_runs_dir():
+    result = CliRunner().invoke(app, ["bench", "--slice", "ci", "--resume"])
+    assert result.exit_code == 2 and "give it as --runs-dir" in " ".join(result.output.split())

@@ -66,6 +66,13 @@ def register(app: typer.Typer, guarded: Any) -> None:
             int, typer.Option(min=0, help="The first seed: runs seeds K..K+N-1 (to add seeds to a run).")
         ] = 0,
         out: Annotated[Path, typer.Option(help="Where the results files go.")] = Path("benchmarks/results"),
+        resume: Annotated[
+            bool,
+            typer.Option(
+                help="Reuse what an interrupted run left in --runs-dir: finished seeds and ratios of cells "
+                "that still train alike; run the rest.",
+            ),
+        ] = False,
         runs_dir: Annotated[
             Path | None,
             typer.Option(help="Where the seeds' run directories go (default runs/bench/DATE_TIME-SLICE)."),
@@ -167,6 +174,8 @@ def register(app: typer.Typer, guarded: Any) -> None:
                     f"no cells in the {slice_name.value} slice for backends {backend or 'installed'}, "
                     f"algorithms {algorithm or 'any'}, envs {env or 'any'}"
                 )
+            if resume and runs_dir is None:
+                raise ValueError("--resume reuses an earlier run's directory: give it as --runs-dir")
             count = seeds or (1 if slice_name is SliceName.ci else 3)
             stop = slice_name is SliceName.ci if stop_at_threshold is None else stop_at_threshold
             if list_cells:
@@ -195,6 +204,7 @@ def register(app: typer.Typer, guarded: Any) -> None:
                 ratio_repeats=ratio_repeats,
                 timeout=timeout,
                 first_seed=first_seed,
+                resume=resume,
                 report=lambda line: render.console.print(line, markup=False, highlight=False, soft_wrap=True),
             )
             machine = machine.model_copy(update={"load_average_end": reporting.load_average()})

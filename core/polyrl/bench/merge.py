@@ -18,13 +18,6 @@ from polyrl.bench.cells import CELLS, SLICES, BenchCell
 from polyrl.bench.records import BenchReport, CellResult, RatioResult, SeedResult
 from polyrl.errors import ConfigurationError
 
-#: Cell fields that describe the verdict, not the training: they may change between the pieces.
-_VERDICT_FIELDS = {"min_return", "judge", "note", "slices"}
-
-
-def _trained_alike(a: BenchCell, b: BenchCell) -> bool:
-    return a.model_dump(exclude=_VERDICT_FIELDS) == b.model_dump(exclude=_VERDICT_FIELDS)
-
 
 def _same_hardware(reports: list[BenchReport], names: list[str]) -> None:
     """Refuse pieces from other CPUs, core counts or library versions (hosts may differ: CI runners)."""
@@ -78,7 +71,7 @@ def _pooled_ratio(ratios: list[RatioResult | None]) -> RatioResult | None:
 def _judged_by(stored: BenchCell, current: dict[str, BenchCell]) -> BenchCell:
     """Today's cell of the cells file when it trains like the stored one: its pass line and note."""
     today = current.get(stored.key)
-    return today if today is not None and _trained_alike(today, stored) else stored
+    return today if today is not None and today.trains_like(stored) else stored
 
 
 def _seed_number(seed: SeedResult) -> int:
@@ -104,7 +97,7 @@ def merge_reports(reports: list[BenchReport], names: list[str], command: str) ->
             key = result.cell.key
             if key not in cells:
                 cells[key], sources[key], seeds[key], ratios[key] = result, name, [], []
-            elif not _trained_alike(result.cell, cells[key].cell):
+            elif not result.cell.trains_like(cells[key].cell):
                 raise ConfigurationError(
                     f"cell {key} has different settings in {sources[key]} and {name} (budget, spec, "
                     "evaluation or solve threshold changed between the runs); rerun it with one version "

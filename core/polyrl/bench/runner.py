@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from polyrl.bench.cells import BenchCell
 from polyrl.bench.records import CellResult, CurvePoint, RatioResult, SeedPlan, SeedResult
+from polyrl.callbacks._io import write_text_atomically
 from polyrl.callbacks.base import Callback
 
 if TYPE_CHECKING:
@@ -42,12 +43,6 @@ KILL_GRACE_SECONDS = 120.0
 CURVE_POINTS = 500
 
 Reporter = Callable[[str], None]
-
-
-def _write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 class ThresholdTracker(Callback):
@@ -167,7 +162,7 @@ def run_seed(plan: SeedPlan, directory: Path, time_limit: float | None = None) -
     except Exception as exc:  # a failing seed is reported as such; the other cells go on
         result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
     result.wall_seconds = time.perf_counter() - began
-    _write(directory / RESULT_FILE, result.model_dump_json(indent=2))
+    write_text_atomically(directory / RESULT_FILE, result.model_dump_json(indent=2))
     return result
 
 
@@ -199,10 +194,44 @@ def _log_tail(directory: Path, lines: int = 15) -> str:
     return "\n".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
 
 
+def write_plan(plan: SeedPlan, directory: Path, timeout: float | None) -> None:
+    """plan.json of a seed about to run (its worker reads it), and no stale result.json."""
+    directory.mkdir(parents=True, exist_ok=True)
+    document = {"plan": plan.model_dump(mode="json"), "time_limit": timeout}
+    write_text_atomically(directory / PLAN_FILE, json.dumps(document))
+    (directory / RESULT_FILE).unlink(missing_ok=True)
+
+
+def finished_seed(plan: SeedPlan, directory: Path) -> SeedResult | None:
+    """The result of a seed that already ran to the end in `directory` with a plan training alike."""
+    try:
+        stored = SeedPlan.model_validate(json.loads((directory / PLAN_FILE).read_text())["plan"])
+        result = SeedResult.model_validate_json((directory / RESULT_FILE).read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    alike = stored.seed == plan.seed and stored.stop_at_threshold == plan.stop_at_threshold
+    if not alike or not stored.cell.trains_like(plan.cell) or result.status != "done":
+        return None
+    return result
+
+
+def finished_ratio(cell: BenchCell, repeats: int, directory: Path) -> RatioResult | None:
+    """The ratio already measured in `directory` for a cell training alike, with as many repeats."""
+    try:
+        stored = json.loads((directory / RATIO_PLAN_FILE).read_text())
+        result = RatioResult.model_validate_json((directory / RATIO_FILE).read_text())
+        alike = BenchCell.model_validate(stored["cell"]).trains_like(cell) and stored["repeats"] == repeats
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return result if alike and result.error is None else None
+
+
 def run_seed_isolated(plan: SeedPlan, directory: Path, timeout: float | None = None) -> SeedResult:
     """Run one seed in a fresh Python process (no torch, Ray or env state shared with others)."""
     directory.mkdir(parents=True, exist_ok=True)
-    _write(directory / PLAN_FILE, json.dumps({"plan": plan.model_dump(mode="json"), "time_limit": timeout}))
+    write_text_atomically(
+        directory / PLAN_FILE, json.dumps({"plan": plan.model_dump(mode="json"), "time_limit": timeout})
+    )
     (directory / RESULT_FILE).unlink(missing_ok=True)
     began = time.perf_counter()
     code = _run_process("polyrl.bench.runner", directory, timeout)
@@ -224,7 +253,7 @@ def measure_ratio_isolated(
     """The polyrl-vs-direct ratio of a cell, measured in a fresh process."""
     directory.mkdir(parents=True, exist_ok=True)
     document = {"cell": cell.model_dump(mode="json"), "repeats": repeats}
-    _write(directory / RATIO_PLAN_FILE, json.dumps(document))
+    write_text_atomically(directory / RATIO_PLAN_FILE, json.dumps(document))
     (directory / RATIO_FILE).unlink(missing_ok=True)
     code = _run_process("polyrl.bench.overhead", directory, timeout)
     if (directory / RATIO_FILE).is_file():
@@ -267,8 +296,12 @@ def run_cells(
     timeout: float | None = None,
     report: Reporter = print,
     first_seed: int = 0,
+    resume: bool = False,
 ) -> list[CellResult]:
     """Run seeds first_seed..first_seed+seeds-1 of every cell, one at a time, then each cell's ratio.
+
+    `resume=True` reuses what an interrupted run left in `runs_dir`: seeds that finished with a
+    plan training alike, and ratios measured for such a cell with as many repeats.
 
     `isolate=False` runs the seeds in this process (for tests with backends registered only
     here); the ratio then runs in this process too.
@@ -285,9 +318,14 @@ def run_cells(
             directory = seed_directory(runs_dir, cell, seed)
             done += 1
             report(f"[{done}/{total}] {cell.key} seed {seed} (budget {cell.budget_steps:,} steps) ...")
-            if isolate:
+            reused = finished_seed(plan, directory) if resume else None
+            if reused is not None:
+                report(f"  reused the finished run in {directory}")
+                outcome = reused
+            elif isolate:
                 outcome = run_seed_isolated(plan, directory, timeout)
             else:
+                write_plan(plan, directory, timeout)
                 outcome = run_seed(plan, directory, timeout)
             seed_results.append(outcome)
             report("  " + describe_seed(cell, outcome))
@@ -295,7 +333,10 @@ def run_cells(
         if ratio:
             report(f"  {cell.key}: polyrl vs direct, {cell.ratio_steps:,} steps x {ratio_repeats} ...")
             ratio_dir = runs_dir / f"{cell.backend}_{cell.algorithm}_{cell.env}_ratio"
-            if isolate:
+            ratio_result = finished_ratio(cell, ratio_repeats, ratio_dir) if resume else None
+            if ratio_result is not None:
+                report(f"  reused the ratio measured in {ratio_dir}")
+            elif isolate:
                 ratio_result = measure_ratio_isolated(cell, ratio_dir, ratio_repeats, timeout)
             else:
                 ratio_result = measure_ratio(cell, ratio_repeats)
