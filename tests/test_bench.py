@@ -602,3 +602,20 @@ def test_resume_reuses_a_ratio_only_for_the_same_cell_and_repeats(tmp_path):
 def test_cli_resume_needs_the_runs_dir():
     result = CliRunner().invoke(app, ["bench", "--slice", "ci", "--resume"])
     assert result.exit_code == 2 and "give it as --runs-dir" in " ".join(result.output.split())
+
+
+def test_every_builtin_cell_has_a_measured_pass_line_below_what_was_measured():
+    unmeasured = [c.key for c in CELLS if c.note.startswith("not measured")]
+    assert unmeasured == []
+    for cell in CELLS:
+        assert "measured 2026-11-25" in cell.note and cell.min_return <= cell.solve_threshold
+
+
+def test_merge_orders_cells_as_the_cells_file_does(tmp_path):
+    sb3, rllib = (
+        next(c for c in CELLS if c.key == key) for key in ("sb3/ppo/CartPole-v1", "rllib/ppo/CartPole-v1")
+    )
+    seed = SeedResult(seed=0, status="done", final_return_mean=500.0, best_eval_return_mean=500.0)
+    pieces = [_report([CellResult.summarize(cell, [seed])], "x") for cell in (sb3, rllib)]
+    merged = merge_reports(pieces, ["a.json", "b.json"], "merge")
+    assert [c.cell.key for c in merged.cells] == [c.key for c in CELLS if c.key in (sb3.key, rllib.key)]

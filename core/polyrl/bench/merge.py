@@ -115,6 +115,9 @@ def merge_reports(reports: list[BenchReport], names: list[str], command: str) ->
             seeds[key] += result.seeds
             ratios[key].append(result.ratio)
     current = {cell.key: cell for cell in CELLS}
+    order = {key: index for index, key in enumerate(current)}
+    # The cells file's order (backend by backend, matrix order), whatever order the pieces came in.
+    cells = dict(sorted(cells.items(), key=lambda item: order.get(item[0], len(order))))
     merged = [
         CellResult.summarize(
             _judged_by(result.cell, current), sorted(seeds[key], key=_seed_number), _pooled_ratio(ratios[key])
