@@ -367,6 +367,13 @@ def test_cli_lists_cells_and_refuses_an_empty_selection():
     assert listed.exit_code == 0
     installed = polyrl.plugins.installed_names(polyrl.registry().backends())
     assert sorted(line.split("/")[0] for line in listed.output.splitlines() if "/ppo/" in line) == installed
+    full = runner.invoke(app, ["bench", "--full", "--list"])
+    assert (
+        full.exit_code == 0
+        and full.output == runner.invoke(app, ["bench", "--slice", "full", "--list"]).output
+    )
+    contradiction = runner.invoke(app, ["bench", "--full", "--slice", "ci", "--list"])
+    assert contradiction.exit_code == 2 and "contradicts --slice ci" in contradiction.output
     empty = runner.invoke(app, ["bench", "--slice", "ci", "--env", "Pendulum-v1"])
     assert empty.exit_code == 2 and "no cells in the ci slice" in empty.output
 

@@ -52,6 +52,9 @@ def register(app: typer.Typer, guarded: Any) -> None:
         slice_name: Annotated[
             SliceName, typer.Option("--slice", help="Which cells to run.")
         ] = SliceName.default,
+        full: Annotated[
+            bool, typer.Option("--full", help="The full matrix: the same as --slice full.")
+        ] = False,
         backend: Annotated[
             list[str] | None, typer.Option(help="Backend to run (repeatable; default: every installed one).")
         ] = None,
@@ -138,6 +141,11 @@ def register(app: typer.Typer, guarded: Any) -> None:
         from polyrl.cli import render
 
         def body() -> BenchReport | None:
+            nonlocal slice_name
+            if full:
+                if slice_name not in (SliceName.default, SliceName.full):
+                    raise ValueError(f"--full is --slice full; it contradicts --slice {slice_name.value}")
+                slice_name = SliceName.full
             if max_slowdown is not None and baseline is None:
                 raise ValueError("--max-slowdown compares with a baseline: give --baseline RESULTS.json too")
             reference = reporting.read_report(baseline) if baseline is not None else None

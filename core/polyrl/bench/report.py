@@ -205,8 +205,8 @@ def markdown(report: BenchReport, plot_name: str | None = None) -> str:
         "## Seeds",
         "",
         "| cell | seed | env steps | final eval | steps to threshold | training s to threshold "
-        "| setup s | training s | eval s | wall s | stop |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| wall s to threshold | setup s | training s | eval s | wall s | stop |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for c in report.cells:
         for s in c.seeds:
@@ -214,6 +214,7 @@ def markdown(report: BenchReport, plot_name: str | None = None) -> str:
             lines.append(
                 f"| {c.cell.key} | {s.seed} | {s.env_steps:,} | {_number(s.final_return_mean)} | "
                 f"{_steps(s.steps_to_threshold)} | {_number(s.seconds_to_threshold)} | "
+                f"{_number(s.wall_seconds_to_threshold)} | "
                 f"{s.setup_seconds:.1f} | {s.train_seconds:.1f} | {s.eval_seconds:.1f} | "
                 f"{s.wall_seconds:.1f} | "
                 f"{stop.replace('|', '/')} |"
