@@ -148,6 +148,7 @@ def register(app: typer.Typer, guarded: Any) -> None:
                 slice_name = SliceName.full
             if max_slowdown is not None and baseline is None:
                 raise ValueError("--max-slowdown compares with a baseline: give --baseline RESULTS.json too")
+            # Read before training: a missing or broken baseline fails now, not after the runs.
             reference = reporting.read_report(baseline) if baseline is not None else None
             document = produce()
             if document is None:

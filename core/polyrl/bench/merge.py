@@ -31,13 +31,13 @@ def _same_hardware(reports: list[BenchReport], names: list[str]) -> None:
                 "merge only results of one machine type"
             )
         changed = sorted(
-            name
-            for name in first.versions.keys() | m.versions.keys()
-            if first.versions.get(name) != m.versions.get(name)
+            package
+            for package in first.versions.keys() | m.versions.keys()
+            if first.versions.get(package) != m.versions.get(package)
         )
         if changed:
             differences = ", ".join(
-                f"{name} {first.versions.get(name)} vs {m.versions.get(name)}" for name in changed
+                f"{package} {first.versions.get(package)} vs {m.versions.get(package)}" for package in changed
             )
             raise ConfigurationError(
                 f"{names[0]} and {name} ran with different versions ({differences}); results of "
@@ -88,7 +88,7 @@ def merge_reports(reports: list[BenchReport], names: list[str], command: str) ->
             "some results stopped at the solve threshold and some did not; their returns and "
             "budgets are not comparable, so merge only runs made with the same --stop-at-threshold"
         )
-    cells: dict[str, CellResult] = {}
+    cells: dict[str, BenchCell] = {}  # the last piece's cell: its pass line and note
     sources: dict[str, str] = {}
     ratios: dict[str, list[RatioResult | None]] = {}
     seeds: dict[str, list[SeedResult]] = {}
@@ -96,15 +96,14 @@ def merge_reports(reports: list[BenchReport], names: list[str], command: str) ->
         for result in report.cells:
             key = result.cell.key
             if key not in cells:
-                cells[key], sources[key], seeds[key], ratios[key] = result, name, [], []
-            elif not result.cell.trains_like(cells[key].cell):
+                sources[key], seeds[key], ratios[key] = name, [], []
+            elif not result.cell.trains_like(cells[key]):
                 raise ConfigurationError(
                     f"cell {key} has different settings in {sources[key]} and {name} (budget, spec, "
                     "evaluation or solve threshold changed between the runs); rerun it with one version "
                     "of the cells"
                 )
-            else:
-                cells[key] = result  # the later piece's pass line and note
+            cells[key] = result.cell
             known = {s.seed for s in seeds[key]}
             repeated = sorted(known & {s.seed for s in result.seeds})
             if repeated:
@@ -120,17 +119,16 @@ def merge_reports(reports: list[BenchReport], names: list[str], command: str) ->
     cells = dict(sorted(cells.items(), key=lambda item: order.get(item[0], len(order))))
     merged = [
         CellResult.summarize(
-            _judged_by(result.cell, current), sorted(seeds[key], key=_seed_number), _pooled_ratio(ratios[key])
+            _judged_by(cell, current), sorted(seeds[key], key=_seed_number), _pooled_ratio(ratios[key])
         )
-        for key, result in cells.items()
+        for key, cell in cells.items()
     ]
-    first, last = reports[0].machine, reports[-1].machine
-    machine = first.model_copy(
+    newest = max((r.machine for r in reports), key=lambda m: m.date)
+    machine = reports[0].machine.model_copy(
         update={
             "date": min(r.machine.date for r in reports),
             "hostname": ", ".join(dict.fromkeys(r.machine.hostname for r in reports)),
-            "load_average_end": max(reports, key=lambda r: r.machine.date).machine.load_average_end
-            or last.load_average_end,
+            "load_average_end": newest.load_average_end,
         }
     )
     return BenchReport(

@@ -80,16 +80,16 @@ def measure_ratio(cell: BenchCell, repeats: int = 3) -> RatioResult:
 
 def main(argv: list[str]) -> int:
     """Entry point of the ratio process: measure the cell planned in argv[0]."""
+    from polyrl.bench.runner import RATIO_FILE, RATIO_PLAN_FILE
+    from polyrl.callbacks._io import write_text_atomically
+
     if len(argv) != 1:
         print("usage: python -m polyrl.bench.overhead RUN_DIR", file=sys.stderr)
         return 2
     directory = Path(argv[0])
-    plan = json.loads((directory / "ratio_plan.json").read_text())
+    plan = json.loads((directory / RATIO_PLAN_FILE).read_text())
     result = measure_ratio(BenchCell.model_validate(plan["cell"]), int(plan["repeats"]))
-    target = directory / "ratio.json"
-    temporary = target.with_name(".ratio.json.tmp")
-    temporary.write_text(result.model_dump_json(indent=2))
-    temporary.replace(target)
+    write_text_atomically(directory / RATIO_FILE, result.model_dump_json(indent=2))
     if result.error:
         print(result.error, file=sys.stderr)
     return 0

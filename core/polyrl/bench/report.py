@@ -147,7 +147,7 @@ def baseline_table(report: BenchReport) -> list[str]:
         return []
     limit = (
         f"; a cell fails above {comparison.max_slowdown:g}x the baseline's env steps to threshold"
-        if (comparison.max_slowdown is not None)
+        if comparison.max_slowdown is not None
         else ""
     )
     lines = [
