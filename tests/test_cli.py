@@ -124,10 +124,11 @@ def test_train_saves_evaluates_and_writes_the_run_documents(fake_backend, tmp_pa
 
     shown = invoke("show", str(out), "--json")
     assert json.loads(shown.output)["env_steps"] == 300
-    played = invoke("play", str(out), "--episodes", "3", "--max-steps", "5")
-    assert played.exit_code == 0 and played.output.count("truncated") == 3
-    evaluated = invoke("evaluate", str(out), "--episodes", "2")
-    assert evaluated.exit_code == 0 and "deterministic actions" in evaluated.output
+    played = invoke("play", str(out), "--episodes", "3", "--max-steps", "5", "--json")
+    assert played.exit_code == 0
+    assert [(e["length"], e["truncated"]) for e in json.loads(played.output)["episodes"]] == [(5, True)] * 3
+    evaluated = invoke("evaluate", str(out), "--episodes", "2", "--json")
+    assert evaluated.exit_code == 0 and json.loads(evaluated.output)["deterministic"] is True
 
 
 def test_require_return_fails_the_command_when_the_agent_is_too_weak(fake_backend, tmp_path):
@@ -147,7 +148,8 @@ def test_require_return_fails_the_command_when_the_agent_is_too_weak(fake_backen
         "1e9",
     )
     assert result.exit_code == 1
-    assert "below threshold" in result.output and (tmp_path / "r" / "polyrl.json").is_file()
+    assert "below threshold: evaluation return mean" in result.output
+    assert (tmp_path / "r" / "polyrl.json").is_file()
 
 
 @pytest.mark.parametrize(
@@ -230,3 +232,166 @@ def test_sb3_train_from_the_command_line_then_play(tmp_path):
     assert result.exit_code == 0, result.output
     agent = polyrl.Agent.load(out)
     assert agent.env_steps == 256 and agent.effective_hyperparameters().hidden == [16, 16]
+
+
+# -- a newcomer's first hour (issue 13): output that survives any width, help that shows every flag --
+
+
+def narrow(*args: str, width: int = 40):
+    """Invoke at a narrow terminal width, as CI does (COLUMNS=40)."""
+    return runner.invoke(app, list(args), env={"COLUMNS": str(width)}, catch_exceptions=False)
+
+
+def test_error_text_in_brackets_is_printed_verbatim_and_unwrapped(fake_backend, tmp_path):
+    result = narrow("train", "--backend", "ghost", "--steps", "10", "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2
+    assert "install it with: pip install 'polyrl[ghost]'" in result.output
+    lines = [line for line in result.output.splitlines() if "BackendNotInstalledError" in line]
+    assert len(lines) == 1 and "'polyrl[ghost]'" in lines[0]  # one line, though longer than 40 columns
+
+
+def test_plugins_table_shows_install_extras_in_brackets(fake_backend):
+    from polyrl.cli import render
+    from rich.console import Console
+
+    rows = json.loads(narrow("plugins", "--json").output)
+    wide = Console(width=300, record=True)
+    wide.print(render.plugins_table(rows))
+    assert "pip install 'polyrl[ghost]'" in wide.export_text()
+
+
+@pytest.mark.parametrize(
+    ("flags", "path", "suggestion"),
+    [
+        (["--ppo.n_epoch", "3"], "ppo.n_epoch", "did you mean 'n_epochs'?"),
+        (["--network.hiden", "8"], "network.hiden", "did you mean 'hidden'?"),
+    ],
+)
+def test_nested_flag_typos_name_the_closest_field(fake_backend, tmp_path, flags, path, suggestion):
+    result = narrow("train", "--backend", "fake", "--steps", "10", *flags, "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert f"{path}: not a field of" in text and suggestion in text
+
+
+def test_spec_json_typos_name_the_closest_field(fake_backend, tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"backend": "fake", "algo": "linear", "ppo": {"clip": 0.1}}))
+    result = narrow("train", "--spec", str(spec), "--steps", "10", "--out", str(tmp_path / "x"))
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2
+    assert "algo: not a field of AgentSpec; did you mean 'algorithm'?" in text
+    assert "ppo.clip: not a field of PPOSection; did you mean 'clip_range'?" in text
+
+
+def test_python_keyword_typos_name_the_closest_field():
+    with pytest.raises(ValueError, match=r"did you mean 'learning_rate'\?"):
+        polyrl.AgentSpec(lerning_rate=1e-3)
+    typo = r"dqn\.exploration_fraktion[\s\S]*did you mean 'exploration_fraction'"
+    with pytest.raises(ValueError, match=typo):
+        polyrl.AgentSpec(algorithm="dqn", dqn={"exploration_fraktion": 0.1})
+
+
+def test_train_help_lists_every_spec_and_schedule_field_with_type_and_default():
+    from polyrl.cli.fields import field_flags
+
+    text = " ".join(narrow("train", "--help", width=250).output.split())
+    flags = field_flags()
+    assert {"--learning-rate", "--n-envs", "--ppo.n-epochs", "--network.hidden", "--eval-every"} <= {
+        f.flag for f in flags
+    }
+    for flag in flags:
+        if flag.path[0] in ("backend", "algorithm", "env", "seed", "total_steps", "iterations"):
+            continue  # named options of train, listed once above
+        if flag.path[0] in ("time_limit", "eval_episodes"):
+            continue
+        assert f"{flag.flag} {flag.type}" in text, flag.flag
+    assert "--learning-rate float (> 0) Optimizer learning rate. [default: backend's]" in text
+    assert "--n-envs int (> 0) Parallel envs that collect experience. [default: 1]" in text
+
+
+def test_both_flag_styles_are_accepted(fake_backend, tmp_path):
+    out = tmp_path / "run"
+    result = narrow(
+        "train", "--backend", "fake", "--algo", "linear", "--total_steps", "200", "--iteration-steps", "100",
+        "--eval_episodes", "1", "--out", str(out), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["result"]["env_steps"] == 200 and len(summary["evaluation"]["episodes"]) == 1
+
+
+def test_nothing_is_printed_before_the_backend_is_validated(fake_backend, tmp_path):
+    result = narrow("train", "--backend", "sb4", "--steps", "10", "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2
+    assert "training" not in result.output and "unknown backend 'sb4'" in result.output
+
+
+def test_play_and_evaluate_have_distinct_titles(fake_backend, tmp_path):
+    out = tmp_path / "run"
+    narrow("train", "--backend", "fake", "--algo", "linear", "--steps", "100", "--out", str(out), "--json")
+    played = " ".join(narrow("play", str(out), "--max-steps", "3", width=200).output.split())
+    evaluated = " ".join(narrow("evaluate", str(out), "--max-steps", "3", width=200).output.split())
+    assert f"play of {out}: 1 episode(s), deterministic actions" in played
+    assert f"evaluation of {out}: 10 deterministic episode(s)" in evaluated
+
+
+def test_show_has_headings_for_the_checkpoint_and_the_spec(fake_backend, tmp_path):
+    out = tmp_path / "run"
+    narrow("train", "--backend", "fake", "--algo", "linear", "--steps", "100", "--out", str(out), "--json")
+    shown = narrow("show", str(out), width=300).output
+    assert f"checkpoint {out}" in shown
+    assert "spec (the fields set differently from AgentSpec's defaults; --json shows everything):" in shown
+
+
+@pytest.mark.parametrize(("suffix", "episodes"), [(".gif", 1), (".gif", 2), (".mp4", 1)])
+def test_play_record_writes_the_named_movie(fake_backend, tmp_path, suffix, episodes):
+    pytest.importorskip("imageio")
+    if suffix == ".mp4":
+        pytest.importorskip("imageio_ffmpeg")
+    out = tmp_path / "run"
+    narrow("train", "--backend", "fake", "--algo", "linear", "--steps", "100", "--out", str(out), "--json")
+    (tmp_path / "play-000-episode-0.gif").write_text("the user's own file")
+    target = tmp_path / f"movie{suffix}"
+    result = narrow(
+        "play", str(out), "--episodes", str(episodes), "--max-steps", "4", "--record", str(target), "--json"
+    )
+    assert result.exit_code == 0, result.output
+    movies = json.loads(result.output)["movies"]
+    expected = (
+        [str(target)] if episodes == 1 else [str(tmp_path / f"movie-episode-{i}{suffix}") for i in range(2)]
+    )
+    assert movies == expected and all((tmp_path / m).stat().st_size > 0 for m in movies)
+    assert (tmp_path / "play-000-episode-0.gif").read_text() == "the user's own file"
+    assert not list(tmp_path.glob(".polyrl-record-*"))  # the staging folder is gone
+
+
+def test_record_needs_a_movie_suffix(fake_backend, tmp_path):
+    out = tmp_path / "run"
+    narrow("train", "--backend", "fake", "--algo", "linear", "--steps", "100", "--out", str(out), "--json")
+    result = narrow("play", str(out), "--record", str(tmp_path / "movie.avi"))
+    assert result.exit_code == 2 and "name a .gif or .mp4 file" in " ".join(result.output.split())
+
+
+def test_render_without_a_display_says_to_record_instead(fake_backend, tmp_path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    out = tmp_path / "run"
+    narrow("train", "--backend", "fake", "--algo", "linear", "--steps", "100", "--out", str(out), "--json")
+    result = narrow("play", str(out), "--render")
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "RenderError" in text and "--record out.gif" in text
+
+
+def test_headless_gl_errors_get_the_mujoco_gl_hint(monkeypatch):
+    from polyrl.envs import headless_render_hint
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    hint = headless_render_hint("mujoco.FatalError: gladLoadGL error")
+    assert "MUJOCO_GL=egl" in hint and "MUJOCO_GL=osmesa" in hint
+    assert headless_render_hint("index out of range") == ""
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert headless_render_hint("GLFW error") == ""

@@ -197,7 +197,7 @@ def test_sb3_subset_passes_through_the_polyrl_conformance_command(tmp_path: Path
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "polyrl conformance: PASSED" in result.output and "sb3 / ppo" in result.output
+    assert "polyrl conformance: PASSED" in result.output.splitlines()
     report = read_report(tmp_path)
     row = cells(report, "sb3", "ppo")
     assert {c for c, cell in row.items() if cell != "pass"} == {

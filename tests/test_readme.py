@@ -24,3 +24,10 @@ def test_readme_starts_with_two_commands():
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == quick_start_commands()[1]
+
+
+def test_ci_runs_the_tests_narrow_and_under_a_long_temporary_path():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "export COLUMNS=40" in ci and "--basetemp=$long_tmp/basetemp" in ci
+    folder = re.search(r'long_tmp="\$\(mktemp -d\)(/[^"]+)"', ci)
+    assert folder is not None and len("/tmp/tmp.XXXXXXXXXX" + folder.group(1) + "/basetemp") > 120

@@ -91,7 +91,9 @@ def test_learning_rate_change_reaches_every_optimizer_and_survives_updates():
 
 
 def test_backend_options_are_checked_by_name_and_applied():
-    with pytest.raises(polyrl.UnsupportedOptionError, match="n_stepz.*valid keys.*n_steps"):
+    with pytest.raises(
+        polyrl.UnsupportedOptionError, match=r"n_stepz.*did you mean \[.n_steps.\].*Valid keys.*n_steps"
+    ):
         tiny("ppo", backend_options={"n_stepz": 3})
     agent = tiny("ppo", backend_options={"normalize_advantage": False, "target_kl": 0.02})
     assert agent.native.normalize_advantage is False and agent.native.target_kl == 0.02

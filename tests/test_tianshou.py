@@ -214,7 +214,10 @@ def test_learning_rate_change_reaches_every_optimizer_and_survives_updates():
 
 
 def test_backend_options_are_checked_by_name_and_applied():
-    with pytest.raises(polyrl.ConfigurationError, match=r"eps_clipp.*valid keys.*'eps_clip'.*'vec_env'"):
+    with pytest.raises(
+        polyrl.ConfigurationError,
+        match=r"eps_clipp.*did you mean \['eps_clip'.*Valid keys.*eps_clip.*vec_env",
+    ):
         tiny("ppo", backend_options={"eps_clipp": 0.3})
     with pytest.raises(polyrl.ConfigurationError, match="vec_env must be 'dummy' or 'subproc'"):
         tiny("ppo", backend_options={"vec_env": "ray"})

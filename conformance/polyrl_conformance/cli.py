@@ -45,6 +45,7 @@ def conformance(
     """
     from rich.console import Console
 
+    from polyrl_conformance.report import verdict_line
     from polyrl_conformance.runner import load_report, render_details, render_matrix, run_suite
 
     console = Console(highlight=False)
@@ -53,10 +54,16 @@ def conformance(
     )
     report = load_report(report_dir)
     if report is None or not report["results"]:
-        console.print(f"[red]no check ran (pytest exit status {code}); see pytest's output above[/]")
+        message = f"no check ran (pytest exit status {code}); see pytest's output above"
+        console.print(message, style="red", markup=False, soft_wrap=True)
         raise typer.Exit(code or 1)
+    console.print(verdict_line(report), markup=False, soft_wrap=True)
     console.print(render_matrix(report))
     for line in render_details(report):
-        console.print(line, markup=False)
-    console.print(f"report: {report_dir / 'conformance.md'} and {report_dir / 'conformance.json'}")
+        console.print(line, markup=False, soft_wrap=True)
+    console.print(
+        f"report: {report_dir / 'conformance.md'} and {report_dir / 'conformance.json'}",
+        markup=False,
+        soft_wrap=True,
+    )
     raise typer.Exit(code)

@@ -208,6 +208,11 @@ def column_label(index: int) -> str:
     return letters[index] if index < len(letters) else letters[index // 26 - 1] + letters[index % 26]
 
 
+def verdict_line(report: dict[str, Any]) -> str:
+    """The one line that says whether the suite passed (printed above the matrix, never wrapped)."""
+    return f"polyrl conformance: {'PASSED' if report['passed'] else 'FAILED'}"
+
+
 def render_matrix(report: dict[str, Any]) -> Table:
     """The matrix as a rich Table: rows backend x algorithm, columns checks.
 
@@ -219,7 +224,6 @@ def render_matrix(report: dict[str, Any]) -> Table:
 
     checks = [c["name"] for c in report["checks"]]
     table = Table(
-        title=f"polyrl conformance: {'PASSED' if report['passed'] else 'FAILED'}",
         box=box.SIMPLE_HEAD,
         padding=0,  # the box draws a space between columns: 21 checks fit 80 characters
         pad_edge=False,

@@ -21,6 +21,7 @@ from polyrl_conformance.report import (
     build_report,
     render_details,
     render_matrix,
+    verdict_line,
     write_report,
 )
 
@@ -235,6 +236,7 @@ class ConformanceSession:
         console = Console(
             file=buffer, width=max(self.config.get_terminal_writer().fullwidth, 80), force_terminal=False
         )
+        console.print(verdict_line(self.report), markup=False, highlight=False, soft_wrap=True)
         console.print(render_matrix(self.report))
         for line in render_details(self.report):
             console.print(line, markup=False, highlight=False)

@@ -2,10 +2,68 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidatorFunctionWrapHandler, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+
+def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """The names in `known` that look like a misspelling or a shortening of `name`, best first."""
+    names = sorted(set(known))
+    similar = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
+    # A shortened name ("clip" for "clip_range") is too far off for difflib's ratio.
+    longer = [known_name for known_name in names if len(name) >= 3 and known_name.startswith(name)]
+    return list(dict.fromkeys([*similar, *longer]))[:n]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """The phrase "did you mean NAME? " for a close match of `name` in `known`, else an empty string."""
+    close = close_matches(name, known, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _unknown_field_message(model: type[BaseModel], name: str) -> str:
+    fields = list(model.model_fields)
+    return f"not a field of {model.__name__}; {did_you_mean(name, fields)}its fields are: {', '.join(fields)}"
+
+
+def _literal(message: str) -> str:
+    # A custom error's message is a format template: braces in the text must survive as text.
+    return message.replace("{", "{{").replace("}", "}}")
 
 
 class StrictModel(BaseModel):
-    """A pydantic model that rejects unknown fields, so a typo is an error, not a default."""
+    """A pydantic model that rejects unknown fields, so a typo is an error, not a default.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    An unknown field's error names the closest field ("did you mean 'n_epochs'?") at every
+    nesting level, whether the document came from Python keywords, a JSON file or CLI flags.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _suggest_unknown_fields(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            # Only this model's own keys (loc of length 1): nested models have already named theirs.
+            if not any(e["type"] == "extra_forbidden" and len(e["loc"]) == 1 for e in errors):
+                raise
+            details: list[InitErrorDetails] = []
+            for error in errors:
+                message = error["msg"]
+                if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+                    message = _unknown_field_message(cls, str(error["loc"][0]))
+                details.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(error["type"], _literal(message)),
+                        loc=error["loc"],
+                        input=error["input"],
+                    )
+                )
+            raise ValidationError.from_exception_data(exc.title, details) from None

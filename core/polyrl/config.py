@@ -22,13 +22,18 @@ class TrainConfig(StrictModel):
     """
 
     total_steps: PositiveInt | None = None
+    """Env steps to collect in this call."""
     iterations: PositiveInt | None = None
+    """Training iterations to run in this call."""
     time_limit: Annotated[float, Field(gt=0)] | None = None
+    """Seconds to train."""
     eval_every: NonNegativeInt = Field(
         default=0, description="Evaluate every N iterations with deterministic play; 0 = never."
     )
     eval_episodes: PositiveInt = 5
+    """Episodes per evaluation."""
     eval_max_steps: PositiveInt | None = None
+    """Cut evaluation episodes after this many steps."""
     eval_seed: NonNegativeInt | None = Field(
         default=None,
         description="Reset seed of the first evaluation episode (episode i uses seed+i); None: derived "
@@ -49,13 +54,16 @@ class PlayConfig(StrictModel):
     """How to play: number of episodes, step cap, deterministic or sampled actions, rendering."""
 
     episodes: PositiveInt = 1
+    """Episodes to play."""
     max_steps: PositiveInt | None = Field(
         default=None, description="Cut an episode after this many steps (counted as truncated)."
     )
     deterministic: bool = True
+    """Greedy actions (True) or sampled ones."""
     seed: NonNegativeInt | None = Field(
         default=None,
         description="Seed of the first episode's reset (episode i uses seed+i); "
         "None: derived from the agent's seed, random if it has none.",
     )
     render_mode: Literal["rgb_array", "human"] | None = None
+    """Render the env: 'human' opens a window, 'rgb_array' gives frames."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING, Any, Literal
 
-from polyrl.errors import EnvironmentCreationError
+from polyrl.errors import EnvironmentCreationError, RenderError
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -68,9 +70,15 @@ class EnvSource:
         return self.env if isinstance(self.env, str) else self.env.factory
 
     def make(self, render_mode: str | None = None) -> gym.Env:
-        """A new environment instance."""
+        """A new environment instance (render_mode "human" needs a display: RenderError without one)."""
         import gymnasium as gym
 
+        if render_mode == "human" and not has_display():
+            raise RenderError(
+                f"render_mode='human' opens a window, but this machine has no display (DISPLAY and "
+                f"WAYLAND_DISPLAY are unset), so {self.name!r} would show nothing. Record a movie "
+                "instead: `polyrl play PATH --record out.gif`, or polyrl.MovieRecorder in Python"
+            )
         kwargs = dict(self.env_kwargs)
         if render_mode is not None:
             kwargs["render_mode"] = render_mode
@@ -88,8 +96,10 @@ class EnvSource:
                 "lists the registered ones) and that the package registering it is imported."
             ) from exc
         except Exception as exc:
+            hint = headless_render_hint(str(exc)) if render_mode else ""
             raise EnvironmentCreationError(
                 f"the env {self.name!r} failed to build with kwargs {kwargs}: {type(exc).__name__}: {exc}"
+                f"{hint}"
             ) from exc
         if not isinstance(env, gym.Env):
             raise EnvironmentCreationError(
@@ -102,6 +112,30 @@ class EnvSource:
 
     def __call__(self) -> gym.Env:
         return self.make()
+
+
+def has_display() -> bool:
+    """Whether a window can be opened: always off Linux, else only with an X or Wayland display."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+_GL_WORDS = ("opengl", "glfw", "egl", "osmesa", "gladloadgl", "display", "mujoco", "glx")
+
+
+def headless_render_hint(message: str) -> str:
+    """A hint to append to a rendering error that looks like a missing OpenGL display (MuJoCo).
+
+    MuJoCo renders through GLFW by default, which needs a display; on a headless machine
+    MUJOCO_GL=egl (with a GPU) or MUJOCO_GL=osmesa (CPU only) renders offscreen instead.
+    """
+    if has_display() or not any(word in message.lower() for word in _GL_WORDS):
+        return ""
+    return (
+        ". This machine has no display: for MuJoCo envs set MUJOCO_GL=egl (GPU) or MUJOCO_GL=osmesa "
+        "(CPU, needs the osmesa library) and PYOPENGL_PLATFORM to the same value before starting Python"
+    )
 
 
 def is_single_observation(observation: Any, space: Any) -> bool:

@@ -66,3 +66,15 @@ class PluginError(PolyrlError):
 
 class InvalidObservationError(PolyrlError, ValueError):
     """An observation given to act() does not fit the env's observation space."""
+
+
+class RenderError(ConfigurationError):
+    """The env cannot render as asked: no rgb_array frames for a movie, or no display for a window."""
+
+
+class PolyrlWarning(UserWarning):
+    """Base class of every warning polyrl issues on purpose."""
+
+
+class PluginLoadWarning(PolyrlWarning):
+    """An entry point of the "polyrl" group failed to load, or loaded but registered nothing."""

@@ -27,7 +27,9 @@ class NetworkSpec(StrictModel):
     """Hidden layer sizes and activation of the policy (and value) networks."""
 
     hidden: list[PositiveInt] = Field(default_factory=lambda: [64, 64], min_length=1)
+    """Hidden layer sizes of the policy and value networks."""
     activation: Activation = "tanh"
+    """Activation function between hidden layers."""
 
 
 class EnvFactorySpec(StrictModel):
@@ -79,62 +81,89 @@ class PPOSection(StrictModel):
     """PPO-specific settings; None means the backend's polyrl default."""
 
     n_epochs: PositiveInt | None = None
+    """Passes over each rollout per update."""
     clip_range: PositiveFloat | None = None
+    """PPO's policy ratio clip."""
     gae_lambda: UnitFloat | None = None
+    """GAE lambda of the advantage estimate."""
     ent_coef: Annotated[float, Field(ge=0)] | None = None
+    """Entropy bonus coefficient."""
     vf_coef: Annotated[float, Field(ge=0)] | None = None
+    """Value loss coefficient."""
     max_grad_norm: PositiveFloat | None = None
+    """Gradient norm clip."""
 
 
 class A2CSection(StrictModel):
     """A2C-specific settings; None means the backend's polyrl default."""
 
     gae_lambda: UnitFloat | None = None
+    """GAE lambda of the advantage estimate."""
     ent_coef: Annotated[float, Field(ge=0)] | None = None
+    """Entropy bonus coefficient."""
     vf_coef: Annotated[float, Field(ge=0)] | None = None
+    """Value loss coefficient."""
     max_grad_norm: PositiveFloat | None = None
+    """Gradient norm clip."""
 
 
 class OffPolicySection(StrictModel):
     """Settings every replay-buffer algorithm shares."""
 
     buffer_size: PositiveInt | None = None
+    """Replay buffer capacity in transitions."""
     learning_starts: NonNegativeInt | None = None
+    """Env steps collected before the first update."""
     train_freq: PositiveInt | None = None
+    """Env steps between updates."""
     gradient_steps: PositiveInt | None = None
+    """Gradient steps per update."""
 
 
 class DQNSection(OffPolicySection):
     """DQN-specific settings; None means the backend's polyrl default."""
 
     target_update_interval: PositiveInt | None = None
+    """Env steps between target network copies."""
     exploration_fraction: UnitFloat | None = None
+    """Fraction of the run over which epsilon decays."""
     exploration_initial_eps: UnitFloat | None = None
+    """Epsilon at the start."""
     exploration_final_eps: UnitFloat | None = None
+    """Epsilon after the decay."""
 
 
 class SACSection(OffPolicySection):
     """SAC-specific settings; None means the backend's polyrl default."""
 
     tau: UnitFloat | None = None
+    """Soft target update coefficient."""
     ent_coef: PositiveFloat | Literal["auto"] | None = None
+    """Entropy coefficient, or 'auto' to learn it."""
 
 
 class TD3Section(OffPolicySection):
     """TD3-specific settings; None means the backend's polyrl default."""
 
     tau: UnitFloat | None = None
+    """Soft target update coefficient."""
     policy_delay: PositiveInt | None = None
+    """Critic updates per actor update."""
     target_policy_noise: Annotated[float, Field(ge=0)] | None = None
+    """Std of the target policy smoothing noise."""
     target_noise_clip: Annotated[float, Field(ge=0)] | None = None
+    """Clip of the target policy smoothing noise."""
     action_noise_std: Annotated[float, Field(ge=0)] | None = None
+    """Std of the Gaussian exploration noise (fraction of the action range)."""
 
 
 class DDPGSection(OffPolicySection):
     """DDPG-specific settings; None means the backend's polyrl default."""
 
     tau: UnitFloat | None = None
+    """Soft target update coefficient."""
     action_noise_std: Annotated[float, Field(ge=0)] | None = None
+    """Std of the Gaussian exploration noise (fraction of the action range)."""
 
 
 SECTION_NAMES = ("ppo", "a2c", "dqn", "sac", "td3", "ddpg")
@@ -149,15 +178,25 @@ class AgentSpec(StrictModel):
     """
 
     backend: str = "sb3"
+    """Backend name (see `polyrl plugins`)."""
     algorithm: str = "ppo"
+    """Algorithm name, e.g. ppo, dqn, sac."""
     env: str | EnvFactorySpec = "CartPole-v1"
+    """A Gymnasium id, or a factory (Python: any callable; JSON: {"factory": "module:function"})."""
     env_kwargs: dict[str, JsonValue] = Field(default_factory=dict)
+    """Keyword arguments for gymnasium.make or the factory."""
     seed: NonNegativeInt | None = None
+    """Seed of envs, weights and sampling; None: random."""
     n_envs: PositiveInt = 1
+    """Parallel envs that collect experience."""
     network: NetworkSpec | None = None
+    """Hidden layers and activation; None: the backend's default."""
     learning_rate: PositiveFloat | None = None
+    """Optimizer learning rate."""
     gamma: UnitFloat | None = None
+    """Discount factor."""
     batch_size: PositiveInt | None = None
+    """Minibatch size of an update."""
     iteration_steps: PositiveInt | None = Field(
         default=None,
         description="Env steps (over all envs) one training iteration collects.",
@@ -169,6 +208,7 @@ class AgentSpec(StrictModel):
     td3: TD3Section | None = None
     ddpg: DDPGSection | None = None
     backend_options: dict[str, JsonValue] = Field(default_factory=dict)
+    """Native keywords of the backend's library, checked by name."""
 
     @field_validator("env", mode="before")
     @classmethod

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from polyrl.callbacks._io import replace_atomically, temporary_sibling, writable_dir
 from polyrl.callbacks.base import Callback
 from polyrl.config import PlayConfig
-from polyrl.errors import ConfigurationError
+from polyrl.envs import headless_render_hint
+from polyrl.errors import ConfigurationError, RenderError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,10 +18,6 @@ if TYPE_CHECKING:
     from polyrl.agent import Agent
     from polyrl.callbacks.context import RunContext
     from polyrl.records import EpisodeRecord, IterationRecord
-
-
-class RenderError(ConfigurationError):
-    """The env cannot produce rgb_array frames, which movies need."""
 
 
 def _frame_problem(frame: Any) -> str | None:
@@ -42,7 +39,7 @@ def check_rgb_array(agent: Agent) -> None:
     except Exception as exc:
         raise RenderError(
             f"the env {source.name!r} cannot be built with render_mode='rgb_array' ({exc}); movies need "
-            "an env that renders rgb_array frames"
+            f"an env that renders rgb_array frames{headless_render_hint(str(exc))}"
         ) from exc
     try:
         modes = (getattr(env, "metadata", None) or {}).get("render_modes")
@@ -57,7 +54,7 @@ def check_rgb_array(agent: Agent) -> None:
         raise RenderError(
             f"the env {source.name!r} cannot render rgb_array frames: {problem} (its render_modes: "
             f"{modes}). Movies need an env created with render_mode='rgb_array' whose render() returns "
-            "an (H, W, 3) uint8 array"
+            f"an (H, W, 3) uint8 array{headless_render_hint(problem)}"
         )
 
 

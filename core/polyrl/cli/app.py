@@ -12,7 +12,8 @@ import typer
 from pydantic import ValidationError
 
 from polyrl.cli import render
-from polyrl.cli.overrides import merge, parse_flags, read_document, route
+from polyrl.cli.fields import FieldFlagsCommand
+from polyrl.cli.overrides import merge, normalize_flag, parse_flags, read_document, route
 from polyrl.config import PlayConfig, TrainConfig
 from polyrl.errors import PolyrlError
 from polyrl.spec import AgentSpec
@@ -23,6 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # One flag style in help (--eval-episodes), both accepted: --eval_episodes finds it too.
+    context_settings={"token_normalize_func": normalize_flag},
 )
 
 EXIT_USAGE = 2
@@ -41,9 +44,11 @@ def _guarded(fn: Callable[[], T]) -> T:
     except (PolyrlError, ValidationError, ValueError, ImportError) as exc:
         if _State.debug:
             raise
-        kind = "invalid settings" if isinstance(exc, ValidationError) else type(exc).__name__
-        render.errors.print(f"[red bold]error[/] ({kind}): {exc}", markup=True)
-        render.errors.print("(run with --debug for the traceback)")
+        if isinstance(exc, ValidationError):
+            render.complain(render.validation_message(exc), label="error (invalid settings)")
+        else:
+            render.complain(str(exc), label=f"error ({type(exc).__name__})")
+        render.complain("(run with --debug for the traceback)")
         raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -90,9 +95,10 @@ def _default_out(spec: AgentSpec) -> Path:
 
 
 @app.command(
+    cls=FieldFlagsCommand,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     help="Train an agent, save it to --out, then evaluate it. Every AgentSpec and TrainConfig field "
-    "is also a flag: --gamma 0.98, --network.hidden 64,64, --ppo.n_epochs 4, --eval_every 5.",
+    "is also a flag (listed below): --gamma 0.98, --network.hidden 64,64, --ppo.n-epochs 4.",
 )
 def train(
     ctx: typer.Context,
@@ -118,6 +124,10 @@ def train(
     config_file: Annotated[
         Path | None, typer.Option("--config", help="TrainConfig JSON file; flags override it.")
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object (checkpoint, result, evaluation), no tables."),
+    ] = False,
 ) -> None:
     def body() -> float | None:
         import polyrl
@@ -137,17 +147,20 @@ def train(
         spec, config = build_documents(spec_file, config_file, named, list(ctx.args))
         target = out or _default_out(spec)
         env_name = spec.env if isinstance(spec.env, str) else spec.env.factory
-        render.console.print(f"training {spec.backend}/{spec.algorithm} on {env_name} -> {target}")
+        # The agent is built (backend, algorithm, env and spaces checked) before anything is printed.
         with polyrl.Agent(spec) as agent:
+            if not as_json:
+                render.say(f"training {spec.backend}/{spec.algorithm} on {env_name} -> {target}")
+            callbacks = [] if as_json else [render.progress_callback()]
             try:
-                result = agent.train(config, callbacks=[render.progress_callback()])
+                result = agent.train(config, callbacks=callbacks)
             except KeyboardInterrupt:
                 agent.save(target, metadata={"interrupted": True})
-                render.errors.print(f"interrupted: saved what was learned to {target}")
+                render.complain(f"saved what was learned to {target}", label="interrupted")
                 raise typer.Exit(130) from None
             except polyrl.CallbackError as exc:
                 agent.save(target, metadata={"stopped_by_error": str(exc)})
-                render.errors.print(f"the run failed in a callback; saved what was learned to {target}")
+                render.complain(f"the run failed in a callback; saved what was learned to {target}")
                 raise
             metadata: dict[str, Any] = {
                 "stop_reason": result.stop_reason,
@@ -159,47 +172,59 @@ def train(
             agent.save(target, metadata=metadata)
         write_json(target / "train_config.json", config.model_dump(mode="json"))
         write_json(target / "train_result.json", result.model_dump(mode="json"))
-        render.console.print(render.train_summary(result))
+        if evaluation is not None:
+            write_json(target / "evaluation.json", evaluation.model_dump(mode="json"))
+        if as_json:
+            summary = {
+                "checkpoint": str(target),
+                "result": result.model_dump(mode="json", exclude={"records"}),
+                "evaluation": None if evaluation is None else evaluation.model_dump(mode="json"),
+            }
+            typer.echo(json.dumps(summary, indent=2))
+            return None if evaluation is None else evaluation.return_mean
+        render.titled("training", render.train_summary(result))
         if evaluation is None:
             return None
-        write_json(target / "evaluation.json", evaluation.model_dump(mode="json"))
-        render.console.print(render.play_table(evaluation, f"evaluation ({eval_episodes} episodes)"))
-        render.console.print(f"saved to {target}  (polyrl play {target})")
+        render.titled(f"evaluation after training ({eval_episodes} episodes)", render.play_table(evaluation))
+        render.say(f"saved to {target}  (polyrl play {target})")
         return evaluation.return_mean
 
     mean = _guarded(body)
     if require_return is not None and (mean is None or mean < require_return):
-        render.errors.print(
-            f"[red bold]below threshold[/]: evaluation return mean {mean} < required {require_return}",
-            markup=True,
-        )
+        render.complain(f"evaluation return mean {mean} < required {require_return}", label="below threshold")
         raise typer.Exit(EXIT_THRESHOLD)
 
 
-def _play(
-    path: Path,
-    episodes: int,
-    max_steps: int | None,
-    seed: int | None,
-    deterministic: bool,
-    render_mode: str | None,
-) -> None:
+def _play(path: Path, config: PlayConfig, title: str, record: Path | None, as_json: bool) -> None:
     import polyrl
 
     def body() -> None:
-        config = PlayConfig(
-            episodes=episodes,
-            max_steps=max_steps,
-            seed=seed,
-            deterministic=deterministic,
-            render_mode=render_mode,
-        )
+        from polyrl.cli.recording import recorded_play
+
         with polyrl.Agent.load(path) as agent:
-            result = agent.play(config)
-        title = f"{'evaluation' if deterministic else 'play'} of {path}"
-        render.console.print(render.play_table(result, title))
+            if record is None:
+                result, movies = agent.play(config), []
+            else:
+                result, movies = recorded_play(agent, config, record)
+        if as_json:
+            document = result.model_dump(mode="json")
+            typer.echo(json.dumps({**document, "movies": [str(m) for m in movies]}, indent=2))
+            return
+        render.titled(title, render.play_table(result))
+        for movie in movies:
+            render.say(f"wrote {movie}")
 
     _guarded(body)
+
+
+RecordOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Film the episodes into this .gif or .mp4 file (one episode: exactly this file; more: "
+        "FILE-episode-N.gif). Works without a display.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the PlayResult as JSON, no table.")]
 
 
 @app.command(help="Play episodes with a saved agent and print each episode's return and length.")
@@ -209,19 +234,40 @@ def play(
     max_steps: Annotated[int | None, typer.Option(help="Cut episodes after this many steps.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the first episode.")] = None,
     stochastic: Annotated[bool, typer.Option(help="Sample actions instead of the greedy ones.")] = False,
-    render_human: Annotated[bool, typer.Option("--render", help="Show the env in a window.")] = False,
+    render_human: Annotated[
+        bool, typer.Option("--render", help="Show the env in a window (needs a display; see --record).")
+    ] = False,
+    record: RecordOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    _play(path, episodes, max_steps, seed, not stochastic, "human" if render_human else None)
+    def config() -> PlayConfig:
+        return PlayConfig(
+            episodes=episodes,
+            max_steps=max_steps,
+            seed=seed,
+            deterministic=not stochastic,
+            render_mode="human" if render_human else None,
+        )
+
+    actions = "stochastic" if stochastic else "deterministic"
+    title = f"play of {path}: {episodes} episode(s), {actions} actions"
+    _play(path, _guarded(config), title, record, as_json)
 
 
-@app.command(help="Deterministic evaluation of a saved agent.")
+@app.command(help="Deterministic evaluation of a saved agent: mean, spread and every episode's return.")
 def evaluate(
     path: Annotated[Path, typer.Argument(help="Checkpoint directory.")],
     episodes: Annotated[int, typer.Option(help="Episodes to play.")] = 10,
     max_steps: Annotated[int | None, typer.Option(help="Cut episodes after this many steps.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the first episode.")] = None,
+    record: RecordOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    _play(path, episodes, max_steps, seed, True, None)
+    def config() -> PlayConfig:
+        return PlayConfig(episodes=episodes, max_steps=max_steps, seed=seed, deterministic=True)
+
+    title = f"evaluation of {path}: {episodes} deterministic episode(s)"
+    _play(path, _guarded(config), title, record, as_json)
 
 
 @app.command(help="Show what a checkpoint holds: backend, versions, spec, counters, files.")
@@ -235,9 +281,11 @@ def show(
         manifest = read_manifest(path)
         if as_json:
             typer.echo(manifest.model_dump_json(indent=2))
-        else:
-            render.console.print(render.manifest_table(manifest, str(path)))
-            render.console.print_json(manifest.spec.model_dump_json(exclude_defaults=True))
+            return
+        render.titled(f"checkpoint {path}", render.manifest_table(manifest))
+        render.say("")
+        render.say("spec (the fields set differently from AgentSpec's defaults; --json shows everything):")
+        render.console.print_json(manifest.spec.model_dump_json(exclude_defaults=True))
 
     _guarded(body)
 
@@ -264,7 +312,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
         else:
-            render.console.print(render.plugins_table(rows))
+            render.titled("polyrl backends", render.plugins_table(rows))
 
     _guarded(body)
 

@@ -22,6 +22,11 @@ _NESTING = (".", ":")
 ALIASES = {"algo": "algorithm", "steps": "total_steps"}
 
 
+def normalize_flag(name: str) -> str:
+    """Click's token normaliser: option names match with `_` or `-` (--eval_episodes, --eval-episodes)."""
+    return name.replace("_", "-")
+
+
 def parse_value(raw: str) -> Any:
     """A JSON literal if `raw` is one, a list for comma-separated items, else the string itself."""
     try:

@@ -7,17 +7,55 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from polyrl.callbacks.base import Callback
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from polyrl.callbacks.context import RunContext
     from polyrl.manifest import CheckpointManifest
     from polyrl.records import IterationRecord, PlayResult, TrainResult
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
+
+
+def say(text: str) -> None:
+    """Print one message line to stdout exactly as given: never wrapped, never read as markup.
+
+    Paths and error texts hold brackets (`pip install 'polyrl[sb3]'`) and can be longer than the
+    terminal; a wrapped or markup-eaten line cannot be copied or grepped.
+    """
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def complain(text: str, label: str | None = None, style: str = "red bold") -> None:
+    """Print a message line to stderr, unwrapped; only `label` is styled, `text` is kept verbatim."""
+    prefix = f"[{style}]{escape(label)}[/]: " if label else ""
+    errors.print(prefix + escape(text), markup=True, highlight=False, soft_wrap=True)
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A pydantic error as the CLI says it: one `field.path: message` clause per problem."""
+    clauses = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"])
+        clauses.append(f"{path}: {error['msg']}" if path else error["msg"])
+    return f"{exc.title}: " + "; ".join(clauses)
+
+
+def table(title: str | None = None, **options: Any) -> Table:
+    """A table whose cells fold at narrow widths instead of cutting names with an ellipsis."""
+    return Table(title=title, title_justify="left", **options)
+
+
+def add_columns(target: Table, *names: str, justify: Any = "left") -> None:
+    """Columns that fold long values onto more lines: identifying names are never cut."""
+    for name in names:
+        target.add_column(name, overflow="fold", justify=justify)
 
 
 def interactive() -> bool:
@@ -50,7 +88,7 @@ class PlainProgress(Callback):
         if now - self._last_line >= 1.0 or (self._total is not None and done >= self._total):
             self._last_line = now
             total = f"/{self._total:,}" if self._total else ""
-            console.print(
+            say(
                 f"steps {done:,}{total}  iter {record.iteration}  return {_number(record.return_mean)}  "
                 f"{record.steps_per_second:,.0f} steps/s"
             )
@@ -67,7 +105,8 @@ def progress_callback() -> Callback:
 
 def train_summary(result: TrainResult) -> Table:
     """One table of how a train() call went."""
-    table = Table(title="training", show_header=False)
+    table = Table(show_header=False)
+    add_columns(table, "field", "value")
     last = result.last
     rows = {
         "stopped because": result.stop_reason,
@@ -77,15 +116,20 @@ def train_summary(result: TrainResult) -> Table:
         "last return mean": _number(last.return_mean if last else None),
     }
     for key, value in rows.items():
-        table.add_row(key, value)
+        table.add_row(key, escape(value))
     return table
 
 
-def play_table(result: PlayResult, title: str) -> Table:
+def titled(title: str, table: Table) -> None:
+    """Print `title` as one unwrapped line (it may hold a path), then the table below it."""
+    say(title)
+    console.print(table)
+
+
+def play_table(result: PlayResult) -> Table:
     """Per-episode returns and lengths, with the summary as the caption."""
-    table = Table(title=title)
-    for column in ("episode", "return", "length", "ended by"):
-        table.add_column(column, justify="right")
+    table = Table()
+    add_columns(table, "episode", "return", "length", "ended by", justify="right")
     for episode in result.episodes:
         ended = "terminated" if episode.terminated else "truncated" if episode.truncated else "stopped"
         table.add_row(str(episode.index), f"{episode.episode_return:.2f}", str(episode.length), ended)
@@ -97,9 +141,10 @@ def play_table(result: PlayResult, title: str) -> Table:
     return table
 
 
-def manifest_table(manifest: CheckpointManifest, path: str) -> Table:
+def manifest_table(manifest: CheckpointManifest) -> Table:
     """What a checkpoint holds."""
-    table = Table(title=f"checkpoint {path}", show_header=False)
+    table = Table(show_header=False)
+    add_columns(table, "field", "value")
     spec = manifest.spec
     rows = {
         "backend": f"{manifest.backend} ({manifest.library} {manifest.library_version})",
@@ -113,23 +158,24 @@ def manifest_table(manifest: CheckpointManifest, path: str) -> Table:
         "files": ", ".join(f"{name} ({entry.size:,} B)" for name, entry in manifest.files.items()),
     }
     for key, value in rows.items():
-        table.add_row(key, value)
+        table.add_row(key, escape(value))
     for key, value in manifest.metadata.items():
-        table.add_row(f"metadata.{key}", str(value))
+        table.add_row(f"metadata.{escape(key)}", escape(str(value)))
     return table
 
 
 def plugins_table(rows: list[dict[str, Any]]) -> Table:
     """Backends, their algorithms, install state and library versions."""
-    table = Table(title="polyrl backends")
-    for column in ("backend", "installed", "library", "algorithms (action spaces)", "plugin"):
-        table.add_column(column)
+    table = Table()
+    add_columns(table, "backend", "installed", "library", "algorithms (action spaces)", "plugin")
     for row in rows:
         installed = (
-            f"[green]yes[/] {row['version']}"
+            f"[green]yes[/] {escape(str(row['version']))}"
             if row["installed"]
-            else f"[red]no[/] pip install {row['install']}"
+            else f"[red]no[/] pip install {escape(row['install'])}"
         )
         algorithms = "\n".join(f"{name} ({', '.join(spaces)})" for name, spaces in row["algorithms"].items())
-        table.add_row(row["name"], installed, row["library"], algorithms, row["plugin"])
+        table.add_row(
+            escape(row["name"]), installed, escape(row["library"]), escape(algorithms), escape(row["plugin"])
+        )
     return table

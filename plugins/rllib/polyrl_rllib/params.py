@@ -33,7 +33,6 @@ threads of this process, default 1).
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import math
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from polyrl import AgentSpec, UnsupportedOptionError
+from polyrl.driverkit import unknown_options_error
 from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 
 ON_POLICY = ("ppo", "appo", "impala")
@@ -218,12 +218,7 @@ def _check_option_names(spec: AgentSpec, config: Any) -> dict[str, str]:
     )
     if unknown:
         known = [*POLYRL_OPTIONS, *methods, *attributes]
-        hints = {k: difflib.get_close_matches(k, known, n=3) for k in unknown}
-        hint_text = "; ".join(f"{k!r}: did you mean {v}?" for k, v in hints.items() if v)
-        raise UnsupportedOptionError(
-            f"rllib {spec.algorithm} does not accept backend_options {unknown}"
-            f"{' (' + hint_text + ')' if hint_text else ''}. Valid keys: {valid_options_text(config)}"
-        )
+        raise unknown_options_error("rllib", spec.algorithm, unknown, known, valid_options_text(config))
     return methods
 
 

@@ -23,6 +23,7 @@ import inspect
 from typing import Any
 
 from polyrl import AgentSpec, UnsupportedOptionError
+from polyrl.driverkit import unknown_options_error
 from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 
 ON_POLICY = ("ppo", "a2c")
@@ -95,9 +96,8 @@ def sb3_kwargs(spec: AgentSpec, action_space: Any) -> dict[str, Any]:
     options = {k: v for k, v in spec.backend_options.items() if k not in POLYRL_OPTIONS}
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise UnsupportedOptionError(
-            f"sb3 {spec.algorithm} does not accept backend_options {unknown}; valid keys: "
-            f"{[*constructor_keywords(cls), *POLYRL_OPTIONS]}"
+        raise unknown_options_error(
+            "sb3", spec.algorithm, unknown, [*constructor_keywords(cls), *POLYRL_OPTIONS]
         )
     if isinstance(options.get("policy_kwargs"), dict):
         policy_kwargs.update(options.pop("policy_kwargs"))

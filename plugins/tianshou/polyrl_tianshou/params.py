@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polyrl import AgentSpec, UnsupportedOptionError
+from polyrl.driverkit import unknown_options_error
 
 ON_POLICY = ("ppo", "a2c")
 OFF_POLICY = ("dqn", "sac", "td3", "ddpg")
@@ -240,9 +241,7 @@ def _check_options(spec: AgentSpec, discrete: bool) -> None:
     valid = valid_option_names(spec.algorithm, discrete)
     unknown = sorted(set(spec.backend_options) - set(valid))
     if unknown:
-        raise UnsupportedOptionError(
-            f"tianshou {spec.algorithm} does not accept backend_options {unknown}; valid keys: {valid}"
-        )
+        raise unknown_options_error("tianshou", spec.algorithm, unknown, valid)
     vec_env = spec.backend_options.get("vec_env", "dummy")
     if vec_env not in ("dummy", "subproc"):
         raise UnsupportedOptionError(f"backend_options.vec_env must be 'dummy' or 'subproc', got {vec_env!r}")
