@@ -74,6 +74,9 @@ class FakeDriver(BackendDriver):
     def get_learning_rate(self) -> float:
         return self.lr
 
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights.copy()}
+
     def set_learning_rate(self, value: float) -> None:
         self.lr = value
 

@@ -102,9 +102,16 @@ def test_learning_rate_set_by_a_callback_reaches_the_driver(fake_backend):
     assert a._driver.get_learning_rate() == 0.01
 
 
-def test_invalid_learning_rate_is_rejected(fake_backend):
-    with pytest.raises(polyrl.ConfigurationError, match="positive"):
-        agent(fake_backend).learning_rate = 0
+@pytest.mark.parametrize("value", [-1e-3, float("inf"), float("nan"), True, "0.1"])
+def test_invalid_learning_rate_is_rejected(fake_backend, value):
+    with pytest.raises(polyrl.ConfigurationError, match="finite number >= 0"):
+        agent(fake_backend).learning_rate = value
+
+
+def test_a_learning_rate_of_zero_freezes_the_policy(fake_backend):
+    frozen = agent(fake_backend)
+    frozen.learning_rate = 0
+    assert frozen.learning_rate == 0
 
 
 def test_callback_exception_names_the_callback_and_keeps_the_agent_usable(fake_backend, tmp_path):

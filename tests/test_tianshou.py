@@ -269,6 +269,7 @@ def test_save_load_keeps_actions_optimizer_counters_and_replay_buffer(tmp_path):
     assert {p.name for p in native_dir.iterdir()} == {
         "algorithm.pt",
         "polyrl_tianshou.json",
+        "polyrl_random_state.npz",
         "replay_buffer.npz",
     }
     again = Agent.load(tmp_path / "dqn")

@@ -39,6 +39,11 @@ class PointGoalEnv(gym.Env):
     -1, so the space is asymmetric but every direction is reachable. Reward: minus the distance
     to the goal; the episode terminates within 0.1 of it and is truncated after 25 steps.
     action="tuple" (a Tuple of both action spaces) exists only to probe the mismatch error.
+
+    `fixed_horizon=H` makes the episodes of the resume checks: the same start and goal at every
+    reset (whatever the seed), no early termination, and exactly H steps. With H equal to an
+    iteration's steps, every iteration ends an episode, so an agent loaded from a checkpoint
+    and one that kept running see the same observations and the checks can compare them.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -48,7 +53,11 @@ class PointGoalEnv(gym.Env):
         action: Literal["discrete", "box", "tuple"] = "discrete",
         observation: Literal["box", "dict"] = "box",
         render_mode: str | None = None,
+        fixed_horizon: int | None = None,
     ) -> None:
+        if fixed_horizon is not None and fixed_horizon < 1:
+            raise ValueError(f"fixed_horizon must be >= 1 or None, got {fixed_horizon}")
+        self.fixed_horizon = fixed_horizon
         if action not in ("discrete", "box", "tuple") or observation not in ("box", "dict"):
             raise ValueError(
                 f"action must be discrete|box|tuple and observation box|dict, got {action}, {observation}"
@@ -77,8 +86,12 @@ class PointGoalEnv(gym.Env):
         self._goal = np.zeros(2, dtype=np.float32)
         self._steps = 0
 
+    @property
+    def _max_steps(self) -> int:
+        return self.fixed_horizon or CUSTOM_MAX_STEPS
+
     def _observation(self) -> Any:
-        elapsed = np.array([self._steps / CUSTOM_MAX_STEPS], dtype=np.float32)
+        elapsed = np.array([self._steps / self._max_steps], dtype=np.float32)
         if self.observation_kind == "dict":
             return {
                 "body": np.concatenate([self._position, self._velocity]).astype(np.float32),
@@ -89,8 +102,12 @@ class PointGoalEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         """Start at a random point with a random goal."""
         super().reset(seed=seed)
-        self._position = self.np_random.uniform(-2.0, 2.0, size=2).astype(np.float32)
-        self._goal = self.np_random.uniform(-2.0, 2.0, size=2).astype(np.float32)
+        if self.fixed_horizon is not None:
+            self._position = np.array([-1.5, 1.0], dtype=np.float32)
+            self._goal = np.array([1.5, -1.0], dtype=np.float32)
+        else:
+            self._position = self.np_random.uniform(-2.0, 2.0, size=2).astype(np.float32)
+            self._goal = self.np_random.uniform(-2.0, 2.0, size=2).astype(np.float32)
         self._velocity = np.zeros(2, dtype=np.float32)
         self._steps = 0
         return self._observation(), {}
@@ -110,8 +127,8 @@ class PointGoalEnv(gym.Env):
         self._position = np.clip(self._position + 0.2 * self._velocity, -4.0, 4.0).astype(np.float32)
         self._steps += 1
         distance = float(np.linalg.norm(self._position - self._goal))
-        terminated = distance < 0.1
-        truncated = not terminated and self._steps >= CUSTOM_MAX_STEPS
+        terminated = distance < 0.1 and self.fixed_horizon is None
+        truncated = not terminated and self._steps >= self._max_steps
         return self._observation(), -distance, terminated, truncated, {}
 
     def render(self) -> np.ndarray | None:
@@ -129,9 +146,12 @@ def make_custom_env(
     action: Literal["discrete", "box", "tuple"] = "discrete",
     observation: Literal["box", "dict"] = "box",
     render_mode: str | None = None,
+    fixed_horizon: int | None = None,
 ) -> gym.Env:
     """The suite's own environment (a factory, deliberately not a registered Gymnasium id)."""
-    return PointGoalEnv(action=action, observation=observation, render_mode=render_mode)
+    return PointGoalEnv(
+        action=action, observation=observation, render_mode=render_mode, fixed_horizon=fixed_horizon
+    )
 
 
 @dataclass(frozen=True)
@@ -175,11 +195,3 @@ ENVIRONMENTS: tuple[ConformanceEnv, ...] = (
 #: Only used to check the space-mismatch error: a Tuple action space no algorithm is asked to
 #: handle (an algorithm that declares "tuple" actions simply does not get this probe).
 MISMATCH_PROBE = _custom("tuple", "box")
-
-
-def by_key(key: str) -> ConformanceEnv:
-    """The environment with this key."""
-    for env in (*ENVIRONMENTS, MISMATCH_PROBE):
-        if env.key == key:
-            return env
-    raise KeyError(f"no conformance environment {key!r}; known: {[e.key for e in ENVIRONMENTS]}")

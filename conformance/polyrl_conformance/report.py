@@ -52,6 +52,14 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("truncated_checkpoint", "algorithm"),
     ("seeding", "algorithm"),
     ("effective_hyperparameters", "algorithm"),
+    ("lr_reaches_optimizer", "algorithm"),
+    ("iteration_budget", "algorithm"),
+    ("losses_reported", "algorithm"),
+    ("seeding_interleaved", "algorithm"),
+    ("n_envs", "algorithm"),
+    ("replay_buffer", "algorithm"),
+    ("resume_equivalence", "algorithm"),
+    ("resume_exact", "algorithm"),
 )
 CHECK_NAMES = tuple(name for name, _ in CHECKS)
 
@@ -216,8 +224,8 @@ def verdict_line(report: dict[str, Any]) -> str:
 def render_matrix(report: dict[str, Any]) -> Table:
     """The matrix as a rich Table: rows backend x algorithm, columns checks.
 
-    Columns are headed by one letter so 21 checks fit an 80-column terminal; `render_details`
-    prints the legend.
+    Columns are headed by one or two letters (a, b, ..., aa) so the matrix stays narrow;
+    `render_details` prints the legend.
     """
     from rich import box
     from rich.table import Table

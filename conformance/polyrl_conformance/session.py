@@ -25,6 +25,8 @@ from polyrl_conformance.report import (
     write_report,
 )
 
+#: Checks that compare two runs of one seed: declared unsupported for non-deterministic backends.
+DETERMINISTIC_CHECKS = ("seeding", "seeding_interleaved", "resume_exact")
 CASE_ARGUMENTS = ("env_case", "mismatch_case", "algo_case")
 PROPERTY = "polyrl_conformance"
 CHECKS_DIR = (Path(__file__).parent / "checks").resolve()
@@ -127,7 +129,7 @@ class ConformanceSession:
         info = self.infos[backend]
         if check in info.unsupported:
             return info.unsupported[check]
-        if check == "seeding" and not info.deterministic:
+        if check in DETERMINISTIC_CHECKS and not info.deterministic:
             return "the backend declares seeded runs are not reproducible (BackendInfo.deterministic=False)"
         return None
 

@@ -149,11 +149,21 @@ class Agent:
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
-        if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-            raise ConfigurationError(f"learning_rate must be a positive number, got {value!r}")
+        # 0 is allowed here (it freezes the policy for a while); a spec's learning rate is > 0.
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < float("inf"):
+            raise ConfigurationError(f"learning_rate must be a finite number >= 0, got {value!r}")
         self._timed(
             "driver", "set_learning_rate", lambda: self._driver.set_learning_rate(float(value)), f"{value:g}"
         )
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The trainable parameters (what the optimizers update) as NumPy copies, by name."""
+        return self._driver.parameters()
+
+    @property
+    def replay_size(self) -> int | None:
+        """Transitions in the replay buffer (off-policy algorithms); None when there is none."""
+        return self._driver.replay_size()
 
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
         """The hyperparameters the native library object holds, in common and native names."""

@@ -106,7 +106,11 @@ class BackendDriver(ABC):
 
     @abstractmethod
     def save(self, directory: Path) -> None:
-        """Write the native files (weights, optimizer state, counters) into an empty directory."""
+        """Write everything `load` needs to continue exactly into an empty directory.
+
+        That is weights, optimizer state, the replay buffer, native counters (what drives the
+        library's schedules) and the random state, in formats that run no code at load.
+        """
 
     @abstractmethod
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
@@ -116,6 +120,26 @@ class BackendDriver(ABC):
     @abstractmethod
     def env_steps(self) -> int:
         """Env steps collected over the agent's life (continues after load)."""
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The trainable parameters the optimizers update, as NumPy copies by name.
+
+        What "the policy changed" means: the conformance suite checks that an iteration at
+        learning rate 0 leaves them equal, and that a resumed agent continues from the same
+        values. Torch drivers get them from `polyrl.driverkit.optimizer_parameters`.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement parameters(): return the trainable parameters "
+            "(what the optimizers update) as a dict of NumPy arrays"
+        )
+
+    def replay_size(self) -> int | None:
+        """Transitions held in the replay buffer; None for algorithms without one (on-policy).
+
+        The core reports it as the `replay_size` metric of every iteration; off-policy
+        algorithms must report it, and a checkpoint must keep the buffer.
+        """
+        return None
 
     def set_horizon(self, end_env_steps: int | None) -> None:  # noqa: B027 - optional hook
         """The lifetime env-step count the current train() call aims to end at (None: unknown).

@@ -1,11 +1,20 @@
-"""What every backend driver repeats, written once: the messages of its option checks.
+"""What every backend driver repeats, written once: option-check messages, optimizer access,
+trainable parameters and a per-agent random state.
 
-Backend plugins import from here so that one rule gives one message on every backend.
+Backend plugins import from here so that one rule gives one message and one behaviour on every
+backend. Nothing here imports torch: it works on the optimizer objects a driver passes in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import random
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from polyrl._model import close_matches
 from polyrl.errors import UnsupportedOptionError
@@ -31,3 +40,160 @@ def unknown_options_error(
         f"{backend} {algorithm} does not accept backend_options {names}"
         f"{' (' + hint_text + ')' if hint_text else ''}. Valid keys: {valid_text or ', '.join(known)}"
     )
+
+
+# -- trainable parameters --------------------------------------------------------------------
+
+
+def optimizer_parameters(optimizers: Iterable[Any]) -> dict[str, np.ndarray]:
+    """Every tensor the given torch optimizers update, as NumPy copies named "o{i}.g{j}.p{k}".
+
+    Taking them from the optimizers (not from the modules) gives exactly the trainable state:
+    target networks and buffers are left out, an entropy coefficient's optimizer is counted.
+    """
+    found: dict[str, np.ndarray] = {}
+    seen: set[int] = set()
+    for i, optimizer in enumerate(optimizers):
+        for j, group in enumerate(optimizer.param_groups):
+            for k, tensor in enumerate(group["params"]):
+                if id(tensor) in seen:
+                    continue
+                seen.add(id(tensor))
+                found[f"o{i}.g{j}.p{k}"] = tensor.detach().cpu().numpy().copy()
+    return found
+
+
+def set_optimizer_learning_rate(optimizers: Iterable[Any], value: float) -> None:
+    """Write `value` into every parameter group of every optimizer: what the next step uses."""
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = value
+
+
+def optimizer_learning_rate(optimizers: Iterable[Any]) -> float:
+    """The learning rate the first optimizer's first parameter group holds (what it steps with)."""
+    for optimizer in optimizers:
+        return float(optimizer.param_groups[0]["lr"])
+    raise UnsupportedOptionError("the agent has no optimizer to read a learning rate from")
+
+
+# -- one random state per agent -----------------------------------------------------------------
+
+RANDOM_STATE_FILE = "polyrl_random_state.npz"
+
+
+class GlobalRandomState:
+    """The process-global random generators a library draws from, kept per agent.
+
+    SB3, Tianshou and RLlib sample actions, minibatches and exploration noise from the global
+    generators of Python's `random`, NumPy and torch. Two agents in one process would share
+    (and perturb) one stream; a driver instead runs each library call inside `active()`, which
+    swaps this agent's states in and the caller's back out. The states go into the checkpoint
+    as plain arrays (`save`/`load`), so a loaded agent continues the same random stream.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        """Start from the current global states, or from fresh ones seeded with `seed`.
+
+        Seeding never changes the caller's generators: the seeded states are captured and
+        the caller's are put back.
+        """
+        if seed is None:
+            self._state = _capture()
+            return
+        outer = _capture()
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.manual_seed(seed)
+        self._state = _capture()
+        _restore(outer)
+
+    @staticmethod
+    @contextmanager
+    def preserved() -> Iterator[None]:
+        """Give the caller's global states back after the block (a library that seeds them on build)."""
+        outer = _capture()
+        try:
+            yield
+        finally:
+            _restore(outer)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Run the block with this agent's random states; keep what the block drew."""
+        outer = _capture()
+        _restore(self._state)
+        try:
+            yield
+        finally:
+            self._state = _capture()
+            _restore(outer)
+
+    def save(self, directory: Path) -> None:
+        """Write the states as NumPy arrays (no pickle) into `directory`."""
+        np.savez(directory / RANDOM_STATE_FILE, **self._state)
+
+    def load(self, directory: Path) -> bool:
+        """Take the states saved in `directory`; False (and nothing changed) when none were saved."""
+        path = directory / RANDOM_STATE_FILE
+        if not path.is_file():
+            return False
+        with np.load(path, allow_pickle=False) as saved:
+            self._state = {key: saved[key] for key in saved.files}
+        return True
+
+
+def legacy_random_state(generator: np.random.RandomState, prefix: str) -> dict[str, np.ndarray]:
+    """A NumPy RandomState (as libraries keep for samplers) as arrays named `prefix`_*, no pickle."""
+    _, keys, position, has_gauss, cached = generator.get_state()  # type: ignore[misc]
+    return {
+        f"{prefix}_keys": np.asarray(keys, dtype=np.uint32),
+        f"{prefix}_meta": np.asarray([position, has_gauss], dtype=np.int64),
+        f"{prefix}_gauss": np.asarray([cached], dtype=np.float64),
+    }
+
+
+def restore_legacy_random_state(generator: np.random.RandomState, arrays: Any, prefix: str) -> None:
+    """Put back a state `legacy_random_state` wrote (arrays: a dict or an open .npz)."""
+    position, has_gauss = (int(v) for v in arrays[f"{prefix}_meta"])
+    generator.set_state(
+        (
+            "MT19937",
+            np.asarray(arrays[f"{prefix}_keys"]),
+            position,
+            has_gauss,
+            float(arrays[f"{prefix}_gauss"][0]),
+        )
+    )
+
+
+def _capture() -> dict[str, np.ndarray]:
+    version, python_state, gauss = random.getstate()
+    _, keys, position, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    state = {
+        "python": np.asarray(python_state, dtype=np.uint64),
+        "python_meta": np.asarray([version, 0 if gauss is None else 1], dtype=np.int64),
+        "python_gauss": np.asarray([0.0 if gauss is None else gauss], dtype=np.float64),
+        "numpy_keys": np.asarray(keys, dtype=np.uint32),
+        "numpy_meta": np.asarray([position, has_gauss], dtype=np.int64),
+        "numpy_gauss": np.asarray([cached], dtype=np.float64),
+    }
+    torch = sys.modules.get("torch")  # only a library that already imported torch draws from it
+    if torch is not None:
+        state["torch"] = torch.get_rng_state().numpy().copy()
+    return state
+
+
+def _restore(state: dict[str, np.ndarray]) -> None:
+    version, has_gauss = (int(v) for v in state["python_meta"])
+    gauss = float(state["python_gauss"][0]) if has_gauss else None
+    random.setstate((version, tuple(int(v) for v in state["python"]), gauss))
+    position, numpy_has_gauss = (int(v) for v in state["numpy_meta"])
+    np.random.set_state(
+        ("MT19937", state["numpy_keys"], position, numpy_has_gauss, float(state["numpy_gauss"][0]))
+    )
+    torch = sys.modules.get("torch")
+    if torch is not None and "torch" in state:
+        torch.set_rng_state(torch.from_numpy(state["torch"].copy()))

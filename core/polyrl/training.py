@@ -46,6 +46,10 @@ def make_record(
 ) -> IterationRecord:
     """Turn a driver's report into the common-vocabulary record."""
     returns = [float(r) for r, _ in report.episodes]
+    metrics = dict(report.metrics)
+    replay_size = agent.replay_size
+    if replay_size is not None:
+        metrics["replay_size"] = float(replay_size)
     lengths = [int(n) for _, n in report.episodes]
     return IterationRecord(
         iteration=agent.iterations,
@@ -59,7 +63,7 @@ def make_record(
         episode_length_mean=sum(lengths) / len(lengths) if lengths else None,
         learning_rate=agent.learning_rate,
         losses=dict(report.losses),
-        metrics=dict(report.metrics),
+        metrics=metrics,
         iteration_seconds=iteration_seconds,
         wall_seconds=wall_seconds,
         steps_per_second=report.env_steps / iteration_seconds if iteration_seconds > 0 else 0.0,

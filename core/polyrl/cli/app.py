@@ -290,13 +290,23 @@ def show(
     _guarded(body)
 
 
-@app.command(help="List backends: algorithms, install state and library versions (imports no backend).")
+@app.command(
+    help="List backends: algorithms, install state and library versions, and plugins that failed "
+    "to load (imports no backend)."
+)
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    import warnings
+
+    from polyrl.errors import PluginLoadWarning
     from polyrl.plugins import is_installed, library_version, registry
 
     def body() -> None:
-        rows = []
-        for name, info in sorted(registry().backends().items()):
+        with warnings.catch_warnings():  # the problems are listed below: no warning text as well
+            warnings.simplefilter("ignore", PluginLoadWarning)
+            backends = sorted(registry().backends().items())
+            problems = registry().problems()
+        rows: list[dict[str, Any]] = []
+        for name, info in backends:
             rows.append(
                 {
                     "name": name,
@@ -309,10 +319,30 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
                     "algorithms": {a: algo.action_spaces for a, algo in sorted(info.algorithms.items())},
                 }
             )
+        for problem in problems:  # an entry point that failed (or registered nothing): never silent
+            rows.append(
+                {
+                    "name": problem.name,
+                    "description": None,
+                    "library": None,
+                    "installed": False,
+                    "version": None,
+                    "install": None,
+                    "plugin": problem.name,
+                    "algorithms": {},
+                    "status": problem.status,
+                    "error": problem.error,
+                    "message": problem.describe(),
+                    "entry_point": problem.entry_point,
+                    "distribution": problem.distribution,
+                }
+            )
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
-        else:
-            render.titled("polyrl backends", render.plugins_table(rows))
+            return
+        render.titled("polyrl backends", render.plugins_table(rows))
+        for problem in problems:
+            render.complain(problem.describe(), label="plugin failed to load")
 
     _guarded(body)
 

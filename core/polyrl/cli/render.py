@@ -165,10 +165,19 @@ def manifest_table(manifest: CheckpointManifest) -> Table:
 
 
 def plugins_table(rows: list[dict[str, Any]]) -> Table:
-    """Backends, their algorithms, install state and library versions."""
+    """Backends, their algorithms, install state and library versions.
+
+    A row with a "status" is an entry point that failed to load ("failed") or registered nothing
+    ("empty"); its reason is printed in full below the table by the caller (one unwrapped line).
+    """
     table = Table()
     add_columns(table, "backend", "installed", "library", "algorithms (action spaces)", "plugin")
     for row in rows:
+        status = row.get("status")
+        if status is not None:
+            state = "[red]failed to load[/]" if status == "failed" else "[yellow]registered nothing[/]"
+            table.add_row(escape(row["name"]), state, "-", "(see below)", escape(row["plugin"]))
+            continue
         installed = (
             f"[green]yes[/] {escape(str(row['version']))}"
             if row["installed"]

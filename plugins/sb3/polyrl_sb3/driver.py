@@ -16,6 +16,12 @@ from polyrl import (
     EnvSource,
     IterationReport,
 )
+from polyrl.driverkit import (
+    GlobalRandomState,
+    optimizer_learning_rate,
+    optimizer_parameters,
+    set_optimizer_learning_rate,
+)
 from polyrl.envs import space_kind
 from polyrl.torch_layers import describe_layers
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -86,13 +92,18 @@ def _silent_logger() -> Logger:
 class Sb3Driver(BackendDriver):
     """Drives one SB3 model: one polyrl iteration is one learn() chunk of one rollout+update."""
 
-    def __init__(self, spec: AgentSpec, env: EnvSource, model: BaseAlgorithm) -> None:
+    def __init__(
+        self, spec: AgentSpec, env: EnvSource, model: BaseAlgorithm, random_state: GlobalRandomState
+    ) -> None:
         self.spec = spec
         self.env_source = env
         self.model = model
         self.model.set_logger(_silent_logger())
         self._collector = _EpisodeCollector()
         self._chunk = iteration_steps(spec, model)
+        # SB3 samples actions, minibatches and noise from the global generators: this agent keeps
+        # its own states (those SB3 seeded while building it) and swaps them in per call.
+        self._random = random_state
 
     # -- building ----------------------------------------------------------------------------
     @staticmethod
@@ -109,8 +120,11 @@ class Sb3Driver(BackendDriver):
         """Build a fresh SB3 model from the spec."""
         kwargs = sb3_kwargs(spec, env.action_space)
         apply_torch_threads(spec)
-        model = algorithm_class(spec.algorithm)(cls._policy_name(env), cls._vec_env(spec, env), **kwargs)
-        return cls(spec, env, model)
+        # SB3 seeds the global generators while building; the caller's are given back after.
+        with GlobalRandomState.preserved():
+            model = algorithm_class(spec.algorithm)(cls._policy_name(env), cls._vec_env(spec, env), **kwargs)
+            random_state = GlobalRandomState()
+        return cls(spec, env, model, random_state)
 
     @classmethod
     def load(cls, directory: Path, spec: AgentSpec, env: EnvSource) -> Sb3Driver:
@@ -119,14 +133,21 @@ class Sb3Driver(BackendDriver):
         if not model_path.is_file():
             raise CorruptCheckpointError(f"{directory} has no {MODEL_FILE}: not an sb3 checkpoint")
         apply_torch_threads(spec)
-        model = algorithm_class(spec.algorithm).load(model_path, env=cls._vec_env(spec, env), device="cpu")
+        with GlobalRandomState.preserved():
+            vec_env = cls._vec_env(spec, env)
+            model = algorithm_class(spec.algorithm).load(model_path, env=vec_env, device="cpu")
+            random_state = GlobalRandomState()
         replay = directory / REPLAY_FILE
         if replay.is_file() and hasattr(model, "load_replay_buffer"):
             model.load_replay_buffer(replay)
-        driver = cls(spec, env, model)
+        driver = cls(spec, env, model, random_state)
+        driver._random.load(directory)
         state_file = directory / STATE_FILE
         if state_file.is_file():
-            driver._chunk = int(json.loads(state_file.read_text())["iteration_steps"])
+            state = json.loads(state_file.read_text())
+            driver._chunk = int(state["iteration_steps"])
+            if "action_space_rng" in state:
+                model.action_space.np_random.bit_generator.state = state["action_space_rng"]
         return driver
 
     # -- training ----------------------------------------------------------------------------
@@ -138,13 +159,14 @@ class Sb3Driver(BackendDriver):
         """One learn() call of exactly one rollout+update (on-policy) or `iteration_steps` steps."""
         before = self.model.num_timesteps
         self._collector.episodes = []
-        self.model.learn(
-            total_timesteps=self._chunk,
-            callback=self._collector,
-            reset_num_timesteps=False,
-            log_interval=None,  # type: ignore[arg-type] - SB3 skips dumping on None
-            progress_bar=False,
-        )
+        with self._random.active():
+            self.model.learn(
+                total_timesteps=self._chunk,
+                callback=self._collector,
+                reset_num_timesteps=False,
+                log_interval=None,  # type: ignore[arg-type] - SB3 skips dumping on None
+                progress_bar=False,
+            )
         values = dict(self.model.logger.name_to_value)
         self.model.logger.dump(self.model.num_timesteps)
         losses = {common: float(values[key]) for key, common in _LOSSES.items() if key in values}
@@ -175,7 +197,11 @@ class Sb3Driver(BackendDriver):
     # -- acting ------------------------------------------------------------------------------
     def act(self, observations: Any, deterministic: bool) -> np.ndarray:
         """SB3's predict on a batch (epsilon-greedy for stochastic DQN, as SB3 does)."""
-        actions, _ = self.model.predict(observations, deterministic=deterministic)
+        if deterministic:  # draws no random numbers
+            actions, _ = self.model.predict(observations, deterministic=True)
+        else:
+            with self._random.active():
+                actions, _ = self.model.predict(observations, deterministic=False)
         return np.asarray(actions)
 
     # -- learning rate -----------------------------------------------------------------------
@@ -195,7 +221,7 @@ class Sb3Driver(BackendDriver):
 
     def get_learning_rate(self) -> float:
         """The learning rate in SB3's first optimizer's parameter groups."""
-        return float(self._optimizers()[0].param_groups[0]["lr"])
+        return optimizer_learning_rate(self._optimizers())
 
     def set_learning_rate(self, value: float) -> None:
         """Set SB3's schedule to the constant `value` and apply it to every optimizer now.
@@ -205,9 +231,18 @@ class Sb3Driver(BackendDriver):
         """
         self.model.learning_rate = value
         self.model._setup_lr_schedule()
-        for optimizer in self._optimizers():
-            for group in optimizer.param_groups:
-                group["lr"] = value
+        set_optimizer_learning_rate(self._optimizers(), value)
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """What SB3's optimizers update (policy, actor, critic, entropy coefficient)."""
+        return optimizer_parameters(self._optimizers())
+
+    def replay_size(self) -> int | None:
+        """Transitions in SB3's replay buffer (summed over envs), None for PPO/A2C."""
+        buffer = getattr(self.model, "replay_buffer", None)
+        if buffer is None:
+            return None
+        return int(buffer.size() * buffer.n_envs)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -215,7 +250,11 @@ class Sb3Driver(BackendDriver):
         self.model.save(directory / MODEL_FILE)
         if getattr(self.model, "replay_buffer", None) is not None:
             self.model.save_replay_buffer(directory / REPLAY_FILE)
-        (directory / STATE_FILE).write_text(json.dumps({"iteration_steps": self._chunk}))
+        # DQN explores with model.action_space.sample(): its generator is part of the random state.
+        action_rng = self.model.action_space.np_random.bit_generator.state
+        state = {"iteration_steps": self._chunk, "action_space_rng": action_rng}
+        (directory / STATE_FILE).write_text(json.dumps(state))
+        self._random.save(directory)
 
     # -- introspection -----------------------------------------------------------------------
     def _actor_layers(self) -> list[torch.nn.Module]:

@@ -134,4 +134,14 @@ def iteration_steps(spec: AgentSpec, model: Any) -> int:
     """Env steps one polyrl iteration collects for this model."""
     if spec.algorithm in ON_POLICY:
         return int(model.n_steps * model.n_envs)
-    return spec.iteration_steps or OFF_POLICY_ITERATION_STEPS
+    wanted = spec.iteration_steps or OFF_POLICY_ITERATION_STEPS
+    # SB3 collects train_freq steps in every env between updates: learn() stops at the first
+    # multiple of that unit at or past the request, so that multiple is what one iteration takes.
+    frequency = getattr(model, "train_freq", None)
+    per_env = (
+        frequency.frequency
+        if getattr(frequency, "unit", None) is not None and frequency.unit.value == "step"
+        else 1
+    )
+    unit = int(per_env) * int(model.n_envs)
+    return -(-wanted // unit) * unit

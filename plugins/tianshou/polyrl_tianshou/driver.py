@@ -10,9 +10,7 @@ polyrl core owns the loop.
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,14 @@ from polyrl import (
     EffectiveHyperparameters,
     EnvSource,
     IterationReport,
+)
+from polyrl.driverkit import (
+    GlobalRandomState,
+    legacy_random_state,
+    optimizer_learning_rate,
+    optimizer_parameters,
+    restore_legacy_random_state,
+    set_optimizer_learning_rate,
 )
 from polyrl.torch_layers import describe_layers
 from tianshou.algorithm.algorithm_base import Algorithm
@@ -51,46 +57,6 @@ _LOSSES = {
 _BUFFER_KEYS = ("obs", "act", "rew", "terminated", "truncated", "done", "obs_next")
 
 
-class RandomStreams:
-    """The agent's own state of the global RNGs (Python, NumPy, torch) that Tianshou draws from.
-
-    Tianshou samples actions, minibatches and noise from the process-global generators. The
-    driver swaps its own state in for building and training and swaps the caller's back after,
-    so an agent's training depends on its seed alone: not on other agents in the process, on
-    evaluations between iterations, or on user code that draws random numbers.
-    """
-
-    def __init__(self, seed: int | None) -> None:
-        outer = self._capture()
-        if seed is not None:
-            random.seed(seed)
-            np.random.seed(seed)
-            torch.manual_seed(seed)
-        self._state = self._capture()
-        self._restore(outer)
-
-    @staticmethod
-    def _capture() -> tuple[Any, Any, torch.Tensor]:
-        return random.getstate(), np.random.get_state(), torch.get_rng_state()
-
-    @staticmethod
-    def _restore(state: tuple[Any, Any, torch.Tensor]) -> None:
-        random.setstate(state[0])
-        np.random.set_state(state[1])
-        torch.set_rng_state(state[2])
-
-    @contextmanager
-    def active(self) -> Iterator[None]:
-        """Draw from the agent's streams inside the block; the caller's are untouched."""
-        outer = self._capture()
-        self._restore(self._state)
-        try:
-            yield
-        finally:
-            self._state = self._capture()
-            self._restore(outer)
-
-
 def _vector_env(resolved: Settings, env: EnvSource) -> Any:
     factories = [env.make for _ in range(resolved.n_envs)]
     if resolved.vec_env == "subproc":
@@ -107,7 +73,8 @@ class TianshouDriver(BackendDriver):
         self.settings = resolved
         if resolved.torch_threads > 0:
             torch.set_num_threads(resolved.torch_threads)
-        self.random = RandomStreams(spec.seed)
+        # Tianshou draws from the global generators: this agent keeps its own states (driverkit).
+        self.random = GlobalRandomState(spec.seed)
         with self.random.active():
             self.algorithm: Algorithm = networks.build_algorithm(resolved, env)
         # Tianshou switches to train mode for its updates only; rest in eval mode so act() and
@@ -119,7 +86,7 @@ class TianshouDriver(BackendDriver):
         self.buffer = VectorReplayBuffer(max(size, resolved.n_envs), resolved.n_envs)
         if spec.seed is not None:
             # Tianshou seeds every buffer's sampler with 42; make the spec's seed count.
-            for index, owner in enumerate([self.buffer, *self.buffer.buffers]):
+            for index, owner in enumerate(self._samplers()):
                 owner._random_state = np.random.RandomState(spec.seed + index)
             self.venv.seed(spec.seed)
         self.collector = Collector(
@@ -130,6 +97,10 @@ class TianshouDriver(BackendDriver):
         self._env_steps = 0
         self._gradient_steps = 0
         self._horizon: int | None = None
+
+    def _samplers(self) -> list[Any]:
+        """The replay buffers whose own RandomState draws minibatch indices (saved with the buffer)."""
+        return [self.buffer, *self.buffer.buffers]
 
     def _trainer_params(self) -> OnPolicyTrainerParams | OffPolicyTrainerParams:
         s = self.settings
@@ -177,6 +148,7 @@ class TianshouDriver(BackendDriver):
             if alpha_optimizer is not None and saved.get("alpha_optimizer") is not None:
                 alpha_optimizer.load_state_dict(saved["alpha_optimizer"])
             driver._restore_counters(json.loads(state_file.read_text()))
+            driver.random.load(directory)
             replay = directory / REPLAY_FILE
             if replay.is_file() and not driver.settings.on_policy:
                 driver._load_buffer(replay)
@@ -341,13 +313,19 @@ class TianshouDriver(BackendDriver):
 
     def get_learning_rate(self) -> float:
         """The learning rate in the first optimizer's parameter groups (all are kept equal)."""
-        return float(self._optimizers()[0].param_groups[0]["lr"])
+        return optimizer_learning_rate(self._optimizers())
 
     def set_learning_rate(self, value: float) -> None:
         """Set the rate of every optimizer of the algorithm (actor, critics, entropy coefficient)."""
-        for optimizer in self._optimizers():
-            for group in optimizer.param_groups:
-                group["lr"] = value
+        set_optimizer_learning_rate(self._optimizers(), value)
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """What the algorithm's optimizers update (actor, critics, entropy coefficient)."""
+        return optimizer_parameters(self._optimizers())
+
+    def replay_size(self) -> int | None:
+        """Transitions in the replay buffer (off-policy), None for PPO/A2C."""
+        return None if self.settings.on_policy else len(self.buffer)
 
     # -- persistence -------------------------------------------------------------------------
     def _counters(self) -> dict[str, Any]:
@@ -397,6 +375,7 @@ class TianshouDriver(BackendDriver):
             directory / ALGORITHM_FILE,
         )
         (directory / STATE_FILE).write_text(json.dumps(self._counters(), indent=1))
+        self.random.save(directory)
         if not self.settings.on_policy and len(self.buffer) > 0:
             self._save_buffer(directory / REPLAY_FILE)
 
@@ -406,6 +385,8 @@ class TianshouDriver(BackendDriver):
         arrays["insertion_index"] = np.array([b._insertion_idx for b in buffer.buffers])
         arrays["size"] = np.array([b._size for b in buffer.buffers])
         arrays["last_index"] = np.asarray(buffer.last_index)
+        for index, owner in enumerate(self._samplers()):
+            arrays.update(legacy_random_state(owner._random_state, f"sampler{index}"))
         with path.open("wb") as handle:
             np.savez(handle, **arrays)
 
@@ -433,6 +414,9 @@ class TianshouDriver(BackendDriver):
                 part._ep_return, part._ep_len, part._ep_start_idx = 0.0, 0, part._insertion_idx
             buffer.last_index = np.asarray(saved["last_index"]).copy()
             buffer._lengths = np.array([len(part) for part in buffer.buffers])
+            for index, owner in enumerate(self._samplers()):
+                if f"sampler{index}_keys" in saved.files:
+                    restore_legacy_random_state(owner._random_state, saved, f"sampler{index}")
 
     # -- introspection -----------------------------------------------------------------------
     def effective_hyperparameters(self) -> EffectiveHyperparameters:

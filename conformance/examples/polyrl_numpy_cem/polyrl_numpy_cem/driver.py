@@ -1,9 +1,20 @@
 """CemDriver: the cross-entropy method over the weights of a NumPy policy network.
 
-One polyrl iteration: sample `population` weight vectors from N(mean, std), score each by the
-discounted return of one rollout (at most `iteration_steps // population` env steps, starting
-from a reset), and move mean and std towards those of the elite candidates by
-`learning_rate`. Deterministic actions use the mean weights.
+One polyrl iteration: sample `population` weight vectors from N(mean, std), give each exactly
+`iteration_steps // population` env steps starting from a reset (resetting again whenever an
+episode ends), score it by the mean discounted return of the episodes it finished (of its
+unfinished one if it finished none), and move mean and std towards those of the elite candidates by
+`learning_rate` (0 freezes them). Deterministic actions use the mean weights.
+
+The rules the conformance suite checks, and how this driver keeps them:
+- the search distribution (mean, std) is what an iteration updates: `parameters()` returns it;
+- every iteration collects exactly the declared `iteration_steps` (population x steps each);
+- every random draw (initial mean, candidates, stochastic actions, the seed of every env reset)
+  comes from the agent's own `np.random.Generator`, never the process-global one, so agents in
+  one process do not disturb each other, and the env carries no state from one candidate to the
+  next;
+- a checkpoint holds the distribution, the env-step counter, the learning rate and the
+  generator's state (`bit_generator.state` as JSON): a loaded agent continues exactly.
 """
 
 from __future__ import annotations
@@ -88,8 +99,6 @@ class CemDriver(BackendDriver):
             raise UnsupportedOptionError(
                 f"cem has no backend option(s) {unknown}; it accepts {sorted(OPTIONS)}"
             )
-        if spec.n_envs != 1:
-            raise UnsupportedOptionError("cem scores candidates one after another in one env: set n_envs=1")
         if spec.batch_size is not None:
             raise UnsupportedOptionError("cem has no batch size: remove batch_size (set iteration_steps)")
         options = {**OPTIONS, **spec.backend_options}
@@ -102,15 +111,21 @@ class CemDriver(BackendDriver):
         self.learning_rate = spec.learning_rate if spec.learning_rate is not None else DEFAULT_LEARNING_RATE
         self._check_learning_rate(self.learning_rate)
         self.gamma = spec.gamma if spec.gamma is not None else DEFAULT_GAMMA
-        self.iteration_steps = spec.iteration_steps or DEFAULT_ITERATION_STEPS
-        if self.iteration_steps < self.population:
+        requested = spec.iteration_steps or DEFAULT_ITERATION_STEPS
+        if requested < self.population:
             raise ConfigurationError(
-                f"iteration_steps={self.iteration_steps} gives the {self.population} candidates no step "
+                f"iteration_steps={requested} gives the {self.population} candidates no step "
                 "each: raise iteration_steps or lower backend_options.population"
             )
+        # Every candidate gets the same number of steps: the declared value is rounded down to a
+        # multiple of the population (and is exactly what an iteration collects, whatever n_envs).
+        self.candidate_steps = requested // self.population
+        self.iteration_steps = self.candidate_steps * self.population
         self.spec = spec
         self.env_source = env
-        self.env = env.make()
+        # n_envs envs step in lockstep, each scoring its own candidate: the population is
+        # scored in rounds of n_envs candidates.
+        self.envs = [env.make() for _ in range(spec.n_envs)]
         self.action_space = env.action_space
         self.discrete = space_kind(env.action_space) == "discrete"
         inputs = int(np.prod(env.observation_space.shape))
@@ -123,13 +138,13 @@ class CemDriver(BackendDriver):
         self.mean = self.rng.normal(0.0, 0.1, size=self.policy.size)
         self.std = np.full(self.policy.size, float(options["init_std"]))  # type: ignore[arg-type]
         self.steps = 0
-        self._next_reset_seed = spec.seed
 
     @staticmethod
     def _check_learning_rate(value: float) -> None:
-        if not 0 < value <= 1:
+        if not 0 <= value <= 1:
             raise ConfigurationError(
-                f"cem's learning_rate is the smoothing factor of its mean and spread, in (0, 1]; got {value}"
+                "cem's learning_rate is the smoothing factor of its mean and spread, in [0, 1] "
+                f"(0 freezes them); got {value}"
             )
 
     # -- building ------------------------------------------------------------------------------
@@ -147,13 +162,17 @@ class CemDriver(BackendDriver):
                 f"{directory} lacks {PARAMS_FILE} or {STATE_FILE}: not a cem checkpoint"
             )
         driver = cls(spec, env)
-        with np.load(params) as arrays:
+        with np.load(params, allow_pickle=False) as arrays:
             driver.mean, driver.std = arrays["mean"], arrays["std"]
+        if driver.mean.shape != (driver.policy.size,) or driver.std.shape != (driver.policy.size,):
+            raise CorruptCheckpointError(
+                f"{params} holds mean {driver.mean.shape} and std {driver.std.shape}; the spec's "
+                f"network has {driver.policy.size} weights"
+            )
         saved = json.loads(state.read_text())
         driver.steps = int(saved["env_steps"])
         driver.learning_rate = float(saved["learning_rate"])
         driver.rng.bit_generator.state = saved["rng"]
-        driver._next_reset_seed = None
         return driver
 
     # -- acting --------------------------------------------------------------------------------
@@ -183,47 +202,70 @@ class CemDriver(BackendDriver):
         return self._actions(self.mean, observations, deterministic)
 
     # -- training ------------------------------------------------------------------------------
-    def _rollout(self, weights: np.ndarray, horizon: int) -> tuple[float, int, tuple[float, int] | None]:
-        """Score one candidate: (discounted return, steps, finished episode or None)."""
-        observation, _ = self.env.reset(seed=self._next_reset_seed)
-        self._next_reset_seed = None
-        score, total, discount = 0.0, 0.0, 1.0
-        for step in range(1, horizon + 1):
-            action = self._actions(weights, np.asarray(observation)[None], deterministic=False)[0]
-            if self.discrete:
-                action = int(action)
-            observation, reward, terminated, truncated, _ = self.env.step(action)
-            score += discount * float(reward)
-            total += float(reward)
-            discount *= self.gamma
-            if terminated or truncated:
-                return score, step, (total, step)
-        return score, horizon, None
+    def _reset(self, env: Any) -> Any:
+        """A new episode, seeded from the agent's generator (so resets replay after a load)."""
+        observation, _ = env.reset(seed=int(self.rng.integers(2**31 - 1)))
+        return observation
+
+    def _score(self, candidates: np.ndarray) -> tuple[np.ndarray, list[tuple[float, int]]]:
+        """Run len(candidates) <= n_envs candidates in lockstep, one per env, candidate_steps each.
+
+        Returns each candidate's score (the mean discounted return of the episodes it finished,
+        or of its unfinished one if it finished none) and the (return, length) of every episode
+        that ended.
+        """
+        envs = self.envs[: len(candidates)]
+        observations = [self._reset(env) for env in envs]
+        finished: list[list[float]] = [[] for _ in envs]  # discounted returns of ended episodes
+        discounted, returns = [0.0] * len(envs), [0.0] * len(envs)
+        lengths, discounts = [0] * len(envs), [1.0] * len(envs)
+        ended: list[tuple[float, int]] = []
+        for step in range(1, self.candidate_steps + 1):
+            for index, (env, weights) in enumerate(zip(envs, candidates, strict=True)):
+                action = self._actions(weights, np.asarray(observations[index])[None], deterministic=False)[0]
+                observation, reward, terminated, truncated, _ = env.step(
+                    int(action) if self.discrete else action
+                )
+                discounted[index] += discounts[index] * float(reward)
+                returns[index] += float(reward)
+                lengths[index] += 1
+                discounts[index] *= self.gamma
+                if terminated or truncated:
+                    finished[index].append(discounted[index])
+                    ended.append((returns[index], lengths[index]))
+                    discounted[index], returns[index], lengths[index], discounts[index] = 0.0, 0.0, 0, 1.0
+                    if step < self.candidate_steps:  # its budget goes on: a new episode
+                        observation = self._reset(env)
+                observations[index] = observation
+        scores = [np.mean(done) if done else last for done, last in zip(finished, discounted, strict=True)]
+        return np.array(scores, dtype=np.float64), ended
 
     def train_iteration(self) -> IterationReport:
         """Score a population of weight vectors and move the search towards the elite ones."""
-        horizon = self.iteration_steps // self.population
         candidates = self.mean + self.std * self.rng.normal(size=(self.population, self.policy.size))
         scores = np.empty(self.population)
         episodes: list[tuple[float, int]] = []
-        collected = 0
-        for index, weights in enumerate(candidates):
-            scores[index], steps, episode = self._rollout(weights, horizon)
-            collected += steps
-            if episode is not None:
-                episodes.append(episode)
+        width = len(self.envs)  # candidates scored side by side, one per env
+        for first in range(0, self.population, width):
+            scores[first : first + width], ended = self._score(candidates[first : first + width])
+            episodes.extend(ended)
         elite_count = max(1, round(self.population * self.elite_fraction))
-        elite = candidates[np.argsort(scores)[-elite_count:]]
+        elite_indices = np.argsort(scores, kind="stable")[-elite_count:]
+        elite = candidates[elite_indices]
         rate = self.learning_rate
-        self.mean = (1 - rate) * self.mean + rate * elite.mean(axis=0)
-        self.std = (1 - rate) * self.std + rate * (elite.std(axis=0) + self.noise_floor)
-        self.steps += collected
+        if rate > 0:  # at 0 the distribution stays exactly as it is
+            self.mean = (1 - rate) * self.mean + rate * elite.mean(axis=0)
+            self.std = (1 - rate) * self.std + rate * (elite.std(axis=0) + self.noise_floor)
+        self.steps += self.iteration_steps
         return IterationReport(
-            env_steps=collected,
+            env_steps=self.iteration_steps,
             episodes=episodes,
+            # CEM is gradient-free: what it maximises is the elite candidates' score, so the loss
+            # it reports is minus their mean score (discounted return per episode, see _score).
+            losses={"loss": -float(scores[elite_indices].mean())},
             metrics={
                 "score_mean": float(scores.mean()),
-                "score_elite_min": float(np.sort(scores)[-elite_count]),
+                "score_elite_min": float(scores[elite_indices[0]]),
                 "std_mean": float(self.std.mean()),
             },
         )
@@ -239,7 +281,7 @@ class CemDriver(BackendDriver):
         return self.learning_rate
 
     def set_learning_rate(self, value: float) -> None:
-        """Change the smoothing factor from the next iteration on."""
+        """Change the smoothing factor from the next iteration on (0 freezes mean and std)."""
         self._check_learning_rate(value)
         self.learning_rate = float(value)
 
@@ -262,7 +304,7 @@ class CemDriver(BackendDriver):
             gamma=self.gamma,
             hidden=list(self.policy.hidden),
             activation=self.policy.activation if self.policy.hidden else "none",
-            n_envs=1,
+            n_envs=len(self.envs),
             batch_size=None,
             iteration_steps=self.iteration_steps,
             native={
@@ -271,13 +313,19 @@ class CemDriver(BackendDriver):
                 "noise_floor": self.noise_floor,
                 "action_noise": self.action_noise,
                 "parameters": self.policy.size,
+                "candidate_steps": self.candidate_steps,
             },
         )
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """What an iteration updates: the search distribution's mean and spread (copies)."""
+        return {"mean": self.mean.copy(), "std": self.std.copy()}
 
     def native(self) -> dict[str, np.ndarray]:
         """The search distribution (there is no wrapped library object)."""
         return {"mean": self.mean, "std": self.std}
 
     def close(self) -> None:
-        """Close the env."""
-        self.env.close()
+        """Close the envs."""
+        for env in self.envs:
+            env.close()
