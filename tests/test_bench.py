@@ -626,3 +626,12 @@ def test_merge_orders_cells_as_the_cells_file_does(tmp_path):
     pieces = [_report([CellResult.summarize(cell, [seed])], "x") for cell in (sb3, rllib)]
     merged = merge_reports(pieces, ["a.json", "b.json"], "merge")
     assert [c.cell.key for c in merged.cells] == [c.key for c in CELLS if c.key in (sb3.key, rllib.key)]
+
+
+def test_cli_json_prints_the_results_document_alone(solved, tmp_path):
+    reporting.write_report(solved, tmp_path / "r", latest=False, draw=False)
+    [source] = list((tmp_path / "r").glob("*.json"))
+    result = CliRunner().invoke(app, ["bench", "--from-results", str(source), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["passed"] is True and len(document["cells"]) == len(solved.cells)

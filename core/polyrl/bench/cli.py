@@ -133,12 +133,23 @@ def register(app: typer.Typer, guarded: Any) -> None:
         list_cells: Annotated[
             bool, typer.Option("--list", help="Print the selected cells and exit.")
         ] = False,
+        as_json: Annotated[
+            bool,
+            typer.Option("--json", help="Print the results document as JSON (progress goes to stderr)."),
+        ] = False,
     ) -> None:
         from polyrl.bench import report as reporting
         from polyrl.bench.cells import select_cells
         from polyrl.bench.records import BenchReport, CellResult
         from polyrl.bench.runner import run_cells
         from polyrl.cli import render
+
+        def say(line: str) -> None:
+            # With --json, stdout holds the document alone: every other line goes to stderr.
+            if as_json:
+                render.errors.print(line, markup=False, highlight=False, soft_wrap=True)
+            else:
+                render.say(line)
 
         def body() -> BenchReport | None:
             nonlocal slice_name
@@ -159,7 +170,7 @@ def register(app: typer.Typer, guarded: Any) -> None:
                 document = compare(document, reference, baseline, max_slowdown)
             if from_results is None:  # re-checking a results file writes no new results
                 for path in reporting.write_report(document, out, latest=latest):
-                    render.console.print(f"wrote {path}")
+                    say(f"wrote {path}")
             return document
 
         def produce() -> BenchReport | None:
@@ -200,7 +211,7 @@ def register(app: typer.Typer, guarded: Any) -> None:
             directory = runs_dir or Path("runs") / "bench" / (
                 f"{datetime.now().strftime('%Y%m%d_%H%M%S')}-{slice_name.value}"
             )
-            render.console.print(
+            say(
                 f"polyrl bench: {len(cells)} cell(s) x {count} seed(s), {slice_name.value} slice, "
                 f"runs in {directory}"
             )
@@ -214,7 +225,7 @@ def register(app: typer.Typer, guarded: Any) -> None:
                 timeout=timeout,
                 first_seed=first_seed,
                 resume=resume,
-                report=lambda line: render.console.print(line, markup=False, highlight=False, soft_wrap=True),
+                report=say,
             )
             machine = machine.model_copy(update={"load_average_end": reporting.load_average()})
             options = {
@@ -245,11 +256,12 @@ def register(app: typer.Typer, guarded: Any) -> None:
                 out / f"{reporting.LATEST if latest else reporting.results_stem(document)}.json"
             )
             changed = guarded(lambda: reporting.update_readme(readme, document, str(source)))
-            render.console.print(
-                f"{readme}: benchmark table {'updated' if changed else 'already up to date'}"
-            )
-        tables = [*reporting.cell_table(document), "", *reporting.baseline_table(document)]
-        render.console.print("\n".join(tables).rstrip(), markup=False, highlight=False, soft_wrap=True)
+            say(f"{readme}: benchmark table {'updated' if changed else 'already up to date'}")
+        if as_json:
+            typer.echo(document.model_dump_json(indent=2))
+        else:
+            tables = [*reporting.cell_table(document), "", *reporting.baseline_table(document)]
+            render.say("\n".join(tables).rstrip())
         if not document.passed:
             for message in document.failures:
                 render.errors.print(message, markup=False, highlight=False, soft_wrap=True)
