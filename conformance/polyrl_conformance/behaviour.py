@@ -37,6 +37,10 @@ PARAMETER_RTOL, PARAMETER_ATOL = 1e-5, 1e-6
 COMMON_LOSSES = ("loss", "policy_loss", "value_loss", "entropy_loss", "q_loss", "actor_loss", "critic_loss")
 #: A time limit short enough that a tiny run needs several iterations to pass it... or one.
 TIME_LIMIT = 0.3
+#: Backends whose resume has been checked in a fresh process in this run: importing a library
+#: costs seconds (Tianshou ~10-30 s here), so the fresh-process case runs once per backend, on
+#: its first algorithm in the suite's order; the other algorithms are checked in this process.
+_FRESH_PROCESS_CHECKED: dict[str, str] = {}
 
 
 Parameters = dict[str, np.ndarray]
@@ -150,7 +154,7 @@ class ResumeRuns:
     saved_parameters: Parameters
     resumed: Continued
     uninterrupted: Continued
-    fresh_process: dict[str, Any]
+    fresh_process: dict[str, Any] | None
 
 
 _FRESH_PROCESS = textwrap.dedent(
@@ -198,9 +202,14 @@ class BehaviourRuns:
 
     # -- learning rate ------------------------------------------------------------------------
     @once
+    def learning_rate_probe_agent(self) -> Agent:
+        """The agent of the learning-rate probe (reused by the time-limited run after it)."""
+        return self.build()
+
+    @once
     def learning_rate_probe(self) -> LearningRateProbe:
         """Train until updates start, an iteration at learning rate 0, one after restoring it."""
-        agent = self.build()
+        agent = self.learning_rate_probe_agent()
         warmup = warm_up(agent)
         spec_rate = agent.learning_rate
         before = parameters_of(agent)
@@ -216,7 +225,7 @@ class BehaviourRuns:
     @once
     def time_limited(self) -> TimeLimitRun:
         """A run with only a time limit (and the suite's iteration cap as a guard)."""
-        agent = self.build()
+        agent = self.learning_rate_probe_agent()
         result = agent.train(TrainConfig(time_limit=TIME_LIMIT, iterations=ITERATION_CAP))
         return TimeLimitRun(TIME_LIMIT, list(result.records), result.stop_reason)
 
@@ -258,9 +267,9 @@ class BehaviourRuns:
     # -- resume -------------------------------------------------------------------------------
     def _fixed_env_spec(self) -> dict[str, Any]:
         """The case's spec on the fixed-start env whose episodes last exactly one iteration."""
-        probe = self.build()
-        steps = probe.effective_hyperparameters().iteration_steps
-        kind = "discrete" if hasattr(probe.action_space, "n") else "box"
+        trained = self.scenario.trained()
+        kind = "discrete" if hasattr(trained.agent.action_space, "n") else "box"
+        steps = trained.iteration_steps
         env = {"factory": CUSTOM_FACTORY, "kwargs": {"action": kind, "fixed_horizon": steps}}
         return {"env": env, "n_envs": 1}
 
@@ -293,8 +302,14 @@ class BehaviourRuns:
             saved_parameters=saved_parameters,
             resumed=resumed,
             uninterrupted=uninterrupted,
-            fresh_process=self._in_fresh_process(path, batch),
+            fresh_process=self._in_fresh_process(path, batch) if self._fresh_process_turn() else None,
         )
+
+    def _fresh_process_turn(self) -> bool:
+        """Whether this algorithm is its backend's one fresh-process resume case."""
+        case = self.scenario.case
+        first = _FRESH_PROCESS_CHECKED.setdefault(case.backend, case.algorithm)
+        return first == case.algorithm
 
     def _in_fresh_process(self, path: Any, batch: Any) -> dict[str, Any]:
         """Load the checkpoint in a new Python process, read it, continue it, report."""

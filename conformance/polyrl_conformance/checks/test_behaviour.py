@@ -171,9 +171,10 @@ def test_replay_buffer(scenario: AlgorithmScenario) -> None:
 
 def test_resume_equivalence(behaviour: BehaviourRuns) -> None:
     """An agent saved, loaded and trained M more iterations ends with the same counters, learning
-    rate and replay size as its twin that trained on without save/load; right after load (here and
-    in a fresh Python process) it holds the saver's counters, learning rate, replay size, and
-    deterministic actions on a fixed batch (equal; within 1e-6 for continuous actions)."""
+    rate and replay size as its twin that trained on without save/load; right after load (here,
+    and for each backend's first algorithm in a fresh Python process too) it holds the saver's
+    counters, learning rate, replay size, and deterministic actions on a fixed batch (equal;
+    within 1e-6 for continuous actions)."""
     runs = behaviour.resume()
     assert runs.reloaded.counters() == runs.saved.counters(), (
         f"{runs.reloaded.counters()} != {runs.saved.counters()}"
@@ -190,6 +191,8 @@ def test_resume_equivalence(behaviour: BehaviourRuns) -> None:
         )
     assert resumed.learning_rate == pytest.approx(twin.learning_rate, rel=1e-9)
     fresh = runs.fresh_process
+    if fresh is None:  # checked on the backend's first algorithm (loading a library costs seconds)
+        return
     loaded = fresh["loaded"]
     assert (loaded["env_steps"], loaded["iterations"]) == (runs.saved.env_steps, runs.saved.iterations)
     assert loaded["learning_rate"] == pytest.approx(runs.saved.learning_rate, rel=1e-9)
@@ -207,7 +210,8 @@ def test_resume_equivalence(behaviour: BehaviourRuns) -> None:
 
 def test_resume_exact(behaviour: BehaviourRuns) -> None:
     """On the suite's fixed-start env, whose episodes end exactly at iteration boundaries, an agent
-    loaded from a checkpoint (in this process and in a fresh one) continues exactly as its twin
+    loaded from a checkpoint (in this process, and for each backend's first algorithm in a fresh
+    one) continues exactly as its twin
     that never stopped: right after load it holds the saver's parameters, and after M more
     iterations the same losses, deterministic actions and parameters (rtol 1e-5, atol 1e-6).
     Optimizer state, replay buffer, native step counters and random state must all be in the
@@ -224,5 +228,6 @@ def test_resume_exact(behaviour: BehaviourRuns) -> None:
     differences = _differences(resumed.losses, twin.losses)
     assert not differences, f"losses after load differ from the twin's: {differences[:4]}"
     assert actions_equal(resumed.actions, twin.actions)
-    fresh = same_parameters(runs.fresh_process["parameters"], twin.parameters)
-    assert not fresh, f"continued in a fresh process, the parameters differ from the twin's: {fresh[:5]}"
+    if runs.fresh_process is not None:
+        fresh = same_parameters(runs.fresh_process["parameters"], twin.parameters)
+        assert not fresh, f"continued in a fresh process, the parameters differ from the twin's: {fresh[:5]}"
