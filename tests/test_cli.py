@@ -395,3 +395,16 @@ def test_headless_gl_errors_get_the_mujoco_gl_hint(monkeypatch):
     assert headless_render_hint("index out of range") == ""
     monkeypatch.setenv("DISPLAY", ":0")
     assert headless_render_hint("GLFW error") == ""
+
+
+def test_grid_help_lists_backend_algorithm_and_every_spec_field():
+    text = " ".join(narrow("grid", "--help", width=250).output.split())
+    for flag in (
+        "--backend str",
+        "--algorithm str",
+        "--env ",
+        "--learning-rate float (> 0)",
+        "--ppo.n-epochs int",
+    ):
+        assert flag in text, flag
+    assert "a comma list or a repeated flag varies it" in text

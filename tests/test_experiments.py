@@ -11,8 +11,8 @@ from pathlib import Path
 import polyrl
 import pytest
 from polyrl.cli.app import app
-from polyrl.cli.experiments import grid_axes
 from polyrl.experiments import ExperimentGrid, RunStatus, rerun
+from polyrl.experiments.flags import grid_axes
 from polyrl.experiments.naming import experiment_directory, run_directory, variant_name
 from pydantic import ValidationError
 from typer.testing import CliRunner

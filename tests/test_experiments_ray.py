@@ -71,7 +71,7 @@ def test_a_grid_runs_as_ray_tasks_on_a_cluster_address(ray_head, tmp_path):
     command = [
         sys.executable, "-m", "polyrl.cli.app", "grid", "onray", "--algo", "a2c", "--env", "CartPole-v1",
         "--iterations", "2", "--iteration_steps", "32", "--seeds", "0,1", "--eval-episodes", "1",
-        "--data-dir", str(tmp_path), "--ray-address", ray_head,
+        "--data-dir", str(tmp_path), "--ray-address", ray_head, "--json",
     ]  # fmt: skip
     environment = {**NO_TOKEN_AUTH, "CI": "true"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
@@ -81,4 +81,6 @@ def test_a_grid_runs_as_ray_tasks_on_a_cluster_address(ray_head, tmp_path):
         ("done", 0, 64),
         ("done", 1, 64),
     ]
-    assert "2 done, 0 failed" in done.stdout
+    report = json.loads(done.stdout)  # --json: the report alone on stdout, progress on stderr
+    assert report["counts"] == {"done": 2, "skipped": 0, "failed": 0, "interrupted": 0, "total": 2}
+    assert sorted(r["variant"]["seed"] for r in report["runs"]) == [0, 1]

@@ -5,8 +5,19 @@ plots.png, status.json) and runs in its own process: a local process pool by def
 on a cluster when given an address.
 """
 
-from polyrl.experiments.grid import ExperimentGrid, Grid
+from polyrl.experiments.grid import ExperimentGrid, Grid, GridCounts, GridInterrupted, GridReport, GridResult
 from polyrl.experiments.plan import RunPlan, RunStatus
 from polyrl.experiments.runner import execute_run, rerun
 
-__all__ = ["ExperimentGrid", "Grid", "RunPlan", "RunStatus", "execute_run", "rerun"]
+__all__ = [
+    "ExperimentGrid",
+    "Grid",
+    "GridCounts",
+    "GridInterrupted",
+    "GridReport",
+    "GridResult",
+    "RunPlan",
+    "RunStatus",
+    "execute_run",
+    "rerun",
+]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +16,8 @@ from polyrl.experiments.plan import RunPlan, RunStatus
 from polyrl.experiments.runner import execute_run
 
 TICK_SECONDS = 1.0
+GRACE_SECONDS = 2.0
+STOP_SECONDS = 10.0
 LOG_FILE = "output.log"
 
 
@@ -59,9 +63,29 @@ def run_local(directories: list[Path], workers: int, on_tick: Callable[[], None]
                     del running[directory]
                     yield _ended(directory, process.returncode)
             on_tick()
-    finally:
-        for process in running.values():
-            process.terminate()
+    finally:  # interrupted (Ctrl-C) or abandoned: no run process outlives the grid
+        _stop(list(running.values()))
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    # Ctrl-C reaches the whole process group and each run then records "interrupted" itself, so
+    # runs get GRACE_SECONDS to end on their own before being sent SIGINT (the grid alone was
+    # signalled) and then killed; the grid marks whatever still says "running" as interrupted.
+    for wait, action in ((GRACE_SECONDS, "interrupt"), (STOP_SECONDS, "kill")):
+        deadline = time.monotonic() + wait
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        alive = [process for process in processes if process.poll() is None]
+        for process in alive:
+            if action == "interrupt" and os.name != "nt":  # Windows has no SIGINT for a child
+                process.send_signal(signal.SIGINT)
+            else:
+                process.kill()
+        if not alive:
+            return
+    for process in processes:
+        process.wait()
 
 
 def _ended(directory: Path, returncode: int) -> RunStatus:
@@ -101,12 +125,17 @@ def run_ray(directories: list[Path], address: str, on_tick: Callable[[], None]) 
             ) from exc
     task = ray.remote(num_cpus=1, max_calls=1)(execute_run)
     pending = {task.remote(str(d)): d for d in directories}
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1, timeout=TICK_SECONDS)
-        for ref in done:
-            directory = pending.pop(ref)
-            try:
-                yield ray.get(ref)
-            except Exception as exc:  # a killed worker must not hide the other runs' results
-                yield _crashed(directory, exc)
-        on_tick()
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=TICK_SECONDS)
+            for ref in done:
+                directory = pending.pop(ref)
+                try:
+                    yield ray.get(ref)
+                except Exception as exc:  # a killed worker must not hide the other runs' results
+                    yield _crashed(directory, exc)
+            on_tick()
+    finally:  # interrupted: the runs still queued or running on the cluster are cancelled
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)

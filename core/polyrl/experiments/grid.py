@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import shutil
@@ -10,18 +11,30 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
+from rich.console import Console
 
 from polyrl._model import StrictModel
 from polyrl.cli.overrides import merge
 from polyrl.config import TrainConfig
-from polyrl.errors import ConfigurationError
+from polyrl.errors import ConfigurationError, UnknownAlgorithmError
 from polyrl.experiments.executors import default_workers, run_local, run_ray
 from polyrl.experiments.naming import experiment_directory, run_directory, variant_name
 from polyrl.experiments.plan import PLAN_FILE, RunPlan, RunStatus, write_json
 from polyrl.experiments.progress import GridProgress
+from polyrl.plugins import registry
 from polyrl.spec import AgentSpec
 
 GRID_FILE = "grid.json"
+
+
+class GridCounts(StrictModel):
+    """How many runs of a grid ended how; `done` includes the `skipped` ones."""
+
+    done: int = Field(description="Runs that finished, in this call or before it.")
+    skipped: int = Field(description="Runs that had finished before this call (resume) and were not run.")
+    failed: int
+    interrupted: int = Field(description="Runs stopped by Ctrl-C, or never started because of it.")
+    total: int
 
 
 class GridResult(StrictModel):
@@ -35,6 +48,60 @@ class GridResult(StrictModel):
     def failed(self) -> list[RunStatus]:
         """The runs that failed, with their errors."""
         return [run for run in self.runs if run.status == "failed"]
+
+    @property
+    def interrupted(self) -> list[RunStatus]:
+        """The runs a Ctrl-C stopped or kept from starting; `ExperimentGrid.resume` runs them."""
+        return [run for run in self.runs if run.status == "interrupted"]
+
+    @property
+    def counts(self) -> GridCounts:
+        """Done (of which skipped), failed and interrupted runs."""
+        return GridCounts(
+            done=sum(run.status == "done" for run in self.runs),
+            skipped=len(self.skipped),
+            failed=len(self.failed),
+            interrupted=len(self.interrupted),
+            total=len(self.runs),
+        )
+
+    def report(self) -> GridReport:
+        """This result with its counts: what `polyrl grid --json` prints."""
+        return GridReport(
+            experiment_dir=self.experiment_dir, counts=self.counts, runs=self.runs, skipped=self.skipped
+        )
+
+
+class GridReport(StrictModel):
+    """A GridResult with its counts, as one JSON document (`polyrl grid --json`)."""
+
+    experiment_dir: str
+    counts: GridCounts
+    runs: list[RunStatus]
+    skipped: list[str] = Field(default_factory=list, description="Runs finished before this call (resume).")
+
+
+class GridInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a grid; `result` holds every run's status, the interrupted ones included.
+
+    A KeyboardInterrupt, so a script stops as it would on Ctrl-C; `ExperimentGrid.resume`
+    (`polyrl grid --resume DIR`) runs the interrupted runs again.
+    """
+
+    def __init__(self, result: GridResult) -> None:
+        super().__init__(f"{result.experiment_dir}: {len(result.interrupted)} run(s) interrupted")
+        self.result = result
+
+
+def _check_backend(spec: AgentSpec) -> None:
+    # A misspelt backend or algorithm fails here, before any run directory exists, instead of in
+    # every run's process. Only declared names are checked: the library may live on the cluster.
+    info = registry().backend(spec.backend)
+    if spec.algorithm not in info.algorithms:
+        raise UnknownAlgorithmError(
+            f"backend {info.name!r} has no algorithm {spec.algorithm!r}; it provides "
+            f"{sorted(info.algorithms)}"
+        )
 
 
 def _nested(key: str, value: Any) -> dict[str, Any]:
@@ -104,6 +171,7 @@ class ExperimentGrid:
             for key, value in variant.items():
                 document = merge(document, _nested(key, value))
             spec = AgentSpec.model_validate(document)
+            _check_backend(spec)
             plans.append(
                 RunPlan(
                     name=variant_name(self.name, {k: v for k, v in variant.items() if len(self.axes[k]) > 1}),
@@ -130,10 +198,14 @@ class ExperimentGrid:
         workers: int | None = None,
         ray_address: str | None = None,
         show_progress: bool = True,
+        console: Console | None = None,
     ) -> GridResult:
-        """Plan the grid and run it: a local process pool, or Ray tasks when `ray_address` is given."""
+        """Plan the grid and run it: a local process pool, or Ray tasks when `ray_address` is given.
+
+        Ctrl-C stops every run, marks the unfinished ones "interrupted" and raises GridInterrupted.
+        """
         experiment = self.plan(base, train_config, eval_episodes)
-        return run_experiment(experiment, workers, ray_address, show_progress)
+        return run_experiment(experiment, workers, ray_address, show_progress, console)
 
     @staticmethod
     def resume(
@@ -141,9 +213,10 @@ class ExperimentGrid:
         workers: int | None = None,
         ray_address: str | None = None,
         show_progress: bool = True,
+        console: Console | None = None,
     ) -> GridResult:
         """Run what an interrupted or partly failed grid has not finished; finished runs are skipped."""
-        return run_experiment(Path(experiment_dir), workers, ray_address, show_progress)
+        return run_experiment(Path(experiment_dir), workers, ray_address, show_progress, console)
 
 
 Grid = ExperimentGrid
@@ -170,31 +243,62 @@ def _reset(directory: Path) -> None:
             child.unlink()
 
 
+def _mark_interrupted(directories: list[Path]) -> None:
+    # Runs that were running (and did not record their end) or never started: resume runs them.
+    for directory in directories:
+        status = RunStatus.read(directory)
+        if status is None:
+            plan = RunPlan.read(directory)
+            status = RunStatus(
+                status="running", directory=str(directory), name=plan.name, variant=plan.variant
+            )
+        if status.status == "running":
+            status.model_copy(update={"status": "interrupted"}).write()
+
+
 def run_experiment(
-    experiment: Path, workers: int | None = None, ray_address: str | None = None, show_progress: bool = True
+    experiment: Path,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    show_progress: bool = True,
+    console: Console | None = None,
 ) -> GridResult:
-    """Run every unfinished run of an experiment directory and return all their statuses."""
+    """Run every unfinished run of an experiment directory and return all their statuses.
+
+    Finished runs are skipped; failed and interrupted ones start over from their plan. On Ctrl-C
+    every run process is stopped, the unfinished runs are marked "interrupted" and
+    GridInterrupted (a KeyboardInterrupt holding the GridResult) is raised.
+    """
     directories = _directories(experiment)
     finished = {d for d in directories if (s := RunStatus.read(d)) is not None and s.status == "done"}
     todo = [d for d in directories if d not in finished]
     for directory in todo:
         _reset(directory)
-    progress = GridProgress(directories, finished)
-    if not show_progress:
-        progress.console.quiet = True
     statuses: dict[Path, RunStatus] = {}
+    interrupted = False
+    progress = GridProgress(directories, finished, console if show_progress else Console(quiet=True))
     with progress:
-        if todo:
-            if ray_address:
-                ended = run_ray(todo, ray_address, progress.tick)
-            else:
-                ended = run_local(todo, workers or default_workers(len(todo)), progress.tick)
-            for status in ended:
-                statuses[Path(status.directory)] = status
-                progress.finished(status)
+        try:
+            if todo:
+                if ray_address:
+                    ended = run_ray(todo, ray_address, progress.tick)
+                else:
+                    ended = run_local(todo, workers or default_workers(len(todo)), progress.tick)
+                with contextlib.closing(ended):  # a Ctrl-C between two runs still stops the others
+                    for status in ended:
+                        statuses[Path(status.directory)] = status
+                        progress.finished(status)
+        except KeyboardInterrupt:
+            interrupted = True
+            _mark_interrupted(todo)
+            statuses = {}
+            progress.reread(todo)  # the table's last frame shows the runs as interrupted
     runs = [statuses.get(d) or RunStatus.read(d) for d in directories]
-    return GridResult(
+    result = GridResult(
         experiment_dir=str(experiment),
         runs=[r for r in runs if r is not None],
         skipped=[str(d) for d in directories if d in finished],
     )
+    if interrupted:
+        raise GridInterrupted(result)
+    return result

@@ -43,9 +43,13 @@ class RunPlan(StrictModel):
 
 
 class RunStatus(StrictModel):
-    """How a run went: written when it starts, ends or fails (status.json)."""
+    """How a run went: written when it starts, ends, fails or is interrupted (status.json).
 
-    status: Literal["running", "done", "failed"]
+    "interrupted": the grid was stopped (Ctrl-C) while the run was running or before it started;
+    `polyrl grid --resume` runs it again from its plan.
+    """
+
+    status: Literal["running", "done", "failed", "interrupted"]
     directory: str
     name: str
     variant: dict[str, JsonValue] = Field(default_factory=dict)

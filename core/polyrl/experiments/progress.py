@@ -9,11 +9,20 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
+from polyrl.cli import render
 from polyrl.experiments.plan import PROGRESS_FILE, RunPlan, RunStatus
 
-_STYLE = {"queued": "dim", "running": "yellow", "done": "green", "failed": "red", "skipped": "cyan"}
+_STYLE = {
+    "queued": "dim",
+    "running": "yellow",
+    "done": "green",
+    "failed": "red",
+    "skipped": "cyan",
+    "interrupted": "magenta",
+}
 
 
 def latest_row(directory: Path) -> dict[str, str]:
@@ -65,27 +74,40 @@ class GridProgress:
         self.state[directory] = status.status
         self.final[directory] = status
         if self._live is None:
-            detail = (
-                status.error.splitlines()[0] if status.error else f"eval return {status.eval_return_mean}"
+            if status.error:
+                detail = next(iter(status.error.splitlines()), "")
+            elif status.eval_return_mean is not None:
+                detail = f"eval return {status.eval_return_mean:.1f}"
+            else:
+                detail = f"{status.env_steps} env steps, no evaluation"
+            self.console.print(  # one unwrapped line; names and errors are not markup
+                f"[{_STYLE[status.status]}]{status.status}[/] {escape(self.names[directory])}: "
+                f"{escape(detail)}",
+                soft_wrap=True,
             )
-            self.console.print(
-                f"[{_STYLE[status.status]}]{status.status}[/] {self.names[directory]}: {detail}"
-            )
+        self.tick()
+
+    def reread(self, directories: list[Path]) -> None:
+        """Take the state of these runs from their status files (after an interrupt)."""
+        for directory in directories:
+            status = RunStatus.read(directory)
+            if status is not None and status.status != "running":
+                self.state[directory] = status.status
+                self.final[directory] = status
         self.tick()
 
     def table(self) -> Table:
         """The grid's runs as a table."""
         counts = {s: list(self.state.values()).count(s) for s in _STYLE}
-        table = Table(title="grid: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
-        for column in ("run", "state", "env steps", "return (latest)", "eval return"):
-            table.add_column(column)
+        table = render.table("grid: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        render.add_columns(table, "run", "state", "env steps", "return (latest)", "eval return")
         for directory in self.directories:
             state = self.state[directory]
             row = latest_row(directory) if state in ("running", "done") else {}
             final = self.final.get(directory)
             evaluation = final.eval_return_mean if final and final.eval_return_mean is not None else None
             table.add_row(
-                self.names[directory],
+                escape(self.names[directory]),
                 f"[{_STYLE[state]}]{state}[/]",
                 row.get("env_steps", ""),
                 row.get("return_mean", ""),

@@ -35,7 +35,8 @@ def execute_run(directory: str | Path) -> RunStatus:
     """Train, save and evaluate the run planned in `directory`; never raises for a failing run.
 
     Meant to be called in a fresh process (pool worker or Ray task), so no state leaks between
-    runs. A failure is recorded in status.json with the error and its traceback.
+    runs. A failure is recorded in status.json with the error and its traceback; a
+    KeyboardInterrupt is recorded as "interrupted" and raised again.
     """
     directory = Path(directory)
     plan = RunPlan.read(directory)
@@ -61,6 +62,11 @@ def execute_run(directory: str | Path) -> RunStatus:
                 "eval_return_std": evaluation.return_std if evaluation else None,
             }
         )
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: record it, then stop
+        status.model_copy(
+            update={"status": "interrupted", "wall_seconds": time.perf_counter() - began}
+        ).write()
+        raise
     except Exception as exc:  # a failing run is reported, never stops its siblings
         status = status.model_copy(
             update={"status": "failed", "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"}
