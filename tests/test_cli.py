@@ -307,7 +307,7 @@ def test_train_help_lists_every_spec_and_schedule_field_with_type_and_default():
             continue
         assert f"{flag.flag} {flag.type}" in text, flag.flag
     assert "--learning-rate float (> 0) Optimizer learning rate. [default: backend's]" in text
-    assert "--n-envs int (> 0) Parallel envs that collect experience. [default: 1]" in text
+    assert "--n-envs int (> 0, <= 1024) Parallel envs that collect experience. [default: 1]" in text
 
 
 def test_both_flag_styles_are_accepted(fake_backend, tmp_path):

@@ -165,7 +165,7 @@ _FRESH_PROCESS = textwrap.dedent(
     path, batch_file, out, iterations = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     with np.load(batch_file, allow_pickle=False) as saved:
         batch = saved["batch"]
-    agent = polyrl.Agent.load(path)
+    agent = polyrl.Agent.load(path, trust_env_factory=True)  # the suite's own checkpoint and env
     loaded = {
         "actions": np.asarray(agent.act(batch, deterministic=True)).tolist(),
         "env_steps": agent.env_steps, "iterations": agent.iterations,
@@ -286,7 +286,7 @@ class BehaviourRuns:
         saver.save(path)
         saved = AgentState.of(saver, batch)
         saved_parameters, saved_replay = parameters_of(saver), saver.replay_size
-        loaded = Agent.load(path)
+        loaded = Agent.load(path, trust_env_factory=True)  # the suite wrote it, with its own env
         self.scenario._agents.append(loaded)
         reloaded = AgentState.of(loaded, batch)
         reloaded_parameters, reloaded_replay = parameters_of(loaded), loaded.replay_size

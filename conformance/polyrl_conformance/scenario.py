@@ -347,7 +347,8 @@ class AlgorithmScenario(EnvScenario):
     @once
     def reloaded(self) -> Reloaded:
         """The checkpoint loaded back, and its deterministic actions before anything else."""
-        agent = Agent.load(self.checkpoint().path)
+        # The suite wrote this checkpoint itself, with its own env factory: trusted.
+        agent = Agent.load(self.checkpoint().path, trust_env_factory=True)
         self._agents.append(agent)
         _, batch = self.observations()
         return Reloaded(agent=agent, state=AgentState.of(agent, batch))

@@ -33,6 +33,7 @@ from polyrl.errors import (
     CheckpointBackendMismatchError,
     CheckpointError,
     CheckpointNotFoundError,
+    CheckpointWriteError,
     ConfigurationError,
     CorruptCheckpointError,
     EnvironmentCreationError,
@@ -43,6 +44,7 @@ from polyrl.errors import (
     UnknownBackendError,
     UnsupportedOptionError,
     UnsupportedSpaceError,
+    UntrustedCheckpointError,
 )
 from polyrl.hookspecs import hookimpl
 from polyrl.manifest import CheckpointManifest
@@ -77,6 +79,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointManifest",
     "CheckpointNotFoundError",
+    "CheckpointWriteError",
     "ConfigurationError",
     "CorruptCheckpointError",
     "EarlyStopping",
@@ -113,6 +116,7 @@ __all__ = [
     "UnknownBackendError",
     "UnsupportedOptionError",
     "UnsupportedSpaceError",
+    "UntrustedCheckpointError",
     "__version__",
     "hookimpl",
     "registry",

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidatorFunctionWrapHandler, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
@@ -67,3 +75,69 @@ class StrictModel(BaseModel):
                     )
                 )
             raise ValidationError.from_exception_data(exc.title, details) from None
+
+
+def _numeric_without_bool(annotation: Any) -> tuple[bool, bool]:
+    """(mentions int or float, mentions bool or Any) anywhere in a field's type, unwrapping unions."""
+    if annotation is bool or annotation is Any:
+        return False, True
+    if annotation is int or annotation is float:
+        return True, False
+    if get_origin(annotation) in (list, tuple, set, dict):
+        return False, False  # containers are checked item by item (see _reject_bool_items)
+    numeric = takes_bool = False
+    for arg in get_args(annotation):
+        n, b = _numeric_without_bool(arg)
+        numeric, takes_bool = numeric or n, takes_bool or b
+    return numeric, takes_bool
+
+
+def _item_type(annotation: Any) -> Any:
+    """The item type of a list field (through Optional), else None."""
+    if get_origin(annotation) is list:
+        return get_args(annotation)[0]
+    for arg in get_args(annotation):
+        if get_origin(arg) is list:
+            return get_args(arg)[0]
+    return None
+
+
+def _rejects_bool(annotation: Any) -> bool:
+    numeric, takes_bool = _numeric_without_bool(annotation)
+    return numeric and not takes_bool
+
+
+class SpecModel(StrictModel):
+    """A StrictModel for specs and configs: numbers are finite and never booleans.
+
+    pydantic would read True as 1 and accept inf/nan for floats; in a spec those are mistakes
+    (`seed=True`, `learning_rate=float("inf")`), so they are rejected with a message here.
+    """
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return value
+        if isinstance(value, bool) and _rejects_bool(field.annotation):
+            raise PydanticCustomError(
+                "bool_not_number",
+                "expected a number, got the boolean {value}; write the number itself (1, not True)",
+                {"value": str(value)},
+            )
+        item = _item_type(field.annotation)
+        if (
+            item is not None
+            and isinstance(value, list | tuple)
+            and _rejects_bool(item)
+            and any(isinstance(v, bool) for v in value)
+        ):
+            raise PydanticCustomError(
+                "bool_not_number",
+                "expected numbers, got a boolean in {value}; write the numbers themselves",
+                {"value": str(list(value))},
+            )
+        return value

@@ -21,6 +21,7 @@ from polyrl.errors import (
     InvalidObservationError,
     UnknownAlgorithmError,
     UnsupportedSpaceError,
+    UntrustedCheckpointError,
 )
 from polyrl.manifest import NATIVE_DIR, CheckpointManifest, FileEntry
 from polyrl.playing import run_play
@@ -60,6 +61,26 @@ def _check_spaces(info: BackendInfo, spec: AgentSpec, env: EnvSource) -> None:
             f"space of {env.name} ({env.observation_space}); it handles "
             f"{algorithm.observation_spaces}"
         )
+
+
+def _refuse_named_code(path: Path, spec: AgentSpec) -> None:
+    """Raise UntrustedCheckpointError if building the saved env would import code the file names."""
+    if isinstance(spec.env, EnvFactorySpec):
+        what = f"the env factory {spec.env.factory!r}"
+        if spec.env.kwargs or spec.env_kwargs:
+            what += f" with arguments {spec.env.kwargs or spec.env_kwargs}"
+    elif ":" in spec.env:
+        module = spec.env.split(":")[0]
+        what = f"the env {spec.env!r}, whose {module!r} prefix makes Gymnasium import that module"
+    else:
+        return
+    raise UntrustedCheckpointError(
+        f"checkpoint {path} names {what}; loading it would import and call code chosen by whoever "
+        "wrote the checkpoint. If you trust its source, load it with "
+        "Agent.load(path, trust_env_factory=True) (CLI: --trust-env-factory); or supply the env "
+        "yourself in Python with Agent.load(path, env=make_env). "
+        "See docs/security.md"
+    )
 
 
 def _spec_from(spec: AgentSpec | dict[str, Any] | None, fields: dict[str, Any]) -> AgentSpec:
@@ -326,11 +347,17 @@ class Agent:
         path: str | Path,
         env: str | Callable[..., Any] | EnvFactorySpec | None = None,
         backend: str | None = None,
+        *,
+        trust_env_factory: bool = False,
     ) -> Agent:
         """Rebuild an agent from a checkpoint directory; training continues where it stopped.
 
         `env` replaces the saved env (needed when it was a callable that cannot be imported);
-        `backend`, if given, must match the checkpoint's backend.
+        `backend`, if given, must match the checkpoint's backend. A checkpoint whose env is a
+        factory ("module:function", or a Gymnasium id with a "module:" prefix) names code that
+        loading would import and call: that needs `env=` (you supply the env) or
+        `trust_env_factory=True` (you trust whoever wrote the checkpoint), else
+        UntrustedCheckpointError. See docs/security.md.
         """
         path = Path(path)
         manifest = read_manifest(path)
@@ -340,6 +367,8 @@ class Agent:
                 f"load it with backend={manifest.backend!r} (or none), or retrain on {backend!r}"
             )
         spec = manifest.spec
+        if env is None and not trust_env_factory:
+            _refuse_named_code(path, spec)
         if env is not None:
             spec = AgentSpec.model_validate({**spec.model_dump(exclude={"env"}), "env": env})
         info = registry().backend(spec.backend)

@@ -6,13 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from polyrl._model import StrictModel
+from polyrl._model import SpecModel
+from polyrl.spec import Seed
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
-class TrainConfig(StrictModel):
+class TrainConfig(SpecModel):
     """How long to train and how often to evaluate.
 
     Training stops at the first of: `total_steps` env steps collected by this call (the last
@@ -34,7 +35,7 @@ class TrainConfig(StrictModel):
     """Episodes per evaluation."""
     eval_max_steps: PositiveInt | None = None
     """Cut evaluation episodes after this many steps."""
-    eval_seed: NonNegativeInt | None = Field(
+    eval_seed: Seed | None = Field(
         default=None,
         description="Reset seed of the first evaluation episode (episode i uses seed+i); None: derived "
         "from the agent's seed, so every evaluation plays the same episodes.",
@@ -50,7 +51,7 @@ class TrainConfig(StrictModel):
         return self
 
 
-class PlayConfig(StrictModel):
+class PlayConfig(SpecModel):
     """How to play: number of episodes, step cap, deterministic or sampled actions, rendering."""
 
     episodes: PositiveInt = 1
@@ -60,7 +61,7 @@ class PlayConfig(StrictModel):
     )
     deterministic: bool = True
     """Greedy actions (True) or sampled ones."""
-    seed: NonNegativeInt | None = Field(
+    seed: Seed | None = Field(
         default=None,
         description="Seed of the first episode's reset (episode i uses seed+i); "
         "None: derived from the agent's seed, random if it has none.",

@@ -47,6 +47,14 @@ class CorruptCheckpointError(CheckpointError):
     """The directory is not a complete polyrl checkpoint (foreign, truncated or edited)."""
 
 
+class UntrustedCheckpointError(CheckpointError):
+    """Loading would import code the checkpoint names (an env factory) without the caller's consent."""
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """The OS refused a write of a checkpoint (read-only directory, a file in the way, disk full)."""
+
+
 class CheckpointBackendMismatchError(CheckpointError):
     """The checkpoint was written by another backend than the one asked for."""
 

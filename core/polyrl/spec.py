@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import itertools
+import os
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
     JsonValue,
     PrivateAttr,
@@ -14,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from polyrl._model import StrictModel
+from polyrl._model import SpecModel, StrictModel
 
 Activation = Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -22,14 +25,59 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 UnitFloat = Annotated[float, Field(ge=0, le=1)]
 
+# Documented upper limits (docs/security.md): a spec past them is a typo or a hostile document,
+# and failing here is cheaper than an out-of-memory kill after the backend has allocated.
+SEED_LIMIT = 2**32
+"""Seeds are in [0, 2**32): NumPy's legacy seeding and the backends take 32-bit seeds."""
+MAX_N_ENVS = 1024
+MAX_HIDDEN = 65_536
+MAX_ITERATION_STEPS = 10**8
+MAX_BATCH_SIZE = 10**8
+MAX_BUFFER_SIZE = 10**9
 
-class NetworkSpec(StrictModel):
+
+def _seed_in_range(value: int) -> int:
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"a seed must be an int in [0, 2**32), got {value}; use e.g. value % 2**32")
+    return value
+
+
+Seed = Annotated[int, AfterValidator(_seed_in_range)]
+HiddenSize = Annotated[int, Field(gt=0, le=MAX_HIDDEN)]
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's physical memory, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def network_bytes_estimate(hidden: list[int]) -> int:
+    """float32 bytes of the weights between hidden layers (input/output sizes unknown at spec time)."""
+    return 4 * sum(a * b + b for a, b in itertools.pairwise(hidden))
+
+
+class NetworkSpec(SpecModel):
     """Hidden layer sizes and activation of the policy (and value) networks."""
 
-    hidden: list[PositiveInt] = Field(default_factory=lambda: [64, 64], min_length=1)
+    hidden: list[HiddenSize] = Field(default_factory=lambda: [64, 64], min_length=1, max_length=64)
     """Hidden layer sizes of the policy and value networks."""
     activation: Activation = "tanh"
     """Activation function between hidden layers."""
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> NetworkSpec:
+        memory = physical_memory_bytes()
+        estimate = network_bytes_estimate(self.hidden)
+        if memory is not None and estimate > memory // 2:
+            raise ValueError(
+                f"network.hidden {self.hidden} needs about {estimate / 2**30:.1f} GiB for its weights "
+                f"alone (float32), more than half this machine's memory ({memory / 2**30:.1f} GiB, "
+                f"limit {memory // 2 / 2**30:.1f} GiB); use smaller hidden layers"
+            )
+        return self
 
 
 class EnvFactorySpec(StrictModel):
@@ -77,7 +125,7 @@ class EnvFactorySpec(StrictModel):
         return target
 
 
-class PPOSection(StrictModel):
+class PPOSection(SpecModel):
     """PPO-specific settings; None means the backend's polyrl default."""
 
     n_epochs: PositiveInt | None = None
@@ -94,7 +142,7 @@ class PPOSection(StrictModel):
     """Gradient norm clip."""
 
 
-class A2CSection(StrictModel):
+class A2CSection(SpecModel):
     """A2C-specific settings; None means the backend's polyrl default."""
 
     gae_lambda: UnitFloat | None = None
@@ -107,10 +155,10 @@ class A2CSection(StrictModel):
     """Gradient norm clip."""
 
 
-class OffPolicySection(StrictModel):
+class OffPolicySection(SpecModel):
     """Settings every replay-buffer algorithm shares."""
 
-    buffer_size: PositiveInt | None = None
+    buffer_size: Annotated[int, Field(gt=0, le=MAX_BUFFER_SIZE)] | None = None
     """Replay buffer capacity in transitions."""
     learning_starts: NonNegativeInt | None = None
     """Env steps collected before the first update."""
@@ -169,7 +217,7 @@ class DDPGSection(OffPolicySection):
 SECTION_NAMES = ("ppo", "a2c", "dqn", "sac", "td3", "ddpg")
 
 
-class AgentSpec(StrictModel):
+class AgentSpec(SpecModel):
     """What to build: backend, algorithm, environment, network, seed and hyperparameters.
 
     Every hyperparameter left at None takes the backend's polyrl default for the algorithm;
@@ -185,9 +233,9 @@ class AgentSpec(StrictModel):
     """A Gymnasium id, or a factory (Python: any callable; JSON: {"factory": "module:function"})."""
     env_kwargs: dict[str, JsonValue] = Field(default_factory=dict)
     """Keyword arguments for gymnasium.make or the factory."""
-    seed: NonNegativeInt | None = None
+    seed: Seed | None = None
     """Seed of envs, weights and sampling; None: random."""
-    n_envs: PositiveInt = 1
+    n_envs: Annotated[int, Field(gt=0, le=MAX_N_ENVS)] = 1
     """Parallel envs that collect experience."""
     network: NetworkSpec | None = None
     """Hidden layers and activation; None: the backend's default."""
@@ -195,9 +243,9 @@ class AgentSpec(StrictModel):
     """Optimizer learning rate."""
     gamma: UnitFloat | None = None
     """Discount factor."""
-    batch_size: PositiveInt | None = None
+    batch_size: Annotated[int, Field(gt=0, le=MAX_BATCH_SIZE)] | None = None
     """Minibatch size of an update."""
-    iteration_steps: PositiveInt | None = Field(
+    iteration_steps: Annotated[int, Field(gt=0, le=MAX_ITERATION_STEPS)] | None = Field(
         default=None,
         description="Env steps (over all envs) one training iteration collects.",
     )

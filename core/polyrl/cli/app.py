@@ -195,13 +195,15 @@ def train(
         raise typer.Exit(EXIT_THRESHOLD)
 
 
-def _play(path: Path, config: PlayConfig, title: str, record: Path | None, as_json: bool) -> None:
+def _play(
+    path: Path, config: PlayConfig, title: str, record: Path | None, as_json: bool, trust: bool
+) -> None:
     import polyrl
 
     def body() -> None:
         from polyrl.cli.recording import recorded_play
 
-        with polyrl.Agent.load(path) as agent:
+        with polyrl.Agent.load(path, trust_env_factory=trust) as agent:
             if record is None:
                 result, movies = agent.play(config), []
             else:
@@ -225,6 +227,14 @@ RecordOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the PlayResult as JSON, no table.")]
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-env-factory",
+        help="Import and call the env factory the checkpoint names (runs code from the checkpoint: "
+        "only for checkpoints you trust; see docs/security.md).",
+    ),
+]
 
 
 @app.command(help="Play episodes with a saved agent and print each episode's return and length.")
@@ -239,6 +249,7 @@ def play(
     ] = False,
     record: RecordOption = None,
     as_json: JsonOption = False,
+    trust_env_factory: TrustOption = False,
 ) -> None:
     def config() -> PlayConfig:
         return PlayConfig(
@@ -251,7 +262,7 @@ def play(
 
     actions = "stochastic" if stochastic else "deterministic"
     title = f"play of {path}: {episodes} episode(s), {actions} actions"
-    _play(path, _guarded(config), title, record, as_json)
+    _play(path, _guarded(config), title, record, as_json, trust_env_factory)
 
 
 @app.command(help="Deterministic evaluation of a saved agent: mean, spread and every episode's return.")
@@ -262,12 +273,13 @@ def evaluate(
     seed: Annotated[int | None, typer.Option(help="Seed of the first episode.")] = None,
     record: RecordOption = None,
     as_json: JsonOption = False,
+    trust_env_factory: TrustOption = False,
 ) -> None:
     def config() -> PlayConfig:
         return PlayConfig(episodes=episodes, max_steps=max_steps, seed=seed, deterministic=True)
 
     title = f"evaluation of {path}: {episodes} deterministic episode(s)"
-    _play(path, _guarded(config), title, record, as_json)
+    _play(path, _guarded(config), title, record, as_json, trust_env_factory)
 
 
 @app.command(help="Show what a checkpoint holds: backend, versions, spec, counters, files.")
