@@ -251,6 +251,156 @@ def test_save_load_keeps_actions_counters_and_training_continues(trained, tmp_pa
         again.close()
 
 
+@pytest.mark.parametrize("algorithm", ["dqn", "sac"])
+def test_the_replay_buffer_survives_save_load_without_pickle(trained, tmp_path, algorithm):
+    agent, records = trained(algorithm)
+    size = agent.replay_size
+    assert 0 < size <= agent.env_steps and records[-1].metrics["replay_size"] == size
+    agent.save(tmp_path / "ckpt")
+    native = tmp_path / "ckpt" / "native"
+    with np.load(native / "replay_buffer.npz", allow_pickle=False) as arrays:  # no object arrays
+        assert arrays.files
+    json.loads((native / "replay_buffer.json").read_text())
+    again = Agent.load(tmp_path / "ckpt")
+    try:
+        assert again.replay_size == size
+        saved, loaded = agent.native.local_replay_buffer, again.native.local_replay_buffer
+        assert loaded.get_added_timesteps() == saved.get_added_timesteps()
+        assert loaded._indices == saved._indices and isinstance(loaded._indices[0], tuple)
+        assert loaded.rng.bit_generator.state == saved.rng.bit_generator.state
+        for ours, theirs in zip(loaded.episodes, saved.episodes, strict=True):
+            assert ours.id_ == theirs.id_ and len(ours) == len(theirs)
+            np.testing.assert_array_equal(ours.get_observations(), theirs.get_observations())
+            np.testing.assert_array_equal(ours.get_actions(), theirs.get_actions())
+            np.testing.assert_array_equal(ours.get_rewards(), theirs.get_rewards())
+            assert ours.observation_space == theirs.observation_space
+            assert ours.action_space == theirs.action_space
+        # Everything the optimizers update is back, SAC's entropy temperature included.
+        before, after = agent.parameters(), again.parameters()
+        assert before.keys() == after.keys()
+        assert all(np.array_equal(before[name], after[name]) for name in before)
+        # Training continues: the loaded buffer is sampled from (updates at once) and grows.
+        record = again.train(iterations=1).records[0]
+        assert record.losses and all(np.isfinite(v) for v in record.losses.values())
+        assert again.replay_size > size and record.metrics["replay_size"] == again.replay_size
+    finally:
+        again.close()
+
+
+def test_replay_state_encoding_round_trips_without_pickle(tmp_path):
+    from polyrl_rllib import replay
+
+    box = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+    space_dict = {"space": "box", "low": "b64", "high": "b64", "shape": (2,), "dtype": "<f4"}
+    state = {
+        "episodes": [
+            {
+                "observations": {"data": np.arange(6, dtype=np.float32).reshape(3, 2), "space": space_dict},
+                "infos": {"data": [{}, {"note": "ok", "x": np.float64(1.5)}, {"bad": object()}]},
+                "flag": np.bool_(True),
+                "_action_space": {"space": "discrete", "n": 3},
+            },
+            {
+                "observations": {"data": np.zeros((1, 2), dtype=np.float32), "space": None},
+                "infos": {"data": [{}]},
+                "flag": np.bool_(False),
+                "_action_space": None,
+            },
+        ],
+        "_indices": [(0, i) for i in range(10)],
+        "segments": [0.5 * i for i in range(10)],
+        "ints": list(range(12)),
+        "pairs": [("a", 1), ("b", 2)],
+        "by_int": {1: "one", 2: "two"},
+        "tagged": {"__array__": "not a tag"},
+        "scalar": np.int32(7),
+        "nan": float("nan"),
+    }
+    dropped = replay.write_state(state, tmp_path, {"observation": space_dict}, {"rng": {"n": 2**100}})
+    assert dropped == 1
+    tree, extra, places = replay.read_state(tmp_path)
+    assert extra == {"rng": {"n": 2**100}}
+    first, second = tree["episodes"]
+    np.testing.assert_array_equal(first["observations"]["data"], state["episodes"][0]["observations"]["data"])
+    np.testing.assert_array_equal(second["observations"]["data"], np.zeros((1, 2), dtype=np.float32))
+    assert first["infos"]["data"] == [{}, {"note": "ok", "x": 1.5}, {}]
+    assert first["flag"] is np.True_ and isinstance(tree["scalar"], np.int32) and tree["scalar"] == 7
+    assert first["observations"]["space"] is None and first["_action_space"] is None  # put back by path
+    assert places == [(("episodes", 0, "observations", "space"), "observation")]
+    assert tree["_indices"] == state["_indices"] and tree["segments"] == state["segments"]
+    assert tree["ints"] == state["ints"] and tree["pairs"] == state["pairs"]
+    assert tree["by_int"] == {1: "one", 2: "two"} and tree["tagged"] == {"__array__": "not a tag"}
+    assert np.isnan(tree["nan"])
+
+    class Buffer:
+        def __init__(self, dim: int) -> None:
+            self.space = None
+            self.dim = dim
+
+    class Episode:
+        def __init__(self) -> None:
+            self.observations = Buffer(2)
+
+    holder = type("Holder", (), {"episodes": [Episode(), Episode()]})()
+    replay.restore_spaces(holder, places, {"observation": box})
+    assert holder.episodes[0].observations.space == box and holder.episodes[1].observations.space is None
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "sac", "impala"])
+def test_an_iteration_at_learning_rate_zero_leaves_the_parameters_unchanged(algorithm):
+    agent = tiny(algorithm)
+    try:
+        while not agent.train(iterations=1).records[0].losses:  # until updates have started
+            assert agent.iterations < 8
+        rate = agent.learning_rate
+        before = agent.parameters()
+        assert before and all(isinstance(v, np.ndarray) for v in before.values())
+        agent.learning_rate = 0.0
+        record = agent.train(iterations=1).records[0]
+        assert record.learning_rate == 0.0 and record.losses
+        after = agent.parameters()
+        assert all(np.array_equal(before[name], after[name]) for name in before)
+        agent.learning_rate = rate
+        agent.train(iterations=1)
+        changed = agent.parameters()
+        assert any(not np.array_equal(after[name], changed[name]) for name in after)
+    finally:
+        agent.close()
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "dqn", "appo"])
+def test_agents_trained_alternately_equal_one_trained_alone(algorithm):
+    alone, first, second = tiny(algorithm), tiny(algorithm), tiny(algorithm)
+    try:
+        alone_records = [alone.train(iterations=1).records[0] for _ in range(2)]
+        interleaved: list[list] = [[], []]
+        for _ in range(2):
+            interleaved[0].append(first.train(iterations=1).records[0])
+            interleaved[1].append(second.train(iterations=1).records[0])
+        expected = alone.parameters()
+        for agent, records in zip((first, second), interleaved, strict=True):
+            assert [r.losses for r in records] == [r.losses for r in alone_records]
+            assert [r.return_mean for r in records] == [r.return_mean for r in alone_records]
+            parameters = agent.parameters()
+            assert all(np.array_equal(parameters[name], expected[name]) for name in expected)
+        # Acting stochastically from one agent does not move another's random stream.
+        obs = observations(alone)
+        assert np.array_equal(first.act(obs, deterministic=False), second.act(obs, deterministic=False))
+    finally:
+        for agent in (alone, first, second):
+            agent.close()
+
+
+def test_unseeded_agents_start_from_different_weights():
+    one, two = tiny("ppo", seed=None), tiny("ppo", seed=None)
+    try:
+        a, b = one.parameters(), two.parameters()
+        assert any(not np.array_equal(a[name], b[name]) for name in a)
+    finally:
+        one.close()
+        two.close()
+
+
 def test_a_factory_env_is_registered_and_trains():
     agent = Agent(backend="rllib", algorithm="ppo", env=make_cartpole, seed=1, **TINY["ppo"])
     try:
