@@ -95,16 +95,15 @@ class TimeLimitRun:
 
 @dataclass
 class Interleaved:
-    """Agents of one seed trained alone and alternately; one of another seed."""
+    """Two agents of one seed trained alternately; one of another seed."""
 
-    alone: list[IterationRecord]
-    alone_parameters: Parameters
     first: list[IterationRecord]
     first_parameters: Parameters
     second: list[IterationRecord]
     second_parameters: Parameters
     other_seed: list[IterationRecord]
     other_parameters: Parameters
+    first_parameters_after_one: Parameters
 
 
 @dataclass
@@ -203,8 +202,9 @@ class BehaviourRuns:
     # -- learning rate ------------------------------------------------------------------------
     @once
     def learning_rate_probe_agent(self) -> Agent:
-        """The agent of the learning-rate probe (reused by the time-limited run after it)."""
-        return self.build()
+        """The agent of the learning-rate probe and the time-limited run: the scenario's twin,
+        once its own run is over (building agents is the suite's largest cost on some backends)."""
+        return self.scenario.twin().agent
 
     @once
     def learning_rate_probe(self) -> LearningRateProbe:
@@ -232,27 +232,31 @@ class BehaviourRuns:
     # -- seeding ------------------------------------------------------------------------------
     @once
     def interleaved(self) -> Interleaved:
-        """One agent trained alone, two of the same seed alternately, one of another seed."""
+        """Two agents of the same seed trained alternately, one of another seed for one iteration.
+
+        The two are built one after the other and then alternate: an agent that draws from a
+        shared generator (or whose generator another agent's construction reseeds) makes the
+        second diverge from the first.
+        """
         one = TrainConfig(iterations=1)
-        alone = self.build()
-        alone_records = [alone.train(one).records[0] for _ in range(2)]
         first, second = self.build(), self.build()
         first_records, second_records = [], []
         for _ in range(2):
             first_records.append(first.train(one).records[0])
             second_records.append(second.train(one).records[0])
+            if len(first_records) == 1:
+                first_after_one = parameters_of(first)
         seed = self.scenario.spec.seed
         other = self.build(seed=(seed or 0) + 1)
-        other_records = [other.train(one).records[0] for _ in range(2)]
+        other_records = [other.train(one).records[0]]
         return Interleaved(
-            alone_records,
-            parameters_of(alone),
             first_records,
             parameters_of(first),
             second_records,
             parameters_of(second),
             other_records,
             parameters_of(other),
+            first_after_one,
         )
 
     # -- several envs -------------------------------------------------------------------------
