@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import polyrl
 from fake_backend import FakePlugin
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """CI's long temporary path (.ci/run): POLYRL_TEST_BASETEMP becomes --basetemp unless one is given.
+
+    Not PYTEST_ADDOPTS: the pytest runs the tests start (the conformance suite on example
+    plugins) would inherit it, and pytest empties its basetemp at start, wiping this run's files.
+    """
+    base = os.environ.get("POLYRL_TEST_BASETEMP")
+    if base and not config.option.basetemp:
+        config.option.basetemp = base
 
 
 @pytest.fixture

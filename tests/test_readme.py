@@ -28,6 +28,14 @@ def test_ci_runs_the_readme_test_command():
 
 def test_ci_runs_the_tests_narrow_and_under_a_long_temporary_path():
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "export COLUMNS=40" in ci and "--basetemp=$long_tmp/basetemp" in ci
+    assert "export COLUMNS=40" in ci and 'export POLYRL_TEST_BASETEMP="$long_tmp/basetemp"' in ci
     folder = re.search(r'long_tmp="\$\(mktemp -d\)(/[^"]+)"', ci)
     assert folder is not None and len("/tmp/tmp.XXXXXXXXXX" + folder.group(1) + "/basetemp") > 120
+
+
+def test_the_ci_basetemp_reaches_pytest(pytestconfig):
+    import os
+
+    wanted = os.environ.get("POLYRL_TEST_BASETEMP")
+    if wanted:
+        assert str(pytestconfig.option.basetemp) == wanted
