@@ -145,9 +145,8 @@ class GlobalRandomState:
         return True
 
 
-def legacy_random_state(generator: np.random.RandomState, prefix: str) -> dict[str, np.ndarray]:
-    """A NumPy RandomState (as libraries keep for samplers) as arrays named `prefix`_*, no pickle."""
-    _, keys, position, has_gauss, cached = generator.get_state()  # type: ignore[misc]
+def _mt19937_arrays(state: Any, prefix: str) -> dict[str, np.ndarray]:
+    _, keys, position, has_gauss, cached = state
     return {
         f"{prefix}_keys": np.asarray(keys, dtype=np.uint32),
         f"{prefix}_meta": np.asarray([position, has_gauss], dtype=np.int64),
@@ -155,30 +154,35 @@ def legacy_random_state(generator: np.random.RandomState, prefix: str) -> dict[s
     }
 
 
+def _mt19937_state(arrays: Any, prefix: str) -> tuple[str, np.ndarray, int, int, float]:
+    position, has_gauss = (int(v) for v in arrays[f"{prefix}_meta"])
+    return (
+        "MT19937",
+        np.asarray(arrays[f"{prefix}_keys"]),
+        position,
+        has_gauss,
+        float(arrays[f"{prefix}_gauss"][0]),
+    )
+
+
+def legacy_random_state(generator: np.random.RandomState, prefix: str) -> dict[str, np.ndarray]:
+    """A NumPy RandomState (as libraries keep for samplers) as arrays named `prefix`_*, no pickle."""
+    return _mt19937_arrays(generator.get_state(), prefix)
+
+
 def restore_legacy_random_state(generator: np.random.RandomState, arrays: Any, prefix: str) -> None:
     """Put back a state `legacy_random_state` wrote (arrays: a dict or an open .npz)."""
-    position, has_gauss = (int(v) for v in arrays[f"{prefix}_meta"])
-    generator.set_state(
-        (
-            "MT19937",
-            np.asarray(arrays[f"{prefix}_keys"]),
-            position,
-            has_gauss,
-            float(arrays[f"{prefix}_gauss"][0]),
-        )
-    )
+    generator.set_state(_mt19937_state(arrays, prefix))
 
 
 def _capture() -> dict[str, np.ndarray]:
     version, python_state, gauss = random.getstate()
-    _, keys, position, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
     state = {
         "python": np.asarray(python_state, dtype=np.uint64),
         "python_meta": np.asarray([version, 0 if gauss is None else 1], dtype=np.int64),
         "python_gauss": np.asarray([0.0 if gauss is None else gauss], dtype=np.float64),
-        "numpy_keys": np.asarray(keys, dtype=np.uint32),
-        "numpy_meta": np.asarray([position, has_gauss], dtype=np.int64),
-        "numpy_gauss": np.asarray([cached], dtype=np.float64),
+        # The global NumPy generator is a RandomState too: the same arrays as the samplers'.
+        **_mt19937_arrays(np.random.get_state(), "numpy"),
     }
     torch = sys.modules.get("torch")  # only a library that already imported torch draws from it
     if torch is not None:
@@ -190,10 +194,7 @@ def _restore(state: dict[str, np.ndarray]) -> None:
     version, has_gauss = (int(v) for v in state["python_meta"])
     gauss = float(state["python_gauss"][0]) if has_gauss else None
     random.setstate((version, tuple(int(v) for v in state["python"]), gauss))
-    position, numpy_has_gauss = (int(v) for v in state["numpy_meta"])
-    np.random.set_state(
-        ("MT19937", state["numpy_keys"], position, numpy_has_gauss, float(state["numpy_gauss"][0]))
-    )
+    np.random.set_state(_mt19937_state(state, "numpy"))
     torch = sys.modules.get("torch")
     if torch is not None and "torch" in state:
         torch.set_rng_state(torch.from_numpy(state["torch"].copy()))
