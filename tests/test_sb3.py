@@ -114,7 +114,7 @@ def test_save_load_keeps_actions_counters_and_replay_buffer(tmp_path):
     agent = tiny("dqn")
     agent.train(iterations=3)
     agent.save(tmp_path / "dqn")
-    assert (tmp_path / "dqn" / "native" / "replay_buffer.pkl").is_file()
+    assert (tmp_path / "dqn" / "native" / "polyrl_sb3_replay.npz").is_file()  # NumPy, no pickle
     again = Agent.load(tmp_path / "dqn")
     obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     np.testing.assert_array_equal(agent.act(obs), again.act(obs))

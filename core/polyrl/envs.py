@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from polyrl.errors import EnvironmentCreationError, RenderError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import gymnasium as gym
 
+    from polyrl.errors import EnvStepError
     from polyrl.spec import AgentSpec, EnvFactorySpec
 
 SpaceKind = Literal["discrete", "box", "multi_discrete", "multi_binary", "dict", "tuple", "other"]
@@ -38,13 +41,25 @@ class EnvSource:
     """Builds fresh environments of a spec; what the core hands to a backend driver.
 
     Picklable when the env is a Gymnasium id or an importable factory, so drivers may build
-    envs in subprocesses. `observation_space` and `action_space` are probed once.
+    envs in subprocesses. `observation_space` and `action_space` are probed once. Every env
+    `make` returns is wrapped in `polyrl.env_guard.EnvGuard` (unless `guard=False`, which is for
+    measuring the libraries alone): an exception of its reset()/step() becomes `EnvStepError`,
+    and with `check_finite` a NaN or infinite reward or float observation `NonFiniteDataError`.
     """
 
-    def __init__(self, env: str | EnvFactorySpec, env_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        env: str | EnvFactorySpec,
+        env_kwargs: dict[str, Any] | None = None,
+        *,
+        check_finite: bool = True,
+        guard: bool = True,
+    ) -> None:
         self.env = env
         self.env_kwargs = dict(env_kwargs or {})
-        probe = self.make()
+        self.check_finite = check_finite
+        self.guard = guard
+        probe = self._build(None)
         try:
             self.observation_space = probe.observation_space
             self.action_space = probe.action_space
@@ -55,9 +70,9 @@ class EnvSource:
             probe.close()
 
     @classmethod
-    def from_spec(cls, spec: AgentSpec) -> EnvSource:
-        """The env source of an AgentSpec."""
-        return cls(spec.env, spec.env_kwargs)
+    def from_spec(cls, spec: AgentSpec, *, guard: bool = True) -> EnvSource:
+        """The env source of an AgentSpec (its `check_finite` flag included)."""
+        return cls(spec.env, spec.env_kwargs, check_finite=spec.check_finite, guard=guard)
 
     @property
     def gym_id(self) -> str | None:
@@ -69,8 +84,28 @@ class EnvSource:
         """A short human name: the id, or the factory's import path."""
         return self.env if isinstance(self.env, str) else self.env.factory
 
-    def make(self, render_mode: str | None = None) -> gym.Env:
-        """A new environment instance (render_mode "human" needs a display: RenderError without one)."""
+    def make(
+        self,
+        render_mode: str | None = None,
+        *,
+        on_error: Callable[[EnvStepError], None] | None = None,
+        deliver_errors: bool = False,
+    ) -> gym.Env:
+        """A new environment instance, guarded (render_mode "human" needs a display: RenderError without one).
+
+        `on_error` and `deliver_errors` go to the guard (see EnvGuard): for drivers whose envs run
+        in worker processes that end on an exception.
+        """
+        env = self._build(render_mode)
+        if not self.guard:
+            return env
+        from polyrl.env_guard import EnvGuard
+
+        return EnvGuard(
+            env, self.name, check_finite=self.check_finite, on_error=on_error, deliver_errors=deliver_errors
+        )
+
+    def _build(self, render_mode: str | None) -> gym.Env:
         import gymnasium as gym
 
         if render_mode == "human" and not has_display():

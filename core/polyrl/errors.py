@@ -76,6 +76,70 @@ class InvalidObservationError(PolyrlError, ValueError):
     """An observation given to act() does not fit the env's observation space."""
 
 
+class EnvStepError(PolyrlError, RuntimeError):
+    """The environment failed in reset() or step(); nothing was learned from that step.
+
+    Raised when the env raised (its exception is chained as `__cause__` where it ran in this
+    process; across processes `error_type` and `error_text` keep its type name and text), and,
+    as the subclass `NonFiniteDataError`, when it returned NaN or infinity. The same type on
+    every backend, since every backend builds its envs through `EnvSource.make`.
+
+    Attributes: `env` (EnvSource.name), `where` ("reset" or "step"), `step` (the env step within
+    the episode: 0 for reset(), n for the n-th step() after it), `episode` (1 for this env
+    copy's first episode), `error_type` and `error_text` (the env's own exception; "" for
+    non-finite data).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        env: str = "",
+        where: str = "",
+        step: int = 0,
+        episode: int = 0,
+        error_type: str = "",
+        error_text: str = "",
+    ) -> None:
+        # Only the message goes to Exception's args: unpickling (SubprocVecEnv, Ray) calls
+        # cls(*args), then restores these attributes from __dict__.
+        super().__init__(message)
+        self.env = env
+        self.where = where
+        self.step = step
+        self.episode = episode
+        self.error_type = error_type
+        self.error_text = error_text
+
+
+class NonFiniteDataError(EnvStepError, ValueError):
+    """The environment returned a NaN or infinite reward or float observation.
+
+    Raised while collecting experience, before any update used the data, so the agent keeps its
+    last finite parameters and can be saved. `AgentSpec.check_finite=False` turns the check off.
+    Attributes beyond EnvStepError's: `what` ("observation" or "reward"), `key` (the path of the
+    offending leaf of a Dict/Tuple observation, e.g. "pos" or "arm.0"; None otherwise) and
+    `values` (the offending values, e.g. "nan at index (2,)").
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        what: str = "",
+        key: str | None = None,
+        values: str = "",
+        env: str = "",
+        where: str = "",
+        step: int = 0,
+        episode: int = 0,
+    ) -> None:
+        super().__init__(message, env=env, where=where, step=step, episode=episode)
+        self.what = what
+        self.key = key
+        self.values = values
+
+
 class RenderError(ConfigurationError):
     """The env cannot render as asked: no rgb_array frames for a movie, or no display for a window."""
 
@@ -86,3 +150,15 @@ class PolyrlWarning(UserWarning):
 
 class PluginLoadWarning(PolyrlWarning):
     """An entry point of the "polyrl" group failed to load, or loaded but registered nothing."""
+
+
+class RayConnectionError(PolyrlError, ConnectionError):
+    """A Ray cluster address did not answer as a Ray cluster within the connect timeout."""
+
+
+class TrackingUnreachableError(PolyrlError, ConnectionError):
+    """The experiment-tracking server (MLflow) did not answer and strict tracking was asked for."""
+
+
+class TrackingUnreachableWarning(PolyrlWarning):
+    """The experiment-tracking server did not answer; the run continues on its local files."""

@@ -237,6 +237,8 @@ class AgentSpec(SpecModel):
     """Seed of envs, weights and sampling; None: random."""
     n_envs: Annotated[int, Field(gt=0, le=MAX_N_ENVS)] = 1
     """Parallel envs that collect experience."""
+    check_finite: bool = True
+    """Stop with NonFiniteDataError on a NaN/infinite reward or float observation; false: let them in."""
     network: NetworkSpec | None = None
     """Hidden layers and activation; None: the backend's default."""
     learning_rate: PositiveFloat | None = None

@@ -9,6 +9,7 @@ import pluggy
 from polyrl.callbacks.base import Callback
 from polyrl.errors import CallbackError
 from polyrl.hookspecs import LIFECYCLE_HOOKS, PROJECT, LifecycleSpecs
+from polyrl.redact import redact_uri
 
 
 class _CallbackManager(pluggy.PluginManager):
@@ -50,9 +51,13 @@ class CallbackDispatcher:
         except Exception as exc:
             culprit = self._culprit(exc)
             name = repr(culprit) if culprit is not None else "a callback"
+            # Redacted: the message reaches status.json, checkpoint metadata and the terminal, and
+            # library errors quote URIs with their passwords (MLflow's do).
             raise CallbackError(
-                f"callback {name} raised in {hook}: {type(exc).__name__}: {exc}. The run "
-                "stopped; the agent keeps what it learned and can be saved or trained again.",
+                redact_uri(
+                    f"callback {name} raised in {hook}: {type(exc).__name__}: {exc}. The run "
+                    "stopped; the agent keeps what it learned and can be saved or trained again."
+                ),
                 callback=culprit,
                 hook=hook,
             ) from exc

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from polyrl.callbacks._io import writable_dir
 from polyrl.callbacks.base import Callback
 from polyrl.errors import ConfigurationError
+from polyrl.redact import redact_uri
 
 if TYPE_CHECKING:
     from polyrl.callbacks.context import RunContext
@@ -91,4 +92,4 @@ class TensorBoard(Callback):
             self._writer = None
 
     def __repr__(self) -> str:
-        return f"TensorBoard({str(self.log_dir)!r}, step={self.step!r})"
+        return f"TensorBoard({redact_uri(str(self.log_dir))!r}, step={self.step!r})"

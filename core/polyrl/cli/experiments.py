@@ -14,7 +14,7 @@ from polyrl.cli import render
 from polyrl.cli.fields import FieldFlagsCommand
 from polyrl.cli.overrides import read_document
 from polyrl.config import TrainConfig
-from polyrl.errors import ConfigurationError
+from polyrl.errors import ConfigurationError, RayConnectionError
 
 if TYPE_CHECKING:
     from polyrl.experiments.grid import ExperimentGrid, GridCounts, GridResult
@@ -77,12 +77,16 @@ def _new_grid(
     return experiment, base, train_config
 
 
-def _resume_command(directory: str, workers: int | None, ray_address: str | None) -> str:
+def _resume_command(
+    directory: str, workers: int | None, ray_address: str | None, connect_timeout: float | None = None
+) -> str:
     command = ["polyrl", "grid", "--resume", directory]
     if workers is not None:
         command += ["--workers", str(workers)]
     if ray_address:
         command += ["--ray-address", ray_address]
+        if connect_timeout is not None:
+            command += ["--ray-connect-timeout", f"{connect_timeout:g}"]
     return shlex.join(command)
 
 
@@ -101,7 +105,12 @@ def _summary(counts: GridCounts) -> str:
 
 
 def _report(
-    result: GridResult, interrupted: bool, as_json: bool, workers: int | None, ray_address: str | None
+    result: GridResult,
+    interrupted: bool,
+    as_json: bool,
+    workers: int | None,
+    ray_address: str | None,
+    connect_timeout: float | None = None,
 ) -> int:
     """Print how the grid went (a line, or the JSON report) and what to do next; the exit status."""
     counts = result.counts
@@ -112,7 +121,7 @@ def _report(
     for failed in result.failed:
         first = next(iter((failed.error or "").splitlines()), "no error recorded")
         render.complain(f"{failed.directory}: {first}")
-    command = _resume_command(result.experiment_dir, workers, ray_address)
+    command = _resume_command(result.experiment_dir, workers, ray_address, connect_timeout)
     if counts.interrupted:
         render.complain(
             f"{counts.interrupted} run(s) did not finish; resume with: {command}", label="interrupted"
@@ -162,6 +171,13 @@ def register(app: typer.Typer, guarded: Any) -> None:
         ray_address: Annotated[
             str | None, typer.Option(help="Run on this Ray cluster (e.g. 127.0.0.1:6379 or auto).")
         ] = None,
+        ray_connect_timeout: Annotated[
+            float | None,
+            typer.Option(
+                metavar="SECONDS",
+                help="Give up on --ray-address if no Ray cluster answers within this time (default 30).",
+            ),
+        ] = None,
         resume: Annotated[
             Path | None,
             typer.Option(help="Finish an experiment directory: runs its interrupted and failed runs again."),
@@ -179,23 +195,38 @@ def register(app: typer.Typer, guarded: Any) -> None:
             name = None
 
         def body() -> int:
+            from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, check_connect_timeout
+
             console = render.errors if as_json else None
             interrupted = False
+            timeout = DEFAULT_CONNECT_TIMEOUT
+            if ray_connect_timeout is not None:
+                timeout = check_connect_timeout(ray_connect_timeout, "--ray-connect-timeout")
             try:
                 if resume is not None:
                     _check_resume(ctx, resume, name, extra)
                     result = ExperimentGrid.resume(
-                        resume, workers=workers, ray_address=ray_address, console=console
+                        resume,
+                        workers=workers,
+                        ray_address=ray_address,
+                        console=console,
+                        ray_connect_timeout=timeout,
                     )
                 else:
                     experiment, base, config = _new_grid(name, extra, seeds, steps, data_dir, spec_file)
                     directory = experiment.plan(base, config, eval_episodes)  # validates every spec
                     if not as_json:
                         render.say(f"{directory}: {_plan_line(experiment, workers, ray_address)}")
-                    result = run_experiment(directory, workers, ray_address, console=console)
+                    try:
+                        result = run_experiment(
+                            directory, workers, ray_address, console=console, ray_connect_timeout=timeout
+                        )
+                    except RayConnectionError as exc:  # the plan stays: say how to run it later
+                        again = _resume_command(str(directory), workers, ray_address, ray_connect_timeout)
+                        raise RayConnectionError(f"{exc} The grid is planned; run it with: {again}") from exc
             except GridInterrupted as stop:
                 result, interrupted = stop.result, True
-            return _report(result, interrupted, as_json, workers, ray_address)
+            return _report(result, interrupted, as_json, workers, ray_address, ray_connect_timeout)
 
         code = guarded(body)
         if code:

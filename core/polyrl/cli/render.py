@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from polyrl.callbacks.base import Callback
+from polyrl.redact import redact_uri
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -24,18 +25,22 @@ errors = Console(stderr=True, highlight=False)
 
 
 def say(text: str) -> None:
-    """Print one message line to stdout exactly as given: never wrapped, never read as markup.
+    """Print one message line to stdout as given: never wrapped, never read as markup.
 
     Paths and error texts hold brackets (`pip install 'polyrl[sb3]'`) and can be longer than the
-    terminal; a wrapped or markup-eaten line cannot be copied or grepped.
+    terminal; a wrapped or markup-eaten line cannot be copied or grepped. Only secrets change: a
+    URI's password or token is printed as `***` (polyrl.redact).
     """
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    console.print(redact_uri(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def complain(text: str, label: str | None = None, style: str = "red bold") -> None:
-    """Print a message line to stderr, unwrapped; only `label` is styled, `text` is kept verbatim."""
+    """Print a message line to stderr, unwrapped; only `label` is styled, `text` is kept verbatim.
+
+    Verbatim but for secrets: error texts may quote a URI with its password (polyrl.redact).
+    """
     prefix = f"[{style}]{escape(label)}[/]: " if label else ""
-    errors.print(prefix + escape(text), markup=True, highlight=False, soft_wrap=True)
+    errors.print(prefix + escape(redact_uri(text)), markup=True, highlight=False, soft_wrap=True)
 
 
 def validation_message(exc: ValidationError) -> str:

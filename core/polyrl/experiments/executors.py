@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 from polyrl.errors import ConfigurationError
 from polyrl.experiments.plan import RunPlan, RunStatus
 from polyrl.experiments.runner import execute_run
+from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, connect_ray
 
 TICK_SECONDS = 1.0
 GRACE_SECONDS = 2.0
@@ -97,32 +99,42 @@ def _ended(directory: Path, returncode: int) -> RunStatus:
     return _crashed(directory, RuntimeError(f"exit status {returncode}; last output:\n{detail}"))
 
 
-def run_ray(directories: list[Path], address: str, on_tick: Callable[[], None]) -> Iterator[RunStatus]:
+def run_ray(
+    directories: list[Path],
+    address: str,
+    on_tick: Callable[[], None],
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> Iterator[RunStatus]:
     """Run each plan as a Ray task (one CPU, a fresh worker process each) on the cluster at `address`.
 
     The cluster's nodes must see the run directories (one machine, or a shared file system).
+    An address that does not answer as a Ray cluster within `connect_timeout` seconds raises
+    RayConnectionError before any run starts.
     """
-    try:
-        import ray
-    except ImportError as exc:
+    if importlib.util.find_spec("ray") is None:  # checked without importing: see connect_ray
         raise ConfigurationError(
             "running a grid on a Ray cluster needs ray: pip install 'polyrl[rllib]' (or ray)"
-        ) from exc
-    if ray.is_initialized():
-        connected = ray.get_runtime_context().gcs_address
+        )
+    running = sys.modules.get("ray")
+    if running is not None and running.is_initialized():
+        connected = running.get_runtime_context().gcs_address
         if address not in ("auto", connected):
             raise ConfigurationError(
                 f"this process is already connected to Ray at {connected}, not {address!r}; run the "
                 "grid from a fresh process or pass that address"
             )
     else:
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        except ConnectionError as exc:
-            raise ConfigurationError(
-                f"cannot reach a Ray cluster at {address!r} ({exc}); start one with `ray start --head "
-                "--port 6379` and pass the address it prints, e.g. --ray-address 127.0.0.1:6379"
-            ) from exc
+        connect_ray(
+            address,
+            connect_timeout,
+            instead="drop --ray-address to run the grid on this machine's process pool",
+            timeout_setting="--ray-connect-timeout (ray_connect_timeout= in Python)",
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+        )
+    import ray
+
     task = ray.remote(num_cpus=1, max_calls=1)(execute_run)
     pending = {task.remote(str(d)): d for d in directories}
     try:

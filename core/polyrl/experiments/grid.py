@@ -22,6 +22,7 @@ from polyrl.experiments.naming import experiment_directory, run_directory, varia
 from polyrl.experiments.plan import PLAN_FILE, RunPlan, RunStatus, write_json
 from polyrl.experiments.progress import GridProgress
 from polyrl.plugins import registry
+from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, check_connect_timeout
 from polyrl.spec import AgentSpec
 
 GRID_FILE = "grid.json"
@@ -199,13 +200,17 @@ class ExperimentGrid:
         ray_address: str | None = None,
         show_progress: bool = True,
         console: Console | None = None,
+        ray_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> GridResult:
         """Plan the grid and run it: a local process pool, or Ray tasks when `ray_address` is given.
 
         Ctrl-C stops every run, marks the unfinished ones "interrupted" and raises GridInterrupted.
+        A `ray_address` that does not answer as a Ray cluster within `ray_connect_timeout`
+        seconds raises RayConnectionError before any run starts (the plan stays, for resume()).
         """
+        check_connect_timeout(ray_connect_timeout)
         experiment = self.plan(base, train_config, eval_episodes)
-        return run_experiment(experiment, workers, ray_address, show_progress, console)
+        return run_experiment(experiment, workers, ray_address, show_progress, console, ray_connect_timeout)
 
     @staticmethod
     def resume(
@@ -214,9 +219,12 @@ class ExperimentGrid:
         ray_address: str | None = None,
         show_progress: bool = True,
         console: Console | None = None,
+        ray_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> GridResult:
         """Run what an interrupted or partly failed grid has not finished; finished runs are skipped."""
-        return run_experiment(Path(experiment_dir), workers, ray_address, show_progress, console)
+        return run_experiment(
+            Path(experiment_dir), workers, ray_address, show_progress, console, ray_connect_timeout
+        )
 
 
 Grid = ExperimentGrid
@@ -262,13 +270,16 @@ def run_experiment(
     ray_address: str | None = None,
     show_progress: bool = True,
     console: Console | None = None,
+    ray_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
 ) -> GridResult:
     """Run every unfinished run of an experiment directory and return all their statuses.
 
     Finished runs are skipped; failed and interrupted ones start over from their plan. On Ctrl-C
     every run process is stopped, the unfinished runs are marked "interrupted" and
-    GridInterrupted (a KeyboardInterrupt holding the GridResult) is raised.
+    GridInterrupted (a KeyboardInterrupt holding the GridResult) is raised. With `ray_address`,
+    RayConnectionError is raised if the cluster does not answer within `ray_connect_timeout` s.
     """
+    check_connect_timeout(ray_connect_timeout)
     directories = _directories(experiment)
     finished = {d for d in directories if (s := RunStatus.read(d)) is not None and s.status == "done"}
     todo = [d for d in directories if d not in finished]
@@ -281,7 +292,7 @@ def run_experiment(
         try:
             if todo:
                 if ray_address:
-                    ended = run_ray(todo, ray_address, progress.tick)
+                    ended = run_ray(todo, ray_address, progress.tick, ray_connect_timeout)
                 else:
                     ended = run_local(todo, workers or default_workers(len(todo)), progress.tick)
                 with contextlib.closing(ended):  # a Ctrl-C between two runs still stops the others

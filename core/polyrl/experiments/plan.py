@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, field_serializer
 
 from polyrl._model import StrictModel
 from polyrl.callbacks._io import write_text_atomically
 from polyrl.config import TrainConfig
+from polyrl.redact import redact_optional
 from polyrl.spec import AgentSpec
 
 PLAN_FILE = "plan.json"
@@ -72,8 +73,14 @@ class RunStatus(StrictModel):
         path = Path(directory) / STATUS_FILE
         return cls.model_validate_json(path.read_text()) if path.is_file() else None
 
+    @field_serializer("error")
+    def _redacted(self, error: str | None) -> str | None:
+        # Errors quote URIs (MLflow names its tracking server, password included): every dump
+        # (status.json, `polyrl grid --json`) hides them; the plan, which reruns need, is as given.
+        return redact_optional(error)
+
     def write(self) -> None:
-        """Store the status atomically in its run directory."""
+        """Store the status atomically in its run directory (secrets in the error redacted)."""
         write_json(Path(self.directory) / STATUS_FILE, self.model_dump(mode="json"))
 
 

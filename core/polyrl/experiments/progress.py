@@ -14,6 +14,7 @@ from rich.table import Table
 
 from polyrl.cli import render
 from polyrl.experiments.plan import PROGRESS_FILE, RunPlan, RunStatus
+from polyrl.redact import redact_uri
 
 _STYLE = {
     "queued": "dim",
@@ -75,7 +76,7 @@ class GridProgress:
         self.final[directory] = status
         if self._live is None:
             if status.error:
-                detail = next(iter(status.error.splitlines()), "")
+                detail = redact_uri(next(iter(status.error.splitlines()), ""))
             elif status.eval_return_mean is not None:
                 detail = f"eval return {status.eval_return_mean:.1f}"
             else:

@@ -17,6 +17,7 @@ from polyrl.experiments.plan import (
     RunPlan,
     RunStatus,
 )
+from polyrl.redact import redact_uri
 
 
 def _callbacks(directory: Path) -> list[object]:
@@ -68,9 +69,8 @@ def execute_run(directory: str | Path) -> RunStatus:
         ).write()
         raise
     except Exception as exc:  # a failing run is reported, never stops its siblings
-        status = status.model_copy(
-            update={"status": "failed", "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"}
-        )
+        error = redact_uri(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        status = status.model_copy(update={"status": "failed", "error": error})
     status = status.model_copy(update={"wall_seconds": time.perf_counter() - began})
     status.write()
     return status

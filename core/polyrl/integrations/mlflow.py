@@ -10,7 +10,9 @@ and enabled per process by an environment variable:
 - `POLYRL_MLFLOW_TRACKING_URI=<uri>` (e.g. `sqlite:///runs/mlflow.db` or an http server), or
   `POLYRL_MLFLOW=1` to use MLflow's default store (MLFLOW_TRACKING_URI, else ./mlflow.db);
 - `POLYRL_MLFLOW_EXPERIMENT` names the experiment (default "polyrl");
-- `POLYRL_MLFLOW_CHECKPOINT=0` skips uploading the final checkpoint.
+- `POLYRL_MLFLOW_CHECKPOINT=0` skips uploading the final checkpoint;
+- `POLYRL_MLFLOW_STRICT=1` stops a run before training when an http(s) tracking server does not
+  answer (by default the run goes on without MLflow, with one TrackingUnreachableWarning).
 
 It uses the same lifecycle hooks as a Callback (with `@polyrl.hookimpl`) and the same
 `MLflowLogger`; a run that already has an MLflowLogger in its callbacks is not logged twice.

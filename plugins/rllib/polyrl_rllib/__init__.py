@@ -54,16 +54,18 @@ BACKEND = BackendInfo(
         "ppo": {"iteration_steps": 128, "batch_size": 64, "ppo": {"n_epochs": 2}},
         "appo": {"iteration_steps": 100, "batch_size": 50},
         "impala": {"iteration_steps": 100, "batch_size": 50},
+        # Two sample-and-update cycles per iteration (train_freq 50 of 100 steps): RLlib's cost is
+        # per cycle, and the checks need updates to happen, not many of them.
         "dqn": {
             "iteration_steps": 100,
             "batch_size": 32,
-            "dqn": {"learning_starts": 50, "buffer_size": 1000},
+            "dqn": {"learning_starts": 50, "buffer_size": 1000, "train_freq": 50, "gradient_steps": 2},
         },
         "sac": {
             "iteration_steps": 100,
             "batch_size": 32,
             "network": {"hidden": [32, 32]},
-            "sac": {"learning_starts": 50, "buffer_size": 1000, "train_freq": 10, "gradient_steps": 2},
+            "sac": {"learning_starts": 50, "buffer_size": 1000, "train_freq": 50, "gradient_steps": 2},
         },
     },
 )

@@ -30,13 +30,13 @@ def polyrl_direct_training(spec: AgentSpec, total_steps: int) -> float | None:
     from polyrl_rllib.params import build_config, iteration_steps, read_settings
 
     began = time.perf_counter()
-    env = EnvSource.from_spec(spec)
+    env = EnvSource.from_spec(spec, guard=False)  # the library alone: without polyrl's env guard
     settings = read_settings(spec)
     plain = env.gym_id is not None and not spec.env_kwargs  # RLlib makes a plain id itself
     name = env.gym_id if plain else f"polyrl-direct-{uuid.uuid4().hex[:8]}"
     config = build_config(spec, name, settings)
     torch.set_num_threads(settings.torch_threads)
-    runtime.ensure_ray(settings.address, settings.num_cpus)
+    runtime.ensure_ray(settings.address, settings.num_cpus, settings.ray_connect_timeout)
     if not plain:
         register_env(name, lambda _config: env.make())
     algo = config.build_algo()

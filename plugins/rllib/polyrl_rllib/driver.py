@@ -3,10 +3,13 @@
 One polyrl iteration is one `algo.train()`. Acting goes through the RLModule's inference
 (deterministic) or exploration (stochastic) forward pass and its action distribution classes,
 with continuous actions rescaled into the action space as RLlib's NormalizeAndClipActions
-connector does. Checkpoints are RLlib's own format (`Algorithm.save_to_path`) in `algorithm/`,
-plus what RLlib leaves out of it, without pickle: the replay buffer (`replay.py`), the trainable
-parameters RLlib keeps outside its modules (SAC's entropy temperature), the Learner counters that
-drive target-network updates and the adaptive KL coefficient, and the agent's random states.
+connector does. Checkpoints hold the Algorithm's state (`Algorithm.get_state()`) and what RLlib's
+checkpoints leave out of it, all as NumPy arrays and JSON (`state.py`, `replay.py`): the replay
+buffer, the trainable parameters RLlib keeps outside its modules (SAC's entropy temperature), the
+Learner counters that drive target-network updates and the adaptive KL coefficient, and the
+agent's random states. Loading unpickles nothing. RLlib's own checkpoint (`Algorithm.save_to_path`,
+pickles) is exported beside them in `algorithm/` for `Algorithm.from_checkpoint`; polyrl never
+reads it.
 """
 
 from __future__ import annotations
@@ -32,17 +35,11 @@ from polyrl import (
     ConfigurationError,
     CorruptCheckpointError,
     EffectiveHyperparameters,
-    EnvironmentCreationError,
     EnvSource,
+    EnvStepError,
     IterationReport,
-    PolyrlError,
 )
-from polyrl.driverkit import (
-    GlobalRandomState,
-    optimizer_learning_rate,
-    optimizer_parameters,
-    set_optimizer_learning_rate,
-)
+from polyrl.driverkit import GlobalRandomState, optimizer_learning_rate, set_optimizer_learning_rate
 from polyrl.torch_layers import describe_layers
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
@@ -50,7 +47,8 @@ from ray.rllib.utils.schedules.scheduler import Scheduler
 from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
 from ray.tune.registry import register_env
 
-from polyrl_rllib import replay, runtime
+from polyrl_rllib import env_errors, replay, runtime
+from polyrl_rllib.env_errors import FAILURE_KEY as _FAILURE_KEY
 from polyrl_rllib.params import (
     ON_POLICY,
     Settings,
@@ -58,12 +56,27 @@ from polyrl_rllib.params import (
     iteration_steps,
     read_settings,
 )
+from polyrl_rllib.state import (
+    ALGORITHM_STATE,
+    has_algorithm,
+    learner_extras,
+    learner_parameters,
+    learner_thread_state,
+    pending_weights,
+    restore_algorithm,
+    save_algorithm,
+    set_learner_extras,
+    set_learner_parameters,
+    set_learner_thread_state,
+    set_pending_weights,
+)
 
 CHECKPOINT_DIR = "algorithm"
 STATE_FILE = "polyrl_rllib.json"
 PARAMETERS_FILE = "polyrl_parameters.npz"
 ENV_RUNNER_FILE = "polyrl_env_runner.npz"
 PENDING_WEIGHTS = "polyrl_pending_weights"
+_PENDING = "IMPALA/APPO's pending weights snapshot"
 EPISODES_KEY = "polyrl_episodes"
 
 # RLlib learner result keys -> polyrl's common loss names
@@ -87,109 +100,9 @@ _METRICS = {
 }
 
 
-class EnvRunnerError(PolyrlError, RuntimeError):
-    """The environment raised inside an RLlib env runner; names the env and the original error."""
-
-
-class _EnvFailure(Exception):
-    """Raised by the guard wrapper in the env runner; carries the env name and the original error."""
-
-    def __init__(self, env_name: str, where: str, error: BaseException) -> None:
-        self.env_name = env_name
-        self.where = where
-        self.error_type = type(error).__name__
-        self.error_text = str(error)
-        super().__init__(f"env {env_name!r} raised in {where}: {self.error_type}: {self.error_text}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Ray pickles exceptions across processes; keep the readable parts only.
-        return (_rebuild_failure, (self.env_name, self.where, self.error_type, self.error_text))
-
-
-def _rebuild_failure(env_name: str, where: str, error_type: str, error_text: str) -> _EnvFailure:
-    failure = _EnvFailure.__new__(_EnvFailure)
-    failure.env_name, failure.where = env_name, where
-    failure.error_type, failure.error_text = error_type, error_text
-    Exception.__init__(failure, f"env {env_name!r} raised in {where}: {error_type}: {error_text}")
-    return failure
-
-
-#: Ray internal-KV key prefix where a failing env leaves its description: RLlib ends a remote env
-#: runner process with sys.exit(1) on any exception, so the exception itself never reaches us.
-_FAILURE_KEY = "polyrl/env-failure/"
-
-
-def _report_failure(key: str, failure: _EnvFailure) -> None:
-    """Leave the failure where the driver finds it even if the env runner process dies next."""
-    try:
-        import ray
-        from ray.experimental.internal_kv import _internal_kv_put
-
-        if ray.is_initialized():
-            record = {"env": failure.env_name, "where": failure.where, "type": failure.error_type,
-                      "text": failure.error_text}  # fmt: skip
-            _internal_kv_put(_FAILURE_KEY + key, json.dumps(record).encode(), overwrite=True)
-    except Exception:  # best effort: the exception itself is still raised
-        pass
-
-
-def _reported_failure(key: str) -> _EnvFailure | None:
-    """The failure an env runner reported under `key`, if any."""
-    try:
-        from ray.experimental.internal_kv import _internal_kv_get
-
-        raw = _internal_kv_get(_FAILURE_KEY + key)
-    except Exception:  # no Ray, no report
-        return None
-    if not raw:
-        return None
-    record = json.loads(raw)
-    return _rebuild_failure(record["env"], record["where"], record["type"], record["text"])
-
-
-class _GuardedEnv(gym.Wrapper):
-    """Re-raises any exception of reset/step as an _EnvFailure naming the env (chained)."""
-
-    def __init__(self, env: gym.Env, name: str, key: str) -> None:
-        super().__init__(env)
-        self._polyrl_name = name
-        self._polyrl_key = key
-
-    def _failed(self, where: str, exc: Exception) -> _EnvFailure:
-        failure = _EnvFailure(self._polyrl_name, where, exc)
-        _report_failure(self._polyrl_key, failure)
-        return failure
-
-    def reset(self, **kwargs: Any) -> Any:
-        try:
-            return self.env.reset(**kwargs)
-        except Exception as exc:
-            raise self._failed("reset()", exc) from exc
-
-    def step(self, action: Any) -> Any:
-        try:
-            return self.env.step(action)
-        except Exception as exc:
-            raise self._failed("step()", exc) from exc
-
-
-class _EnvCreator:
-    """What Ray's env registry calls in every env runner: builds the polyrl env, guarded."""
-
-    def __init__(self, source: EnvSource, key: str) -> None:
-        self.source = source
-        self.key = key
-
-    def __call__(self, env_config: Any = None) -> gym.Env:
-        try:
-            env = self.source.make()
-        except Exception as exc:
-            failure = _EnvFailure(self.source.name, "creation", exc)
-            _report_failure(self.key, failure)
-            if isinstance(exc, EnvironmentCreationError):
-                raise
-            raise failure from exc
-        return _GuardedEnv(env, self.source.name, self.key)
+#: The environment raised inside an RLlib env runner: polyrl's EnvStepError, as on every backend
+#: (NonFiniteDataError for NaN/infinite data); the name stays for code written against it.
+EnvRunnerError = EnvStepError
 
 
 def _record_episode(*, episode: Any, metrics_logger: Any, prev_episode_chunks: Any = (), **_: Any) -> None:
@@ -228,74 +141,6 @@ def _learner_lrs(learner: Any) -> dict[str, float]:
         name: optimizer_learning_rate([optimizer])
         for name, optimizer in learner.get_optimizers_for_module(DEFAULT_MODULE_ID)
     }
-
-
-def _learner_optimizers(learner: Any) -> list[Any]:
-    """The Learner's torch optimizers of the policy module, in RLlib's (stable) order."""
-    return [optimizer for _, optimizer in learner.get_optimizers_for_module(DEFAULT_MODULE_ID)]
-
-
-def _learner_parameters(learner: Any) -> dict[str, np.ndarray]:
-    """What the Learner's optimizers update (SAC: also the entropy temperature log_alpha)."""
-    return optimizer_parameters(_learner_optimizers(learner))
-
-
-def _set_learner_parameters(learner: Any, values: dict[str, np.ndarray]) -> list[str]:
-    """Copy saved values into the tensors the optimizers update; the names that did not fit."""
-    current = _learner_parameters(learner)
-    wrong = sorted(set(current) ^ set(values))
-    wrong += [name for name in current if name in values and values[name].shape != current[name].shape]
-    if wrong:
-        return wrong
-    tensors: list[Any] = []
-    seen: set[int] = set()
-    for optimizer in _learner_optimizers(learner):  # the order optimizer_parameters names them in
-        for group in optimizer.param_groups:
-            for tensor in group["params"]:
-                if id(tensor) not in seen:
-                    seen.add(id(tensor))
-                    tensors.append(tensor)
-    with torch.no_grad():
-        for tensor, name in zip(tensors, current, strict=True):
-            tensor.copy_(torch.from_numpy(np.array(values[name])))
-    return []
-
-
-#: Learner attributes that are plain counters RLlib's checkpoints leave out although schedules
-#: depend on them: the env-step count of the last target-network update (DQN/SAC, APPO).
-_LEARNER_COUNTERS = ("last_update_ts_by_mid", "_last_update_ts_by_mid")
-
-
-def _learner_extras(learner: Any) -> dict[str, Any]:
-    """Learner state outside RLlib's checkpoint: target-update counters, adaptive KL coefficients."""
-    extras: dict[str, Any] = {}
-    for name in _LEARNER_COUNTERS:
-        counters = getattr(learner, name, None)
-        if isinstance(counters, dict):
-            extras[name] = {str(module): int(value) for module, value in counters.items()}
-    kl = getattr(learner, "curr_kl_coeffs_per_module", None)
-    if isinstance(kl, dict):
-        extras["kl_coeffs"] = {str(module): float(value.item()) for module, value in kl.items()}
-    queue = getattr(learner, "_learner_thread_in_queue", None)
-    rng = getattr(queue, "_rng", None)
-    if isinstance(rng, np.random.Generator):
-        extras["circular_buffer_rng"] = rng.bit_generator.state
-    return extras
-
-
-def _set_learner_extras(learner: Any, extras: dict[str, Any]) -> None:
-    for name in _LEARNER_COUNTERS:
-        counters = getattr(learner, name, None)
-        if isinstance(counters, dict) and name in extras:
-            counters.update({module: int(value) for module, value in extras[name].items()})
-    kl = getattr(learner, "curr_kl_coeffs_per_module", None)
-    if kl is not None and "kl_coeffs" in extras:
-        for module, value in extras["kl_coeffs"].items():
-            kl[module].data.fill_(float(value))  # a LambdaDefaultDict builds missing entries
-    queue = getattr(learner, "_learner_thread_in_queue", None)
-    rng = getattr(queue, "_rng", None)
-    if isinstance(rng, np.random.Generator) and "circular_buffer_rng" in extras:
-        rng.bit_generator.state = extras["circular_buffer_rng"]
 
 
 # -- IMPALA/APPO: the Learner's background thread ----------------------------------------------
@@ -347,88 +192,6 @@ def _wait_for_learner_thread(learner: Any) -> None:
         time.sleep(0.0005)
 
 
-def _learner_thread_state(learner: Any) -> dict[str, Any]:
-    """IMPALA/APPO learner-thread counters (updates towards the next weights snapshot) and APPO's
-    circular batch buffer position; {} for other Learners."""
-    if getattr(learner, "_learner_thread", None) is None:
-        return {}
-    state: dict[str, Any] = {
-        name: int(getattr(learner, name))
-        for name in ("_submitted_updates", "_num_updates")
-        if hasattr(learner, name)
-    }
-    queue = getattr(learner, "_learner_thread_in_queue", None)
-    if not hasattr(queue, "unfinished_tasks") and queue is not None:
-        state["circular_buffer"] = {
-            name: int(getattr(queue, name))
-            for name in ("_offset", "_num_added", "_total_puts", "_total_gets", "_total_dropped")
-            if hasattr(queue, name)
-        }
-    return state
-
-
-def _set_learner_thread_state(learner: Any, state: dict[str, Any]) -> None:
-    for name in ("_submitted_updates", "_num_updates"):
-        if name in state and hasattr(learner, name):
-            setattr(learner, name, int(state[name]))
-    queue = getattr(learner, "_learner_thread_in_queue", None)
-    for name, value in state.get("circular_buffer", {}).items():
-        if hasattr(queue, name):
-            setattr(queue, name, int(value))
-
-
-def _pending_weights(learner: Any) -> Any:
-    """The weights snapshot IMPALA/APPO's learner thread left for the next broadcast, if any.
-
-    The thread snapshots the module every `broadcast_interval` updates (1 by default); the
-    Algorithm takes the snapshot at its next update call and sends it to the env runners, which
-    act with it until the next one: the env runners' weights lag the Learner's.
-    """
-    import ray
-
-    pending = getattr(learner, "_learner_state_queue", None)
-    if pending is None or pending.empty():
-        return None
-    snapshot = dict(pending.queue[0])
-    for key, value in snapshot.items():
-        if isinstance(value, ray.ObjectRef):
-            snapshot[key] = ray.get(value)
-    return snapshot
-
-
-def _set_pending_weights(learner: Any, snapshot: dict[str, Any]) -> None:
-    import ray
-    from ray.rllib.core import COMPONENT_RL_MODULE
-
-    pending = getattr(learner, "_learner_state_queue", None)
-    if pending is None:
-        return
-    snapshot = dict(snapshot)
-    if COMPONENT_RL_MODULE in snapshot:
-        snapshot[COMPONENT_RL_MODULE] = ray.put(snapshot[COMPONENT_RL_MODULE])
-    while not pending.empty():
-        pending.get_nowait()
-    pending.put_nowait(snapshot)
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """`exc` and its causes and contexts (through Ray's task errors' `cause`)."""
-    seen: list[BaseException] = []
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])
-    return seen
-
-
-def _find(exc: BaseException, kind: type) -> BaseException | None:
-    """The first exception of `kind` in the chain of `exc`."""
-    return next((e for e in _chain(exc) if isinstance(e, kind)), None)
-
-
 def _env_name(source: EnvSource) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", source.name)[:60]
     return f"polyrl-{slug}-{uuid.uuid4().hex[:8]}"
@@ -465,9 +228,9 @@ class RllibDriver(BackendDriver):
         env_name = _env_name(env)
         config = build_config(spec, env_name, settings)  # validates before Ray starts
         torch.set_num_threads(settings.torch_threads)
-        instance = runtime.ensure_ray(settings.address, settings.num_cpus)
+        instance = runtime.ensure_ray(settings.address, settings.num_cpus, settings.ray_connect_timeout)
         cls._check_resources(config, instance, settings)
-        register_env(env_name, _EnvCreator(env, env_name))
+        register_env(env_name, env_errors.EnvCreator(env, env_name))
         config.callbacks(on_episode_end=_record_episode)
         # Unseeded agents still get states of their own (from fresh entropy), not copies of the
         # caller's: RLlib seeds the global generators only when a seed is given.
@@ -481,7 +244,7 @@ class RllibDriver(BackendDriver):
             explained = cls._explain(exc, "building the RLlib algorithm", env_name, env)
             if explained is exc:
                 raise
-            raise explained from exc
+            raise explained from env_errors.cause(explained, exc)
         driver = cls(spec, env, algo, settings, env_name, random_state)
         if spec.seed is not None:
             driver._seed_library_generators(spec.seed)
@@ -577,19 +340,30 @@ class RllibDriver(BackendDriver):
 
     @classmethod
     def load(cls, directory: Path, spec: AgentSpec, env: EnvSource) -> RllibDriver:
-        """Rebuild the Algorithm from the spec and restore RLlib's checkpoint into it."""
-        checkpoint = directory / CHECKPOINT_DIR
+        """Rebuild the Algorithm from the spec and set the state polyrl saved into it.
+
+        Reads NumPy arrays (allow_pickle=False) and JSON only, so loading runs no code from the
+        checkpoint. RLlib's own checkpoint in `algorithm/` (pickles) is never read here.
+        """
         state_file = directory / STATE_FILE
-        if not checkpoint.is_dir() or not state_file.is_file():
+        if not state_file.is_file() or not has_algorithm(directory):
+            if state_file.is_file() and (directory / CHECKPOINT_DIR).is_dir():
+                raise CorruptCheckpointError(
+                    f"{directory} was written by an older polyrl: its RLlib state is only in RLlib's own "
+                    f"checkpoint ({CHECKPOINT_DIR}/), which is pickled, and polyrl does not unpickle "
+                    "(it would run code from the checkpoint). Load and re-save it with the polyrl that "
+                    "wrote it, or, if you trust its author, restore it with RLlib's "
+                    "Algorithm.from_checkpoint"
+                )
             raise CorruptCheckpointError(
-                f"{directory} has no {CHECKPOINT_DIR}/ and {STATE_FILE}: not an rllib checkpoint"
+                f"{directory} has no {STATE_FILE} and {ALGORITHM_STATE}.json/.npz: not an rllib checkpoint"
             )
+        state = replay.read_json(state_file)
         driver = cls._build(spec, env)
         try:
-            driver.algo.restore_from_path(checkpoint.absolute())
-            state = json.loads(state_file.read_text())
-            # The optimizers' state came back with the checkpoint; RLlib's lr schedulers (built from
-            # the spec's rate) would overwrite it at the next update, so re-apply the saved rates.
+            restore_algorithm(driver.algo, directory)
+            # The optimizers' state came back with the algorithm state; RLlib's lr schedulers (built
+            # from the spec's rate) would overwrite it at the next update, so re-apply the saved rates.
             driver._apply_learning_rates({k: float(v) for k, v in state.get("learning_rates", {}).items()})
             driver._restore_polyrl_state(directory, state)
         except Exception as exc:
@@ -602,19 +376,18 @@ class RllibDriver(BackendDriver):
         return driver
 
     def _restore_polyrl_state(self, directory: Path, state: dict[str, Any]) -> None:
-        """What polyrl saves next to RLlib's checkpoint: parameters, Learner counters, buffer, RNGs."""
+        """What RLlib's checkpoints leave out: parameters, Learner counters, buffer, RNGs, env runner."""
         parameters = directory / PARAMETERS_FILE
         if parameters.is_file():
-            with np.load(parameters, allow_pickle=False) as saved:
-                values = {name: saved[name] for name in saved.files}
-            for wrong in self._on_learners(functools.partial(_set_learner_parameters, values=values)):
+            values = replay.read_arrays(parameters)
+            for wrong in self._on_learners(functools.partial(set_learner_parameters, values=values)):
                 if wrong:
                     raise CorruptCheckpointError(
                         f"{parameters} does not fit this agent's optimizers (spec changed?): {wrong[:5]}"
                     )
         extras = state.get("learner", {})
         if extras:
-            self._on_learners(functools.partial(_set_learner_extras, extras=extras))
+            self._on_learners(functools.partial(set_learner_extras, extras=extras))
         buffer = self._replay_buffer()
         if buffer is not None and replay.has_state(directory):
             tree, extra, places = replay.read_state(directory)
@@ -628,14 +401,13 @@ class RllibDriver(BackendDriver):
             counters.update({k: int(v) for k, v in state.get("counters", {}).items()})
         group = self.algo.learner_group
         if group.is_local:
-            _set_learner_thread_state(group._learner, state.get("learner_thread", {}))
+            set_learner_thread_state(group._learner, state.get("learner_thread", {}))
             if replay.has_state(directory, PENDING_WEIGHTS):
-                snapshot, _, _ = replay.read_state(directory, PENDING_WEIGHTS)
-                _set_pending_weights(group._learner, snapshot)
+                snapshot, _ = replay.read_tree(directory, PENDING_WEIGHTS, _PENDING)
+                set_pending_weights(group._learner, snapshot)
         arrays: dict[str, np.ndarray] = {}
         if (directory / ENV_RUNNER_FILE).is_file():
-            with np.load(directory / ENV_RUNNER_FILE, allow_pickle=False) as saved:
-                arrays = {name: saved[name] for name in saved.files}
+            arrays = replay.read_arrays(directory / ENV_RUNNER_FILE)
         weights = {k.removeprefix("module."): v for k, v in arrays.items() if k.startswith("module.")}
         if weights:
             self._set_env_runner_weights(weights)
@@ -723,29 +495,7 @@ class RllibDriver(BackendDriver):
     @staticmethod
     def _explain(exc: BaseException, doing: str, key: str, source: EnvSource) -> BaseException:
         """A polyrl error naming the env and the original exception, if the env caused `exc`."""
-        failure = _find(exc, _EnvFailure) or _reported_failure(key)
-        if isinstance(failure, _EnvFailure):
-            if failure.where == "creation":
-                return EnvironmentCreationError(
-                    f"the environment {failure.env_name!r} failed to build in an RLlib env runner while "
-                    f"{doing}: {failure.error_type}: {failure.error_text}"
-                )
-            return EnvRunnerError(
-                f"the environment {failure.env_name!r} failed in an RLlib env runner while {doing}: "
-                f"{failure.where} raised {failure.error_type}: {failure.error_text}"
-            )
-        if source.gym_id is None:
-            package = source.name.partition(":")[0].split(".")[0]
-            missing = f"No module named '{package}'"
-            if any(missing in str(e) for e in _chain(exc)):
-                return EnvironmentCreationError(
-                    f"Ray's worker processes cannot import the env factory {source.name!r} ({missing}) "
-                    f"while {doing}. Make its module importable on every node (install it, or put it on "
-                    "PYTHONPATH before Ray starts), or ship it by value with "
-                    f"ray.cloudpickle.register_pickle_by_value(<module {package}>) before creating the agent."
-                )
-        created = _find(exc, EnvironmentCreationError)
-        return created if created is not None else exc
+        return env_errors.explain(exc, doing, key, source)
 
     # -- training ----------------------------------------------------------------------------
     def train_iteration(self) -> IterationReport:
@@ -758,7 +508,7 @@ class RllibDriver(BackendDriver):
             explained = self._explain(exc, "training", self.env_name, self.env_source)
             if explained is exc:
                 raise
-            raise explained from exc
+            raise explained from env_errors.cause(explained, exc)
         runners = result.get(ENV_RUNNER_RESULTS, {})
         episodes = _episodes(runners.get(EPISODES_KEY))
         learner = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
@@ -870,7 +620,7 @@ class RllibDriver(BackendDriver):
     # -- parameters and replay ---------------------------------------------------------------
     def parameters(self) -> dict[str, np.ndarray]:
         """What the (first) Learner's optimizers update, by optimizer/group/position."""
-        return self._on_learners(_learner_parameters)[0]
+        return self._on_learners(learner_parameters)[0]
 
     def replay_size(self) -> int | None:
         """Env steps (transitions) in the DQN/SAC replay buffer; None for PPO/APPO/IMPALA."""
@@ -883,15 +633,20 @@ class RllibDriver(BackendDriver):
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """RLlib's checkpoint (modules, optimizers, connectors, counters) plus polyrl's state.
+        """The Algorithm's state plus what RLlib's checkpoints leave out, as NumPy/JSON files.
 
-        RLlib's new-stack checkpoints leave out the replay buffer, SAC's entropy temperature, the
-        Learner's target-update and learner-thread counters and the env runner's (lagging) weights:
-        polyrl writes them next to it as NumPy/JSON files (no pickle), with this agent's random
-        states and whether every env had just finished its episode (see `_finished_episodes`).
+        `polyrl_algorithm.npz`/`.json` hold `Algorithm.get_state()` (modules, optimizers,
+        connectors, counters, metrics; see `state.py`). RLlib's state leaves out the replay
+        buffer, SAC's entropy temperature, the Learner's target-update and learner-thread
+        counters and the env runner's (lagging) weights: polyrl writes them next to it, with this
+        agent's random states and whether every env had just finished its episode (see
+        `_finished_episodes`). None of these is pickled, and `load` reads only these. RLlib's
+        own checkpoint (`Algorithm.save_to_path`, pickles) goes to `algorithm/`, an export for
+        `Algorithm.from_checkpoint` that polyrl never reads.
         """
+        save_algorithm(self.algo, directory)
         self.algo.save_to_path((directory / CHECKPOINT_DIR).absolute())
-        learners = self._on_learners(_learner_extras)
+        learners = self._on_learners(learner_extras)
         finished, cached = self._finished_episodes()
         state = {
             "learning_rates": self._learning_rates(),
@@ -907,10 +662,10 @@ class RllibDriver(BackendDriver):
         }
         group = self.algo.learner_group
         if group.is_local:
-            state["learner_thread"] = _learner_thread_state(group._learner)
-            pending = _pending_weights(group._learner)
+            state["learner_thread"] = learner_thread_state(group._learner)
+            pending = pending_weights(group._learner)
             if pending is not None:
-                replay.write_state(pending, directory, {}, {}, stem=PENDING_WEIGHTS)
+                replay.write_tree(pending, directory, PENDING_WEIGHTS, _PENDING)
         (directory / STATE_FILE).write_text(json.dumps(state))
         arrays = {f"to_module.{k}": v for k, v in cached.items()}
         arrays.update({f"module.{k}": v for k, v in self._env_runner_weights().items()})

@@ -26,9 +26,10 @@ polyrl field -> RLlib setting:
 (`training()`, `env_runners()`, `learners()`, `environment()`, `rl_module()`, `reporting()`,
 `debugging()`, `fault_tolerance()`, `framework()`, `resources()`, `python_environment()`) or
 public attributes of the config; they win over the mapped values (`model_config` is merged
-into polyrl's). polyrl's own options: `address` (Ray cluster address), `num_env_runners`,
-`num_learners`, `num_cpus` (CPUs of a local Ray instance), `torch_threads` (torch intra-op
-threads of this process, default 1).
+into polyrl's). polyrl's own options: `address` (Ray cluster address), `ray_connect_timeout`
+(seconds to wait for that address to answer, default 30), `num_env_runners`, `num_learners`,
+`num_cpus` (CPUs of a local Ray instance), `torch_threads` (torch intra-op threads of this
+process, default 1).
 """
 
 from __future__ import annotations
@@ -41,11 +42,20 @@ from typing import Any
 
 from polyrl import AgentSpec, UnsupportedOptionError
 from polyrl.driverkit import unknown_options_error
+from polyrl.errors import ConfigurationError
+from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, check_connect_timeout
 from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 
 ON_POLICY = ("ppo", "appo", "impala")
 OFF_POLICY = ("dqn", "sac")
-POLYRL_OPTIONS = ("address", "num_env_runners", "num_learners", "num_cpus", "torch_threads")
+POLYRL_OPTIONS = (
+    "address",
+    "ray_connect_timeout",
+    "num_env_runners",
+    "num_learners",
+    "num_cpus",
+    "torch_threads",
+)
 #: Env steps over which DQN's epsilon decays when the spec gives an exploration_fraction.
 EXPLORATION_HORIZON = 100_000
 
@@ -151,6 +161,7 @@ class Settings:
     """polyrl's own options (not AlgorithmConfig keys), read from backend_options."""
 
     address: str | None = None
+    ray_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     num_env_runners: int = 0
     num_learners: int = 0
     num_cpus: float | None = None
@@ -240,6 +251,14 @@ def read_settings(spec: AgentSpec) -> Settings:
                 f"'ray://host:10001', got {address!r}"
             )
         settings.address = address.strip() if isinstance(address, str) else None
+    if "ray_connect_timeout" in options:
+        try:
+            timeout = check_connect_timeout(
+                options["ray_connect_timeout"], "backend_options.ray_connect_timeout"
+            )
+        except ConfigurationError as exc:
+            raise UnsupportedOptionError(str(exc)) from None
+        settings.ray_connect_timeout = timeout
     if "num_env_runners" in options:
         settings.num_env_runners = _positive_int("num_env_runners", options["num_env_runners"])
     if "num_learners" in options:

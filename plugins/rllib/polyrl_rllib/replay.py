@@ -1,34 +1,45 @@
-"""RLlib replay buffers in a polyrl checkpoint as NumPy arrays plus JSON: nothing is pickled.
+"""RLlib state trees in a polyrl checkpoint as NumPy arrays plus JSON: nothing is pickled.
 
-RLlib's new-stack checkpoints leave the DQN/SAC replay buffer out; its buffers do offer
-`get_state()`/`set_state()`, whose state is a tree of dicts, lists, tuples, scalars and NumPy
-arrays (every stored episode's observations, actions, rewards, model outputs, infos and ids,
-the sampling index, counters). `write_state` stores such a tree as two files:
+RLlib's state (`get_state()`/`set_state()` of its Algorithm, Learners, RLModules, connectors and
+replay buffers) is a tree of dicts, lists, tuples, scalars and NumPy arrays. RLlib's own
+checkpoints pickle it; polyrl stores it with this module instead, so that loading runs no code.
+`write_tree`/`read_tree` store any such tree exactly, and refuse at save time (naming the place
+in the tree) a leaf they cannot represent. `write_state`/`read_state` store a replay buffer, which
+RLlib's new-stack checkpoints leave out: every stored episode's observations, actions, rewards,
+model outputs, infos and ids, the sampling index, counters. Either stores a tree as two files:
 
-- `replay_buffer.npz`: the arrays, concatenated per place in the tree (all episodes'
-  observations form one array, with the offsets where each starts), so a buffer of many
-  episodes is a handful of large arrays, loaded with `allow_pickle=False`;
-- `replay_buffer.json`: the tree with references into those arrays, tags for tuples and NumPy
-  scalars, and long integer or float lists (sampling indices, segment trees) moved to arrays.
+- `<stem>.npz`: the arrays, concatenated per place in the tree (all episodes' observations form
+  one array, with the offsets where each starts), so a buffer of many episodes is a handful of
+  large arrays, loaded with `allow_pickle=False`; torch tensors are stored as their arrays and
+  come back as CPU tensors;
+- `<stem>.json`: the tree with references into those arrays, tags for tuples, NumPy scalars and
+  dicts with non-string keys, and long integer or float lists (sampling indices, segment trees)
+  moved to arrays.
 
-Gymnasium spaces inside the state (RLlib serializes them with its own helper, which loads
-with `allow_pickle=True`) are written as "the env's observation space" / "the env's action
-space" and rebuilt from the spaces the driver knows. Info values that are neither JSON nor
-NumPy are dropped (DQN and SAC do not learn from infos): `write_state` returns how many.
+Only for replay buffers (`write_state`): gymnasium spaces inside the state (RLlib serializes
+them with its own helper, which loads with `allow_pickle=True`) are written as "the env's
+observation space" / "the env's action space" and rebuilt from the spaces the driver knows.
+Info values that are neither JSON nor NumPy are dropped (DQN and SAC do not learn from infos):
+`write_state` returns how many.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import zipfile
+import zlib
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from polyrl import CorruptCheckpointError
+from polyrl import CheckpointError, CorruptCheckpointError
 
 FORMAT = 1
 
 _ARRAY, _SCALAR, _TUPLE, _DICT = "__array__", "__scalar__", "__tuple__", "__dict__"
+_TENSOR, _ORDERED = "__tensor__", "__ordered_dict__"
 _INTS, _FLOATS, _INT_TUPLES, _SPACE, _OBJECTS = (
     "__ints__",
     "__floats__",
@@ -36,7 +47,9 @@ _INTS, _FLOATS, _INT_TUPLES, _SPACE, _OBJECTS = (
     "__space__",
     "__objects__",
 )
-_TAGS = {_ARRAY, _SCALAR, _TUPLE, _DICT, _INTS, _FLOATS, _INT_TUPLES, _SPACE, _OBJECTS}
+_TAGS = {_ARRAY, _SCALAR, _TUPLE, _DICT, _TENSOR, _ORDERED, _INTS, _FLOATS, _INT_TUPLES, _SPACE, _OBJECTS}
+#: The containers a strict writer keeps; subclasses (defaultdict, namedtuples) would lose their kind.
+_CONTAINERS = (dict, OrderedDict, list, tuple)
 #: Keys under which RLlib keeps a serialized gymnasium space (episodes and lookback buffers).
 _SPACE_KEYS = {"space", "_observation_space", "_action_space"}
 #: Lists shorter than this stay JSON lists.
@@ -49,10 +62,14 @@ class _Unencodable(TypeError):
 
 
 class _Writer:
-    """Turns a state tree into JSON plus grouped arrays."""
+    """Turns a state tree into JSON plus grouped arrays.
 
-    def __init__(self, spaces: dict[str, Any]) -> None:
+    Strict: every leaf is kept as it is (no infos dropped, spaces stay the dicts they are).
+    """
+
+    def __init__(self, spaces: dict[str, Any], strict: bool = False) -> None:
         self.spaces = spaces  # "observation"/"action" -> RLlib's dict form of that space
+        self.strict = strict
         self.groups: dict[tuple, list[np.ndarray]] = {}
         self.dropped_infos = 0
 
@@ -63,11 +80,18 @@ class _Writer:
         return [list(self.groups).index(key), len(group) - 1]
 
     def encode(self, value: Any, path: tuple[str, ...]) -> Any:
-        if value is None or isinstance(value, bool | str):
+        if value is None:
             return value
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float):
+        if isinstance(value, np.generic):  # first: np.float64 is a float, np.str_ a str
+            item = value.item()
+            if value.dtype.hasobject or not isinstance(item, bool | int | float | str):
+                raise _Unencodable(f"{'/'.join(path)}: a NumPy scalar of dtype {value.dtype}")
+            return {_SCALAR: [value.dtype.str, item]}
+        if isinstance(value, bool | int | float | str):
+            if self.strict and type(value) not in (bool, int, float, str):
+                raise _Unencodable(
+                    f"{'/'.join(path)}: a {_name(value)}, which would come back as its base type"
+                )
             return value
         if isinstance(value, np.ndarray):
             if value.dtype.hasobject:
@@ -75,17 +99,24 @@ class _Writer:
                     raise _Unencodable(f"{'/'.join(path)}: an object array of {value.ndim} dimensions")
                 return {_OBJECTS: [self.encode(item, (*path, "*")) for item in value.tolist()]}
             return {_ARRAY: self.array(path, value)}
-        if isinstance(value, np.generic):
-            if value.dtype.hasobject:
-                raise _Unencodable(f"{'/'.join(path)}: a NumPy object scalar")
-            return {_SCALAR: [value.dtype.str, value.item()]}
+        if self.strict and isinstance(value, list | tuple | dict) and type(value) not in _CONTAINERS:
+            raise _Unencodable(f"{'/'.join(path)}: a {_name(value)}, which would come back as its base type")
         if isinstance(value, tuple):
             return {_TUPLE: [self.encode(item, (*path, "*")) for item in value]}
         if isinstance(value, list):
             return self._list(value, path)
+        if isinstance(value, OrderedDict):
+            return {_ORDERED: self._dict(value, path)}
         if isinstance(value, dict):
             return self._dict(value, path)
-        raise _Unencodable(f"{'/'.join(path)}: a {type(value).__name__}")
+        torch = sys.modules.get("torch")  # only a tree from a process that uses torch holds tensors
+        if torch is not None and isinstance(value, torch.Tensor):
+            try:
+                array = value.detach().cpu().numpy()
+            except (TypeError, RuntimeError) as exc:  # e.g. bfloat16, which NumPy lacks
+                raise _Unencodable(f"{'/'.join(path)}: a torch tensor of dtype {value.dtype}") from exc
+            return {_TENSOR: self.array(path, array)}
+        raise _Unencodable(f"{'/'.join(path)}: a {_name(value)}")
 
     def _list(self, value: list, path: tuple[str, ...]) -> Any:
         if len(value) >= _LIST_TO_ARRAY:
@@ -102,7 +133,7 @@ class _Writer:
             ):
                 array = np.asarray(value, dtype=np.int64).reshape(len(value), len(first))
                 return {_INT_TUPLES: self.array(path, array)}
-        if path[-2:] == ("infos", "data"):
+        if path[-2:] == ("infos", "data") and not self.strict:
             return [self._info(item, (*path, "*")) for item in value]
         return [self.encode(item, (*path, "*")) for item in value]
 
@@ -114,9 +145,7 @@ class _Writer:
             return {}
 
     def _dict(self, value: dict, path: tuple[str, ...]) -> Any:
-        plain = all(isinstance(k, str) for k in value) and not (
-            len(value) == 1 and next(iter(value)) in _TAGS
-        )
+        plain = all(type(k) is str for k in value) and not (len(value) == 1 and next(iter(value)) in _TAGS)
         if not plain:
             return {
                 _DICT: [
@@ -125,11 +154,20 @@ class _Writer:
             }
         encoded = {}
         for key, item in value.items():
-            if key in _SPACE_KEYS and isinstance(item, dict) and isinstance(item.get("space"), str):
+            if (
+                not self.strict
+                and key in _SPACE_KEYS
+                and isinstance(item, dict)
+                and isinstance(item.get("space"), str)
+            ):
                 encoded[key] = {_SPACE: next((name for name, d in self.spaces.items() if d == item), None)}
             else:
                 encoded[key] = self.encode(item, (*path, key))
         return encoded
+
+
+def _name(value: Any) -> str:
+    return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
 def _fits_int64(values: list[int]) -> bool:
@@ -137,7 +175,7 @@ def _fits_int64(values: list[int]) -> bool:
 
 
 class _Reader:
-    """Rebuilds a state tree from the JSON document and the arrays."""
+    """Rebuilds a state tree from the JSON document and the arrays (ValueError if they disagree)."""
 
     def __init__(self, arrays: dict[str, np.ndarray], groups: list[dict[str, Any]]) -> None:
         self.arrays = arrays
@@ -149,16 +187,18 @@ class _Reader:
         if not (
             isinstance(reference, list) and len(reference) == 2 and all(type(x) is int for x in reference)
         ):
-            raise CorruptCheckpointError(f"replay buffer: bad array reference {reference!r}")
+            raise ValueError(f"bad array reference {reference!r}")
         group, index = reference
         if not 0 <= group < len(self.groups):
-            raise CorruptCheckpointError(f"replay buffer: no array group {group}")
+            raise ValueError(f"no array group {group}")
         data = self.arrays[f"g{group}"]
         if self.groups[group]["ndim"] == 0:
+            if not 0 <= index < len(data):
+                raise ValueError(f"no entry {index} in array group {group}")
             return data[index : index + 1].reshape(())
         offsets = self.arrays[f"g{group}_offsets"]
         if not 0 <= index < len(offsets) - 1:
-            raise CorruptCheckpointError(f"replay buffer: no entry {index} in array group {group}")
+            raise ValueError(f"no entry {index} in array group {group}")
         return data[offsets[index] : offsets[index + 1]]
 
     def decode(self, value: Any, path: tuple[Any, ...] = ()) -> Any:
@@ -170,6 +210,10 @@ class _Reader:
             tag, content = next(iter(value.items()))
             if tag == _ARRAY:
                 return self.array(content)
+            if tag == _TENSOR:
+                import torch
+
+                return torch.from_numpy(self.array(content).copy())
             if tag == _INTS:
                 return [int(x) for x in self.array(content).tolist()]
             if tag == _FLOATS:
@@ -183,6 +227,11 @@ class _Reader:
                 return tuple(self.decode(item) for item in content)
             if tag == _DICT:
                 return {_hashable(self.decode(k)): self.decode(v) for k, v in content}
+            if tag == _ORDERED:
+                decoded = self.decode(content, path)
+                if not isinstance(decoded, dict):
+                    raise ValueError(f"{_ORDERED} holds a {type(decoded).__name__}")
+                return OrderedDict(decoded)
             if tag == _OBJECTS:
                 items = [self.decode(item) for item in content]
                 array = np.empty(len(items), dtype=object)
@@ -200,20 +249,9 @@ def _hashable(key: Any) -> Any:
     return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
 
 
-def write_state(
-    state: Any, directory: Path, spaces: dict[str, Any], extra: dict[str, Any], stem: str = "replay_buffer"
-) -> int:
-    """Write a buffer's `get_state()` tree (and `extra`, JSON) into `directory`; return dropped infos.
-
-    `spaces` maps "observation"/"action" to RLlib's dict form of the env's spaces
-    (`gym_space_to_dict`): a space in the state equal to one of them is written by that name.
-    Any other state tree of dicts, lists and arrays can be written too, under another `stem`.
-    """
-    writer = _Writer(spaces)
-    try:
-        tree = writer.encode(state, ())
-    except _Unencodable as exc:
-        raise CorruptCheckpointError(f"cannot save the replay buffer without pickle: {exc}") from exc
+def _write(writer: _Writer, state: Any, directory: Path, stem: str, extra: dict[str, Any]) -> None:
+    """Encode `state` with `writer` and write `<stem>.npz` and `<stem>.json` into `directory`."""
+    tree = writer.encode(state, ())
     arrays: dict[str, np.ndarray] = {}
     groups = []
     for index, ((path, dtype, ndim, _), members) in enumerate(writer.groups.items()):
@@ -226,12 +264,100 @@ def write_state(
     np.savez(directory / f"{stem}.npz", **arrays)
     document = {"format": FORMAT, "groups": groups, "state": tree, "extra": extra}
     (directory / f"{stem}.json").write_text(json.dumps(document))
+
+
+def write_state(
+    state: Any, directory: Path, spaces: dict[str, Any], extra: dict[str, Any], stem: str = "replay_buffer"
+) -> int:
+    """Write a buffer's `get_state()` tree (and `extra`, JSON) into `directory`; return dropped infos.
+
+    `spaces` maps "observation"/"action" to RLlib's dict form of the env's spaces
+    (`gym_space_to_dict`): a space in the state equal to one of them is written by that name.
+    For other trees use `write_tree`, which keeps every leaf.
+    """
+    writer = _Writer(spaces)
+    try:
+        _write(writer, state, directory, stem, extra)
+    except _Unencodable as exc:
+        raise CorruptCheckpointError(f"cannot save the replay buffer without pickle: {exc}") from exc
     return writer.dropped_infos
+
+
+def write_tree(tree: Any, directory: Path, stem: str, what: str, extra: dict[str, Any] | None = None) -> None:
+    """Write a state tree (and `extra`, JSON) exactly, as `<stem>.npz` and `<stem>.json`.
+
+    Leaves may be None, bools, ints, floats, strings, NumPy arrays and scalars, and torch
+    tensors (read back as CPU tensors), in dicts (any such keys), lists and tuples. Anything
+    else raises CheckpointError naming `what` and the leaf's place in the tree: nothing is
+    dropped or pickled.
+    """
+    try:
+        _write(_Writer({}, strict=True), tree, directory, stem, extra or {})
+    except _Unencodable as exc:
+        raise CheckpointError(
+            f"cannot save {what} without pickle: {exc} (what can be stored: None, bools, numbers, "
+            "strings, NumPy arrays and scalars and torch tensors, in dicts, lists and tuples)"
+        ) from exc
 
 
 def has_state(directory: Path, stem: str = "replay_buffer") -> bool:
     """Whether `directory` holds a saved replay buffer (or another tree saved under `stem`)."""
     return (directory / f"{stem}.json").is_file()
+
+
+#: What reading a damaged `.npz` raises: truncated or edited zip members, bad headers, pickles.
+_NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def _read(directory: Path, stem: str, what: str) -> tuple[Any, dict[str, Any], _Reader]:
+    """The tree, `extra` and reader of `<stem>.json` + `<stem>.npz`; CorruptCheckpointError
+    naming the damaged file otherwise. The arrays load with allow_pickle=False."""
+    document_path, arrays_path = directory / f"{stem}.json", directory / f"{stem}.npz"
+    document = read_json(document_path)
+    if document.get("format") != FORMAT:
+        raise CorruptCheckpointError(
+            f"cannot read {what} from {document_path}: format {document.get('format')!r}, expected {FORMAT}"
+        )
+    arrays = read_arrays(arrays_path)
+    try:
+        groups = document["groups"]
+        if not isinstance(groups, list):
+            raise TypeError("'groups' is not a list")
+        reader = _Reader(arrays, groups)
+        tree = reader.decode(document["state"])
+        extra = document.get("extra", {})
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise CorruptCheckpointError(
+            f"cannot read {what}: {document_path} does not match {arrays_path} ({type(exc).__name__}: {exc})"
+        ) from exc
+    return tree, extra, reader
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an `np.savez` file, loaded with allow_pickle=False; CorruptCheckpointError
+    naming the file if it is damaged."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {name: saved[name] for name in saved.files}
+    except _NPZ_ERRORS as exc:
+        raise CorruptCheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`; CorruptCheckpointError naming the file if it is damaged."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CorruptCheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(document, dict):
+        raise CorruptCheckpointError(f"cannot read {path}: a JSON {type(document).__name__}, not an object")
+    return document
+
+
+def read_tree(directory: Path, stem: str, what: str) -> tuple[Any, dict[str, Any]]:
+    """The tree and `extra` that `write_tree` wrote; CorruptCheckpointError naming a damaged file."""
+    tree, extra, _ = _read(directory, stem, what)
+    return tree, extra
 
 
 def read_state(
@@ -242,22 +368,8 @@ def read_state(
     Spaces come back as None (RLlib's `from_state` accepts that); put them back with
     `restore_spaces` once the buffer holds the episodes.
     """
-    try:
-        document = json.loads((directory / f"{stem}.json").read_text())
-        if document.get("format") != FORMAT:
-            raise CorruptCheckpointError(
-                f"{directory / f'{stem}.json'}: format {document.get('format')!r}, expected {FORMAT}"
-            )
-        with np.load(directory / f"{stem}.npz", allow_pickle=False) as saved:
-            arrays = {name: saved[name] for name in saved.files}
-        reader = _Reader(arrays, document["groups"])
-        return reader.decode(document["state"]), document.get("extra", {}), reader.spaces
-    except CorruptCheckpointError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CorruptCheckpointError(
-            f"cannot read the replay buffer in {directory}: {type(exc).__name__}: {exc}"
-        ) from exc
+    tree, extra, reader = _read(directory, stem, "the replay buffer")
+    return tree, extra, reader.spaces
 
 
 def restore_spaces(buffer: Any, places: list[tuple[tuple[Any, ...], str]], spaces: dict[str, Any]) -> None:

@@ -2,9 +2,10 @@
 
 Ray is started on the first agent that needs it, never at import. Locally it runs with the
 dashboard off, quiet logs, a bounded number of CPUs and a small object store; with an
-`address` polyrl connects to that Ray cluster instead. Every agent of the process then uses
-the same instance (Ray allows one per process). Algorithms get a throw-away log directory
-instead of an empty `~/ray_results/<timestamp>` each.
+`address` polyrl connects to that Ray cluster instead, giving up with RayConnectionError when
+it does not answer within backend_options `ray_connect_timeout` (default 30 s). Every agent of
+the process then uses the same instance (Ray allows one per process). Algorithms get a
+throw-away log directory instead of an empty `~/ray_results/<timestamp>` each.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 from dataclasses import dataclass
 
 from polyrl import ConfigurationError
+from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, connect_ray
 
 #: CPUs a local Ray instance gets unless `num_cpus` says otherwise (capped at the machine's).
 DEFAULT_MAX_CPUS = 4
@@ -64,13 +66,19 @@ def _local_num_cpus(requested: float | None) -> float:
     return float(max(1, min(os.cpu_count() or 1, DEFAULT_MAX_CPUS)))
 
 
-def ensure_ray(address: str | None = None, num_cpus: float | None = None) -> RayInstance:
+def ensure_ray(
+    address: str | None = None,
+    num_cpus: float | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> RayInstance:
     """Start (or connect to) Ray once per process and return what is running.
 
-    `address` is a Ray cluster address ("auto", "host:6379", "ray://host:10001"); None starts a
-    local instance with `num_cpus` logical CPUs (default: the machine's, at most 4). A later
-    agent asking for a different address than the running instance gets a ConfigurationError:
-    one process talks to one Ray instance.
+    `address` is a Ray cluster address ("auto", "host:6379", "ray://host:10001"); None joins the
+    cluster named by the RAY_ADDRESS variable if set (as `ray.init()` does), else starts a local
+    instance with `num_cpus` logical CPUs (default: the machine's, at most 4). An address
+    that does not answer as a Ray cluster within `connect_timeout` seconds raises
+    RayConnectionError (polyrl.ray_connect). A later agent asking for a different address than
+    the running instance gets a ConfigurationError: one process talks to one Ray instance.
     """
     global _instance
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -101,6 +109,10 @@ def ensure_ray(address: str | None = None, num_cpus: float | None = None) -> Ray
             log_to_driver=False,
             configure_logging=False,
         )
+        if address is None and os.environ.get("RAY_ADDRESS"):
+            # Ray's own convention: with RAY_ADDRESS set, ray.init() joins that cluster (a local
+            # instance sized by num_cpus would make ray.init refuse the pair).
+            address = os.environ["RAY_ADDRESS"]
         if address is None:
             cpus = _local_num_cpus(num_cpus)
             ray.init(num_cpus=cpus, object_store_memory=OBJECT_STORE_BYTES, **common)
@@ -110,32 +122,17 @@ def ensure_ray(address: str | None = None, num_cpus: float | None = None) -> Ray
                     "backend_options num_cpus sizes a local Ray instance; with an address the "
                     "cluster's own resources apply (set them with `ray start --num-cpus`)"
                 )
-            try:
-                ray.init(address=address, **common)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigurationError(_connection_advice(address, exc)) from exc
+            connect_ray(
+                address,
+                connect_timeout,
+                instead="drop backend_options address to start a local Ray instance",
+                timeout_setting="backend_options ray_connect_timeout",
+                **common,
+            )
             cpus = float(ray.cluster_resources().get("CPU", 0))
         _instance = RayInstance(address=address, num_cpus=cpus, started_by_polyrl=True)
         atexit.register(shutdown)
         return _instance
-
-
-def _connection_advice(address: str, exc: BaseException) -> str:
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    if any("authentication" in f"{type(e).__name__} {e}".lower() for e in chain):
-        return (
-            f"the Ray cluster at {address!r} uses token authentication and this process sent no "
-            "token: Ray sends one to an explicit address only with RAY_AUTH_MODE=token set; export "
-            "it (and RAY_AUTH_TOKEN, unless the token is in ~/.ray/auth_token) before starting Python"
-        )
-    return (
-        f"cannot connect to the Ray cluster at {address!r}: {exc}. Start one with "
-        "`ray start --head --port 6379` (or check the address `ray status` prints)."
-    )
 
 
 def current() -> RayInstance | None:

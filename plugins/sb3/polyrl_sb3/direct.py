@@ -20,7 +20,7 @@ def polyrl_direct_training(spec: AgentSpec, total_steps: int) -> float | None:
     from polyrl_sb3.params import algorithm_class, apply_torch_threads, sb3_kwargs
 
     began = time.perf_counter()
-    env = EnvSource.from_spec(spec)
+    env = EnvSource.from_spec(spec, guard=False)  # the library alone: without polyrl's env guard
     kwargs = sb3_kwargs(spec, env.action_space)
     apply_torch_threads(spec)  # the same torch threads as the driver uses
     # The same constructor arguments, policy and vectorised env as the driver, then SB3's own

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zipfile import BadZipFile
 
 import numpy as np
 import torch
 from polyrl import (
     AgentSpec,
     BackendDriver,
-    CorruptCheckpointError,
     EffectiveHyperparameters,
     EnvSource,
     IterationReport,
 )
 from polyrl.driverkit import (
+    RANDOM_STATE_FILE,
     GlobalRandomState,
     optimizer_learning_rate,
     optimizer_parameters,
@@ -28,8 +29,10 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv
 
+from polyrl_sb3 import legacy
+from polyrl_sb3.archive import STATE_FILE, corrupt, read_state
 from polyrl_sb3.params import (
     ON_POLICY,
     algorithm_class,
@@ -37,10 +40,11 @@ from polyrl_sb3.params import (
     iteration_steps,
     sb3_kwargs,
 )
+from polyrl_sb3.state import restore_model_state, write_model_state
+from polyrl_sb3.subproc import GuardedSubprocVecEnv, delivering_factory
 
-MODEL_FILE = "model.zip"
-REPLAY_FILE = "replay_buffer.pkl"
-STATE_FILE = "polyrl_sb3.json"
+#: SB3's own zip, exported for users (`PPO.load`); polyrl never reads it: its data are pickles.
+EXPORT_FILE = "sb3_model.zip"
 
 # SB3 logger keys -> polyrl's common loss names
 _LOSSES = {
@@ -108,47 +112,75 @@ class Sb3Driver(BackendDriver):
     # -- building ----------------------------------------------------------------------------
     @staticmethod
     def _vec_env(spec: AgentSpec, env: EnvSource) -> Any:
-        vec_cls = SubprocVecEnv if spec.backend_options.get("vec_env") == "subproc" else DummyVecEnv
-        return make_vec_env(env.make, n_envs=spec.n_envs, seed=spec.seed, vec_env_cls=vec_cls)
+        if spec.backend_options.get("vec_env") == "subproc":
+            # SB3's workers die on an env exception: their guards hand polyrl's errors back instead.
+            factory, vec_cls = delivering_factory(env), GuardedSubprocVecEnv
+        else:
+            factory, vec_cls = env.make, DummyVecEnv
+        return make_vec_env(factory, n_envs=spec.n_envs, seed=spec.seed, vec_env_cls=vec_cls)
 
     @staticmethod
     def _policy_name(env: EnvSource) -> str:
         return "MultiInputPolicy" if space_kind(env.observation_space) == "dict" else "MlpPolicy"
 
     @classmethod
-    def create(cls, spec: AgentSpec, env: EnvSource) -> Sb3Driver:
-        """Build a fresh SB3 model from the spec."""
+    def _build(
+        cls, spec: AgentSpec, env: EnvSource, restore: Callable[[BaseAlgorithm], None] | None = None
+    ) -> Sb3Driver:
+        """A model built from the spec, then (`restore`) given a checkpoint's training state."""
         kwargs = sb3_kwargs(spec, env.action_space)
         apply_torch_threads(spec)
         # SB3 seeds the global generators while building; the caller's are given back after.
         with GlobalRandomState.preserved():
             model = algorithm_class(spec.algorithm)(cls._policy_name(env), cls._vec_env(spec, env), **kwargs)
+            try:
+                if restore is not None:
+                    restore(model)
+            except BaseException:
+                model.get_env().close()  # subprocess envs would outlive the failed load
+                raise
             random_state = GlobalRandomState()
         return cls(spec, env, model, random_state)
 
     @classmethod
+    def create(cls, spec: AgentSpec, env: EnvSource) -> Sb3Driver:
+        """Build a fresh SB3 model from the spec."""
+        return cls._build(spec, env)
+
+    @classmethod
     def load(cls, directory: Path, spec: AgentSpec, env: EnvSource) -> Sb3Driver:
-        """Load the SB3 zip (policy, optimizer, counters) and the replay buffer if saved."""
-        model_path = directory / MODEL_FILE
-        if not model_path.is_file():
-            raise CorruptCheckpointError(f"{directory} has no {MODEL_FILE}: not an sb3 checkpoint")
-        apply_torch_threads(spec)
-        with GlobalRandomState.preserved():
-            vec_env = cls._vec_env(spec, env)
-            model = algorithm_class(spec.algorithm).load(model_path, env=vec_env, device="cpu")
-            random_state = GlobalRandomState()
-        replay = directory / REPLAY_FILE
-        if replay.is_file() and hasattr(model, "load_replay_buffer"):
-            model.load_replay_buffer(replay)
-        driver = cls(spec, env, model, random_state)
-        driver._random.load(directory)
-        state_file = directory / STATE_FILE
-        if state_file.is_file():
-            state = json.loads(state_file.read_text())
-            driver._chunk = int(state["iteration_steps"])
-            if "action_space_rng" in state:
-                model.action_space.np_random.bit_generator.state = state["action_space_rng"]
+        """Rebuild the model from the spec, then restore its state from JSON and NumPy arrays.
+
+        Nothing is unpickled: `sb3_model.zip` (SB3's export) is never read, and a checkpoint of
+        the earlier pickle-based format is refused with how to convert it (see `legacy`).
+        """
+        state = read_state(directory, spec.algorithm)
+        if state is None:
+            if legacy.is_pickled_checkpoint(directory):
+                return legacy.load_pickled(cls, directory, spec, env)  # refused unless converting
+            raise corrupt(STATE_FILE, "missing: not an sb3 checkpoint")
+        driver = cls._build(spec, env, lambda model: restore_model_state(model, directory, state))
+        try:
+            driver._chunk = state["iteration_steps"]
+            driver._restore_random(directory, state.get("action_space_rng"))
+        except BaseException:
+            driver.close()
+            raise
         return driver
+
+    def _restore_random(self, directory: Path, action_space_rng: Any) -> None:
+        try:
+            if not self._random.load(directory):
+                raise corrupt(RANDOM_STATE_FILE, "missing")
+            # Put the states in place once, so that a bad one fails here, not in train().
+            with GlobalRandomState.preserved(), self._random.active():
+                pass
+        except (KeyError, ValueError, TypeError, OSError, EOFError, RuntimeError, BadZipFile) as exc:
+            raise corrupt(RANDOM_STATE_FILE, f"not a random state polyrl wrote: {exc}") from exc
+        try:
+            self.model.action_space.np_random.bit_generator.state = action_space_rng
+        except (KeyError, ValueError, TypeError) as exc:
+            raise corrupt(STATE_FILE, f"action_space_rng is not a generator state: {exc}") from exc
 
     # -- training ----------------------------------------------------------------------------
     def set_horizon(self, end_env_steps: int | None) -> None:
@@ -246,15 +278,20 @@ class Sb3Driver(BackendDriver):
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """SB3's zip (policy, optimizer state, counters) plus the replay buffer if any."""
-        self.model.save(directory / MODEL_FILE)
-        if getattr(self.model, "replay_buffer", None) is not None:
-            self.model.save_replay_buffer(directory / REPLAY_FILE)
-        # DQN explores with model.action_space.sample(): its generator is part of the random state.
-        action_rng = self.model.action_space.np_random.bit_generator.state
-        state = {"iteration_steps": self._chunk, "action_space_rng": action_rng}
-        (directory / STATE_FILE).write_text(json.dumps(state))
+        """The training state as JSON and NumPy arrays (see `state`), plus SB3's zip as an export."""
+        write_model_state(
+            self.model,
+            directory,
+            {
+                "algorithm": self.spec.algorithm,
+                "iteration_steps": self._chunk,
+                # DQN explores with action_space.sample(): its generator is part of the random state.
+                "action_space_rng": self.model.action_space.np_random.bit_generator.state,
+            },
+        )
         self._random.save(directory)
+        # For users of SB3 alone (PPO.load(...)); no replay-buffer pickle: the .npz holds it.
+        self.model.save(directory / EXPORT_FILE)
 
     # -- introspection -----------------------------------------------------------------------
     def _actor_layers(self) -> list[torch.nn.Module]:

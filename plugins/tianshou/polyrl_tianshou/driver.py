@@ -35,12 +35,13 @@ from polyrl.driverkit import (
 from polyrl.torch_layers import describe_layers
 from tianshou.algorithm.algorithm_base import Algorithm
 from tianshou.data import Batch, Collector, VectorReplayBuffer, to_numpy
-from tianshou.env import DummyVectorEnv, SubprocVectorEnv
+from tianshou.env import DummyVectorEnv
 from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
 from polyrl_tianshou import networks
 from polyrl_tianshou.params import FALLBACK_HORIZON, Settings, settings
+from polyrl_tianshou.subproc import GuardedSubprocVectorEnv, delivering_factory
 
 ALGORITHM_FILE = "algorithm.pt"
 REPLAY_FILE = "replay_buffer.npz"
@@ -58,10 +59,10 @@ _BUFFER_KEYS = ("obs", "act", "rew", "terminated", "truncated", "done", "obs_nex
 
 
 def _vector_env(resolved: Settings, env: EnvSource) -> Any:
-    factories = [env.make for _ in range(resolved.n_envs)]
     if resolved.vec_env == "subproc":
-        return SubprocVectorEnv(factories)
-    return DummyVectorEnv(factories)
+        # Tianshou's workers end on an env exception: their guards hand polyrl's errors back instead.
+        return GuardedSubprocVectorEnv([delivering_factory(env) for _ in range(resolved.n_envs)])
+    return DummyVectorEnv([env.make for _ in range(resolved.n_envs)])
 
 
 class TianshouDriver(BackendDriver):
