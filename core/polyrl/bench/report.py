@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from polyrl.bench.records import BenchReport, CellResult, MachineInfo
-from polyrl.callbacks._io import write_text_atomically
 from polyrl.errors import ConfigurationError
+from polyrl.files import write_text_atomically
 
 README_START = "<!-- bench-table:start -->"
 README_END = "<!-- bench-table:end -->"

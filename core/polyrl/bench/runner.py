@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 from polyrl.bench.cells import BenchCell
 from polyrl.bench.records import CellResult, CurvePoint, RatioResult, SeedPlan, SeedResult
-from polyrl.callbacks._io import write_text_atomically
 from polyrl.callbacks.base import Callback
+from polyrl.files import write_text_atomically
 
 if TYPE_CHECKING:
     from polyrl.agent import Agent

@@ -6,7 +6,7 @@ This module imports neither stable_baselines3 nor torch: the driver does, on fir
 
 from __future__ import annotations
 
-from polyrl import AlgorithmInfo, BackendInfo, hookimpl
+from polyrl.backend import AlgorithmInfo, BackendInfo, hookimpl
 
 # Imported so pluggy finds the `polyrl bench` hook on this module (it imports SB3 only when called).
 from polyrl_sb3.direct import polyrl_direct_training  # noqa: F401
