@@ -56,7 +56,7 @@ def tiny_cell(**fields) -> BenchCell:
 class DirectFake:
     """A direct-library hook for the fake backend: pretends the library needs 0.5 s."""
 
-    @polyrl.hookimpl
+    @polyrl.backend.hookimpl
     def polyrl_direct_training(self, spec, total_steps):
         return 0.5 if spec.backend == "fake" else None
 
@@ -133,7 +133,7 @@ def test_a_cell_refuses_fields_it_owns_and_a_min_return_above_solved():
 
 
 def test_third_party_backends_get_the_matrix_cells_their_algorithms_fit():
-    info = polyrl.BackendInfo(
+    info = polyrl.backend.BackendInfo(
         name="acme",
         description="",
         driver="acme:Driver",
@@ -141,8 +141,8 @@ def test_third_party_backends_get_the_matrix_cells_their_algorithms_fit():
         requires=[],
         install_hint="acme",
         algorithms={
-            "ppo": polyrl.AlgorithmInfo(action_spaces=["discrete"], on_policy=True),
-            "sac": polyrl.AlgorithmInfo(action_spaces=["box"], on_policy=False),
+            "ppo": polyrl.backend.AlgorithmInfo(action_spaces=["discrete"], on_policy=True),
+            "sac": polyrl.backend.AlgorithmInfo(action_spaces=["box"], on_policy=False),
         },
     )
     cells = backend_cells(info)  # no tuning: what a plugin without polyrl_bench_cells gets
@@ -168,9 +168,9 @@ def test_select_cells_filters_and_names_bad_input(fake_backend):
     assert select_cells("full", ["fake"], envs=["Pendulum-v1"], cells=pool) == []
     with pytest.raises(ValueError, match="unknown slice"):
         select_cells("nightly")  # type: ignore[arg-type]
-    with pytest.raises(polyrl.UnknownBackendError):
+    with pytest.raises(polyrl.errors.UnknownBackendError):
         select_cells("ci", ["nope"])
-    with pytest.raises(polyrl.BackendNotInstalledError, match="polyrl\\[ghost\\]"):
+    with pytest.raises(polyrl.errors.BackendNotInstalledError, match="polyrl\\[ghost\\]"):
         select_cells("ci", ["ghost"])
 
 

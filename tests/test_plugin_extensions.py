@@ -61,14 +61,14 @@ BACKEND = textwrap.dedent(
     """
     import polyrl
 
-    @polyrl.hookimpl
+    @polyrl.backend.hookimpl
     def polyrl_backends():
-        return [polyrl.BackendInfo(
+        return [polyrl.backend.BackendInfo(
             name="{backend}", description="test", driver="nowhere:Driver", library="nolib",
             requires=[], install_hint="nolib",
             algorithms={{
-                "ppo": polyrl.AlgorithmInfo(action_spaces=["discrete", "box"], on_policy=True),
-                "dqn": polyrl.AlgorithmInfo(action_spaces=["discrete"], on_policy=False),
+                "ppo": polyrl.backend.AlgorithmInfo(action_spaces=["discrete", "box"], on_policy=True),
+                "dqn": polyrl.backend.AlgorithmInfo(action_spaces=["discrete"], on_policy=False),
             }},
         )]
 """
@@ -93,7 +93,7 @@ COMMANDS = """
         guarded(body)
 
 
-    @polyrl.hookimpl
+    @polyrl.backend.hookimpl
     def polyrl_register_commands(cli):
         cli.command(name="greet", help="Say hello.")(greet)
         cli.command(name="refuse")(refuse)
@@ -120,7 +120,7 @@ def test_a_plugin_failing_to_add_its_commands_is_reported_and_the_others_still_w
     broken = plugin_module(
         site,
         "brokencmd",
-        "import polyrl\n\n@polyrl.hookimpl\n"
+        "import polyrl\n\n@polyrl.backend.hookimpl\n"
         "def polyrl_register_commands(cli):\n    raise RuntimeError('no')\n",
     )
     good = plugin_module(site, "commands", COMMANDS)
@@ -143,7 +143,7 @@ def test_the_installed_app_has_the_conformance_plugins_commands():
 TUNED = BACKEND.format(backend="tuned_xyz") + textwrap.dedent(
     """
 
-    @polyrl.hookimpl
+    @polyrl.backend.hookimpl
     def polyrl_bench_cells():
         from polyrl_conformance.bench.tuning import CellTuning
 
@@ -163,7 +163,7 @@ def test_a_misspelt_bench_hook_fails_its_plugin_loudly(site):
         site,
         "typo",
         BACKEND.format(backend="typo_xyz")
-        + "\n\n@polyrl.hookimpl\ndef polyrl_bench_cell():\n    return []\n",
+        + "\n\n@polyrl.backend.hookimpl\ndef polyrl_bench_cell():\n    return []\n",
     )
     tuned = plugin_module(site, "tuned", TUNED)
     # The conformance plugin comes last: plugins adding hooks still register first.
@@ -187,7 +187,7 @@ def test_a_plugin_whose_addhooks_raises_is_a_failed_plugin(site):
     broken = plugin_module(
         site,
         "addhooks",
-        "import polyrl\n\n@polyrl.hookimpl\n"
+        "import polyrl\n\n@polyrl.backend.hookimpl\n"
         "def polyrl_addhooks(pluginmanager):\n    raise RuntimeError('no')\n",
     )
     with pytest.warns(PluginLoadWarning, match="RuntimeError: no"):
@@ -205,11 +205,11 @@ def test_addhooks_reaches_a_plugin_registered_by_hand():
             raise NotImplementedError
 
     class Declares:
-        @polyrl.hookimpl
+        @polyrl.backend.hookimpl
         def polyrl_addhooks(self, pluginmanager):
             pluginmanager.add_hookspecs(Specs)
 
-        @polyrl.hookimpl
+        @polyrl.backend.hookimpl
         def my_extra_hook(self):
             return 7
 
@@ -252,7 +252,7 @@ def test_a_plugins_tuning_sets_its_cells_and_an_untuned_backend_gets_generic_cel
 def test_a_wrong_tuning_is_refused_naming_the_plugin(site, tuning, message):
     source = (
         BACKEND.format(backend="bad_xyz")
-        + f"\n\n@polyrl.hookimpl\ndef polyrl_bench_cells():\n    return [{tuning}]\n"
+        + f"\n\n@polyrl.backend.hookimpl\ndef polyrl_bench_cells():\n    return [{tuning}]\n"
     )
     bad = plugin_module(site, "bad", source)
     registry = PluginRegistry(entry_points=[bad, CONFORMANCE])

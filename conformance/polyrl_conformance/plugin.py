@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from polyrl import hookimpl
+from polyrl.backend import hookimpl
 
 if TYPE_CHECKING:
     import pluggy

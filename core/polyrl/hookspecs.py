@@ -9,7 +9,7 @@ Three families:
   backends implement for the benchmark (polyrl_conformance/bench/hookspecs.py).
 - `LifecycleSpecs`: the Keras-style callback hooks. A `polyrl.Callback` subclass implements
   them by overriding methods (no decorator needed); an installed integration plugin implements
-  them with `@polyrl.hookimpl` and then sees every run without being passed as a callback.
+  them with `@polyrl.backend.hookimpl` and then sees every run without being passed as a callback.
 
 An implementation may accept any subset of a hook's arguments, by name.
 """
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import typer
 
     from polyrl.backend import BackendInfo
-    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.context import PlayContext, RunContext, TrainContext
     from polyrl.records import EpisodeRecord, IterationRecord, PlayResult, StepRecord, TrainResult
 
 PROJECT = "polyrl"
@@ -67,43 +67,43 @@ class LifecycleSpecs:
     """The callback hooks, called by the core around training and play."""
 
     @hookspec
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         """Training starts; `context.config` is the TrainConfig and may be changed."""
 
     @hookspec
-    def on_train_end(self, context: RunContext, result: TrainResult) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
         """Training ended (limit reached, stop requested, or a callback failed)."""
 
     @hookspec
-    def on_iteration_begin(self, context: RunContext, iteration: int) -> None:
+    def on_iteration_begin(self, context: TrainContext, iteration: int) -> None:
         """An iteration (numbered over the agent's life, from 1) is about to run."""
 
     @hookspec
-    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         """An iteration ran; set `context.stop_training = True` to end training here."""
 
     @hookspec
-    def on_play_begin(self, context: RunContext) -> None:
+    def on_play_begin(self, context: PlayContext) -> None:
         """play() or evaluate() starts; `context.config` is the PlayConfig."""
 
     @hookspec
-    def on_play_end(self, context: RunContext, result: PlayResult) -> None:
+    def on_play_end(self, context: PlayContext, result: PlayResult) -> None:
         """play() or evaluate() ended."""
 
     @hookspec
-    def on_episode_begin(self, context: RunContext, episode: int) -> None:
+    def on_episode_begin(self, context: PlayContext, index: int) -> None:
         """An episode of play (numbered from 0 within the call) starts."""
 
     @hookspec
-    def on_episode_end(self, context: RunContext, episode: EpisodeRecord) -> None:
+    def on_episode_end(self, context: PlayContext, episode: EpisodeRecord) -> None:
         """An episode of play ended."""
 
     @hookspec
-    def on_step_begin(self, context: RunContext, observation: Any) -> None:
+    def on_step_begin(self, context: PlayContext, observation: Any) -> None:
         """A play step is about to act on `observation`."""
 
     @hookspec
-    def on_step_end(self, context: RunContext, step: StepRecord) -> None:
+    def on_step_end(self, context: PlayContext, step: StepRecord) -> None:
         """A play step was taken."""
 
     @hookspec

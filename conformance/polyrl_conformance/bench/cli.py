@@ -7,13 +7,18 @@ imports typer only: the bench's machinery loads when the command runs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from polyrl.cli.guard import guarded
+
+if TYPE_CHECKING:
+    from polyrl_conformance.bench.records import BenchReport
 
 EXIT_FAILED = 1
 
@@ -39,6 +44,140 @@ def _command(options: dict[str, Any]) -> str:
     if not options["ratio"]:
         parts.append("--no-ratio")
     return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What `polyrl bench` was asked to produce (the options that choose and run the cells)."""
+
+    slice_name: SliceName
+    backend: list[str] | None
+    algorithm: list[str] | None
+    env: list[str] | None
+    seeds: int | None
+    first_seed: int
+    resume: bool
+    runs_dir: Path | None
+    stop_at_threshold: bool | None
+    ratio: bool
+    ratio_repeats: int
+    timeout: float | None
+    from_results: Path | None
+    merge: list[Path] | None
+    list_cells: bool
+    say: Callable[[str], None]
+
+
+def _sayer(as_json: bool) -> Callable[[str], None]:
+    """Print a progress line: to stdout, or with --json to stderr (stdout holds the document alone)."""
+    from polyrl.cli import render
+
+    def say(line: str) -> None:
+        if as_json:
+            render.errors.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            render.say(line)
+
+    return say
+
+
+def _fail(message: str) -> Callable[[], None]:
+    def raise_it() -> None:
+        raise ValueError(message)
+
+    return raise_it
+
+
+def _read_results(request: _Request) -> BenchReport | None:
+    """The report of --merge or --from-results (nothing trained); None when neither is given."""
+    from polyrl_conformance.bench import report as reporting
+    from polyrl_conformance.bench.records import CellResult
+
+    if request.from_results is not None and request.merge:
+        raise ValueError("--from-results and --merge both read results; give one of them")
+    if request.merge:
+        from polyrl_conformance.bench.merge import merge_reports
+
+        command = " ".join(["polyrl bench", *(f"--merge {path}" for path in request.merge)])
+        reports = [reporting.read_report(p) for p in request.merge]
+        return merge_reports(reports, [str(p) for p in request.merge], command)
+    if request.from_results is not None:
+        loaded = reporting.read_report(request.from_results)
+        # Re-checked against the thresholds stored with the cells: a results file stands alone.
+        cells = [CellResult.summarize(c.cell, c.seeds, c.ratio) for c in loaded.cells]
+        return loaded.model_copy(update={"cells": cells}).with_verdict()
+    return None
+
+
+def _produce(request: _Request) -> BenchReport | None:
+    """Read or train the report the request asks for (None for --list)."""
+    from polyrl_conformance.bench import report as reporting
+    from polyrl_conformance.bench.cells import select_cells
+    from polyrl_conformance.bench.records import BenchReport
+    from polyrl_conformance.bench.runner import run_cells
+
+    read = _read_results(request)
+    if read is not None:
+        return read
+    slice_name = request.slice_name
+    cells = select_cells(slice_name.value, request.backend, request.algorithm, request.env)
+    if not cells:
+        raise ValueError(
+            f"no cells in the {slice_name.value} slice for backends {request.backend or 'installed'}, "
+            f"algorithms {request.algorithm or 'any'}, envs {request.env or 'any'}"
+        )
+    if request.resume and request.runs_dir is None:
+        raise ValueError("--resume reuses an earlier run's directory: give it as --runs-dir")
+    count = request.seeds or (1 if slice_name is SliceName.ci else 3)
+    stop = slice_name is SliceName.ci if request.stop_at_threshold is None else request.stop_at_threshold
+    if request.list_cells:
+        for cell in cells:
+            typer.echo(
+                f"{cell.key}: {cell.budget_steps:,} steps, min return {cell.min_return:g}"
+                f"{' on the best evaluation' if cell.judge == 'best' else ''} "
+                f"(solved at {cell.solve_threshold:g}); {cell.note}"
+            )
+        return None
+    started = time.perf_counter()
+    machine = reporting.machine_info()
+    directory = request.runs_dir or Path("runs") / "bench" / (
+        f"{datetime.now().strftime('%Y%m%d_%H%M%S')}-{slice_name.value}"
+    )
+    request.say(
+        f"polyrl bench: {len(cells)} cell(s) x {count} seed(s), {slice_name.value} slice, runs in {directory}"
+    )
+    results = run_cells(
+        cells,
+        count,
+        directory,
+        stop_at_threshold=stop,
+        ratio=request.ratio,
+        ratio_repeats=request.ratio_repeats,
+        timeout=request.timeout,
+        first_seed=request.first_seed,
+        resume=request.resume,
+        report=request.say,
+    )
+    machine = machine.model_copy(update={"load_average_end": reporting.load_average()})
+    options = {
+        "slice": slice_name.value,
+        "backend": request.backend,
+        "algorithm": request.algorithm,
+        "env": request.env,
+        "seeds": count,
+        "first_seed": request.first_seed,
+        "stop_at_threshold": stop,
+        "ratio": request.ratio,
+    }
+    return BenchReport(
+        slice=slice_name.value,
+        command=_command(options),
+        seeds=count,
+        stop_at_threshold=stop,
+        machine=machine,
+        total_seconds=time.perf_counter() - started,
+        cells=results,
+    ).with_verdict()
 
 
 BENCH_HELP = (
@@ -140,28 +279,23 @@ def bench(
     from polyrl.cli import render
 
     from polyrl_conformance.bench import report as reporting
-    from polyrl_conformance.bench.cells import select_cells
-    from polyrl_conformance.bench.records import BenchReport, CellResult
-    from polyrl_conformance.bench.runner import run_cells
 
-    def say(line: str) -> None:
-        # With --json, stdout holds the document alone: every other line goes to stderr.
-        if as_json:
-            render.errors.print(line, markup=False, highlight=False, soft_wrap=True)
-        else:
-            render.say(line)
+    say = _sayer(as_json)
+    if full:
+        if slice_name not in (SliceName.default, SliceName.full):
+            guarded(_fail(f"--full is --slice full; it contradicts --slice {slice_name.value}"))
+        slice_name = SliceName.full
+    request = _Request(
+        slice_name, backend, algorithm, env, seeds, first_seed, resume, runs_dir, stop_at_threshold,
+        ratio, ratio_repeats, timeout, from_results, merge, list_cells, say,
+    )  # fmt: skip
 
     def body() -> BenchReport | None:
-        nonlocal slice_name
-        if full:
-            if slice_name not in (SliceName.default, SliceName.full):
-                raise ValueError(f"--full is --slice full; it contradicts --slice {slice_name.value}")
-            slice_name = SliceName.full
         if max_slowdown is not None and baseline is None:
             raise ValueError("--max-slowdown compares with a baseline: give --baseline RESULTS.json too")
         # Read before training: a missing or broken baseline fails now, not after the runs.
         reference = reporting.read_report(baseline) if baseline is not None else None
-        document = produce()
+        document = _produce(request)
         if document is None:
             return None
         if reference is not None and baseline is not None:
@@ -172,79 +306,6 @@ def bench(
             for path in reporting.write_report(document, out, latest=latest):
                 say(f"wrote {path}")
         return document
-
-    def produce() -> BenchReport | None:
-        if from_results is not None and merge:
-            raise ValueError("--from-results and --merge both read results; give one of them")
-        if merge:
-            from polyrl_conformance.bench.merge import merge_reports
-
-            command = " ".join(["polyrl bench", *(f"--merge {path}" for path in merge)])
-            return merge_reports([reporting.read_report(p) for p in merge], [str(p) for p in merge], command)
-        if from_results is not None:
-            loaded = reporting.read_report(from_results)
-            # Re-checked against the thresholds stored with the cells: a results file stands alone.
-            cells = [CellResult.summarize(c.cell, c.seeds, c.ratio) for c in loaded.cells]
-            return loaded.model_copy(update={"cells": cells}).with_verdict()
-        cells = select_cells(slice_name.value, backend, algorithm, env)
-        if not cells:
-            raise ValueError(
-                f"no cells in the {slice_name.value} slice for backends {backend or 'installed'}, "
-                f"algorithms {algorithm or 'any'}, envs {env or 'any'}"
-            )
-        if resume and runs_dir is None:
-            raise ValueError("--resume reuses an earlier run's directory: give it as --runs-dir")
-        count = seeds or (1 if slice_name is SliceName.ci else 3)
-        stop = slice_name is SliceName.ci if stop_at_threshold is None else stop_at_threshold
-        if list_cells:
-            for cell in cells:
-                typer.echo(
-                    f"{cell.key}: {cell.budget_steps:,} steps, min return {cell.min_return:g}"
-                    f"{' on the best evaluation' if cell.judge == 'best' else ''} "
-                    f"(solved at {cell.solve_threshold:g}); {cell.note}"
-                )
-            return None
-        started = time.perf_counter()
-        machine = reporting.machine_info()
-        directory = runs_dir or Path("runs") / "bench" / (
-            f"{datetime.now().strftime('%Y%m%d_%H%M%S')}-{slice_name.value}"
-        )
-        say(
-            f"polyrl bench: {len(cells)} cell(s) x {count} seed(s), {slice_name.value} slice, "
-            f"runs in {directory}"
-        )
-        results = run_cells(
-            cells,
-            count,
-            directory,
-            stop_at_threshold=stop,
-            ratio=ratio,
-            ratio_repeats=ratio_repeats,
-            timeout=timeout,
-            first_seed=first_seed,
-            resume=resume,
-            report=say,
-        )
-        machine = machine.model_copy(update={"load_average_end": reporting.load_average()})
-        options = {
-            "slice": slice_name.value,
-            "backend": backend,
-            "algorithm": algorithm,
-            "env": env,
-            "seeds": count,
-            "first_seed": first_seed,
-            "stop_at_threshold": stop,
-            "ratio": ratio,
-        }
-        return BenchReport(
-            slice=slice_name.value,
-            command=_command(options),
-            seeds=count,
-            stop_at_threshold=stop,
-            machine=machine,
-            total_seconds=time.perf_counter() - started,
-            cells=results,
-        ).with_verdict()
 
     document = guarded(body)
     if document is None:

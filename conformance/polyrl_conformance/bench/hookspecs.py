@@ -2,7 +2,7 @@
 
 The conformance plugin adds them to polyrl's plugin manager through `polyrl_addhooks`, so the
 registry knows them before it checks plugins for misspelt hookimpls. A backend plugin
-implements them with `@polyrl.hookimpl` in a module its entry point registers, importing its
+implements them with `@polyrl.backend.hookimpl` in a module its entry point registers, importing its
 library (and the bench's models) inside the function, never at module import.
 """
 

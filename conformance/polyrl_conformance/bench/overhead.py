@@ -110,7 +110,7 @@ def measure_ratio(cell: BenchCell, repeats: int = 3) -> RatioResult:
 
 def main(argv: list[str]) -> int:
     """Entry point of the ratio process: measure the cell planned in argv[0]."""
-    from polyrl.callbacks._io import write_text_atomically
+    from polyrl.files import write_text_atomically
 
     from polyrl_conformance.bench.runner import RATIO_FILE, RATIO_PLAN_FILE
 

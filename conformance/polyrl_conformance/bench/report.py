@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from polyrl.callbacks._io import write_text_atomically
 from polyrl.errors import ConfigurationError
+from polyrl.files import write_text_atomically
 
 from polyrl_conformance.bench.records import BenchReport, CellResult, MachineInfo
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polyrl.callbacks._io import write_text_atomically
 from polyrl.callbacks.base import Callback
+from polyrl.files import write_text_atomically
 
 from polyrl_conformance.bench.cells import BenchCell
 from polyrl_conformance.bench.records import CellResult, CurvePoint, RatioResult, SeedPlan, SeedResult

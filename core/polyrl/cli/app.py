@@ -149,7 +149,7 @@ def train(
                 agent.save(target, metadata={"interrupted": True})
                 render.complain(f"saved what was learned to {target}", label="interrupted")
                 raise typer.Exit(130) from None
-            except polyrl.CallbackError as exc:
+            except polyrl.errors.CallbackError as exc:
                 agent.save(target, metadata={"stopped_by_error": str(exc)})
                 render.complain(f"the run failed in a callback; saved what was learned to {target}")
                 raise

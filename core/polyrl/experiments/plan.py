@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import Field, JsonValue
 
 from polyrl._model import StrictModel
-from polyrl.callbacks._io import write_text_atomically
 from polyrl.config import TrainConfig
+from polyrl.files import write_text_atomically
 from polyrl.spec import AgentSpec
 
 PLAN_FILE = "plan.json"

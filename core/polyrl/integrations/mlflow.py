@@ -12,7 +12,7 @@ and enabled per process by an environment variable:
 - `POLYRL_MLFLOW_EXPERIMENT` names the experiment (default "polyrl");
 - `POLYRL_MLFLOW_CHECKPOINT=0` skips uploading the final checkpoint.
 
-It uses the same lifecycle hooks as a Callback (with `@polyrl.hookimpl`) and the same
+It uses the same lifecycle hooks as a Callback (with `@polyrl.backend.hookimpl`) and the same
 `MLflowLogger`; a run that already has an MLflowLogger in its callbacks is not logged twice.
 """
 

@@ -26,23 +26,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from polyrl import (
-    AgentSpec,
-    BackendDriver,
-    ConfigurationError,
-    CorruptCheckpointError,
-    EffectiveHyperparameters,
-    EnvironmentCreationError,
-    EnvSource,
-    IterationReport,
-    PolyrlError,
-)
+from polyrl import AgentSpec, PolyrlError
+from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
 from polyrl.driverkit import (
     GlobalRandomState,
+    apply_torch_threads,
     optimizer_learning_rate,
     optimizer_parameters,
     set_optimizer_learning_rate,
 )
+from polyrl.errors import ConfigurationError, CorruptCheckpointError, EnvironmentCreationError
 from polyrl.torch_layers import describe_layers
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
@@ -464,7 +457,7 @@ class RllibDriver(BackendDriver):
         settings = read_settings(spec)
         env_name = _env_name(env)
         config = build_config(spec, env_name, settings)  # validates before Ray starts
-        torch.set_num_threads(settings.torch_threads)
+        apply_torch_threads(settings.torch_threads)
         instance = runtime.ensure_ray(settings.address, settings.num_cpus)
         cls._check_resources(config, instance, settings)
         register_env(env_name, _EnvCreator(env, env_name))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from polyrl import CorruptCheckpointError
+from polyrl.errors import CorruptCheckpointError
 
 FORMAT = 1
 

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 
-from polyrl import ConfigurationError
+from polyrl.errors import ConfigurationError
 
 #: CPUs a local Ray instance gets unless `num_cpus` says otherwise (capped at the machine's).
 DEFAULT_MAX_CPUS = 4

@@ -6,7 +6,7 @@ This module imports neither stable_baselines3 nor torch: the driver does, on fir
 
 from __future__ import annotations
 
-from polyrl import AlgorithmInfo, BackendInfo, hookimpl
+from polyrl.backend import AlgorithmInfo, BackendInfo, hookimpl
 
 # Imported so pluggy finds the `polyrl bench` hooks on this module (they import SB3 only when called).
 from polyrl_sb3.bench import polyrl_bench_cells  # noqa: F401

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from polyrl import hookimpl
+from polyrl.backend import hookimpl
 
 if TYPE_CHECKING:
     from polyrl_conformance.bench.tuning import CellTuning

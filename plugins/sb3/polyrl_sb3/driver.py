@@ -8,14 +8,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from polyrl import (
-    AgentSpec,
-    BackendDriver,
-    CorruptCheckpointError,
-    EffectiveHyperparameters,
-    EnvSource,
-    IterationReport,
-)
+from polyrl import AgentSpec
+from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
 from polyrl.driverkit import (
     GlobalRandomState,
     optimizer_learning_rate,
@@ -23,6 +17,7 @@ from polyrl.driverkit import (
     set_optimizer_learning_rate,
 )
 from polyrl.envs import space_kind
+from polyrl.errors import CorruptCheckpointError
 from polyrl.torch_layers import describe_layers
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
