@@ -62,7 +62,7 @@ class Recorder(polyrl.Callback):
     def on_play_end(self, context, result):
         self.calls.append("on_play_end")
 
-    def on_episode_begin(self, context, episode):
+    def on_episode_begin(self, context, index):
         self.calls.append("on_episode_begin")
 
     def on_episode_end(self, context, episode):

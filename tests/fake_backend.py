@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 import polyrl
-from polyrl import AgentSpec, BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
+from polyrl import AgentSpec
+from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
 
 CREATED: list[AgentSpec] = []
 
@@ -105,10 +106,10 @@ class FakeDriver(BackendDriver):
 class FakePlugin:
     """The plugin object: declares the "fake" backend and one with a missing library."""
 
-    @polyrl.hookimpl
-    def polyrl_backends(self) -> list[polyrl.BackendInfo]:
+    @polyrl.backend.hookimpl
+    def polyrl_backends(self) -> list[polyrl.backend.BackendInfo]:
         return [
-            polyrl.BackendInfo(
+            polyrl.backend.BackendInfo(
                 name="fake",
                 description="test backend",
                 driver="fake_backend:FakeDriver",
@@ -116,17 +117,17 @@ class FakePlugin:
                 requires=["numpy"],
                 install_hint="numpy",
                 algorithms={
-                    "linear": polyrl.AlgorithmInfo(action_spaces=["discrete", "box"], on_policy=True),
-                    "discrete_only": polyrl.AlgorithmInfo(action_spaces=["discrete"], on_policy=True),
+                    "linear": polyrl.backend.AlgorithmInfo(action_spaces=["discrete", "box"], on_policy=True),
+                    "discrete_only": polyrl.backend.AlgorithmInfo(action_spaces=["discrete"], on_policy=True),
                 },
             ),
-            polyrl.BackendInfo(
+            polyrl.backend.BackendInfo(
                 name="ghost",
                 description="a backend whose library is not installed",
                 driver="ghost_lib_polyrl_test.driver:Driver",
                 library="ghost-lib",
                 requires=["ghost_lib_polyrl_test"],
                 install_hint="'polyrl[ghost]'",
-                algorithms={"ppo": polyrl.AlgorithmInfo(action_spaces=["discrete"], on_policy=True)},
+                algorithms={"ppo": polyrl.backend.AlgorithmInfo(action_spaces=["discrete"], on_policy=True)},
             ),
         ]

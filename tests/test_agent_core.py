@@ -14,25 +14,25 @@ def agent(backend: str, **fields) -> Agent:
 
 
 def test_unknown_backend_lists_installed_and_missing(fake_backend):
-    with pytest.raises(polyrl.UnknownBackendError) as info:
+    with pytest.raises(polyrl.errors.UnknownBackendError) as info:
         Agent(backend="nope")
     message = str(info.value)
     assert "'nope'" in message and "'fake'" in message and "'sb3'" in message and "ghost" in message
 
 
 def test_missing_library_names_the_install_command(fake_backend):
-    with pytest.raises(polyrl.BackendNotInstalledError, match=r"pip install 'polyrl\[ghost\]'"):
+    with pytest.raises(polyrl.errors.BackendNotInstalledError, match=r"pip install 'polyrl\[ghost\]'"):
         Agent(backend="ghost", algorithm="ppo")
 
 
 def test_unknown_algorithm_lists_the_backends_algorithms(fake_backend):
-    with pytest.raises(polyrl.UnknownAlgorithmError, match="discrete_only.*linear"):
+    with pytest.raises(polyrl.errors.UnknownAlgorithmError, match="discrete_only.*linear"):
         Agent(backend="fake", algorithm="dqn")
 
 
 def test_space_mismatch_is_rejected_before_the_driver_is_built(fake_backend):
     CREATED.clear()
-    with pytest.raises(polyrl.UnsupportedSpaceError, match="box action space of Pendulum-v1"):
+    with pytest.raises(polyrl.errors.UnsupportedSpaceError, match="box action space of Pendulum-v1"):
         Agent(backend="fake", algorithm="discrete_only", env="Pendulum-v1")
     assert CREATED == []
 
@@ -99,12 +99,12 @@ def test_learning_rate_set_by_a_callback_reaches_the_driver(fake_backend):
     a = agent(fake_backend, learning_rate=0.04)
     result = a.train(iterations=2, callbacks=[Halve()])
     assert [r.learning_rate for r in result.records] == [0.02, 0.01]
-    assert a._driver.get_learning_rate() == 0.01
+    assert a._parts.driver.get_learning_rate() == 0.01
 
 
 @pytest.mark.parametrize("value", [-1e-3, float("inf"), float("nan"), True, "0.1"])
 def test_invalid_learning_rate_is_rejected(fake_backend, value):
-    with pytest.raises(polyrl.ConfigurationError, match="finite number >= 0"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="finite number >= 0"):
         agent(fake_backend).learning_rate = value
 
 
@@ -125,7 +125,7 @@ def test_callback_exception_names_the_callback_and_keeps_the_agent_usable(fake_b
 
     a = agent(fake_backend)
     with pytest.raises(
-        polyrl.CallbackError, match=r"Broken\(\) raised in on_iteration_end: RuntimeError: boom"
+        polyrl.errors.CallbackError, match=r"Broken\(\) raised in on_iteration_end: RuntimeError: boom"
     ) as info:
         a.train(iterations=5, callbacks=[polyrl.Callback(), Broken()])
     assert info.value.hook == "on_iteration_end"
@@ -181,12 +181,12 @@ def test_act_single_and_batch_shapes_and_types(fake_backend):
 
 
 def test_act_rejects_an_observation_of_the_wrong_shape(fake_backend):
-    with pytest.raises(polyrl.InvalidObservationError, match=r"\(3,\)"):
+    with pytest.raises(polyrl.errors.InvalidObservationError, match=r"\(3,\)"):
         agent(fake_backend).act(np.zeros(3))
 
 
 def test_spec_and_fields_together_are_rejected(fake_backend):
-    with pytest.raises(polyrl.ConfigurationError, match="either a spec or keyword"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="either a spec or keyword"):
         Agent(polyrl.AgentSpec(backend="fake", algorithm="linear"), seed=1)
 
 
@@ -196,7 +196,7 @@ class Integration:
     def __init__(self):
         self.iterations = []
 
-    @polyrl.hookimpl
+    @polyrl.backend.hookimpl
     def on_iteration_end(self, record):
         self.iterations.append(record.iteration)
 

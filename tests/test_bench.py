@@ -1,4 +1,4 @@
-"""`polyrl bench`: the cells file, threshold verdicts, the runner's clock, reports and the README table.
+"""`polyrl bench`: the cells, threshold verdicts, the runner's clock, reports and the README table.
 
 Learning itself is covered by tests/test_bench_ci.py; here a pure-NumPy fake backend runs in
 this process so every test stays fast.
@@ -15,30 +15,23 @@ from pathlib import Path
 
 import polyrl
 import pytest
-from polyrl.bench import report as reporting
-from polyrl.bench.baseline import compare
-from polyrl.bench.cells import (
-    CELLS,
-    CONTINUOUS_ENVS,
-    DISCRETE_ENVS,
-    ENV_THRESHOLDS,
-    MATRIX,
-    SLICES,
-    BenchCell,
-    generic_cells,
-    select_cells,
-)
-from polyrl.bench.merge import merge_reports
-from polyrl.bench.overhead import measure_ratio
-from polyrl.bench.records import BenchReport, CellResult, CurvePoint, RatioResult, SeedResult
-from polyrl.bench.runner import finished_ratio, run_cells, thin_curve
 from polyrl.cli.app import app
 from polyrl.errors import ConfigurationError
+from polyrl_conformance.bench import report as reporting
+from polyrl_conformance.bench.baseline import compare
+from polyrl_conformance.bench.cells import BenchCell, backend_cells, declared_cells, select_cells
+from polyrl_conformance.bench.matrix import CONTINUOUS_ENVS, DISCRETE_ENVS, ENV_THRESHOLDS, MATRIX, SLICES
+from polyrl_conformance.bench.merge import merge_reports
+from polyrl_conformance.bench.overhead import measure_ratio
+from polyrl_conformance.bench.records import BenchReport, CellResult, CurvePoint, RatioResult, SeedResult
+from polyrl_conformance.bench.runner import finished_ratio, run_cells, thin_curve
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = ("sb3", "rllib", "tianshou")
+#: Every declared backend's cells, built-in ones tuned by their plugins' polyrl_bench_cells.
+CELLS = [cell for cell in declared_cells() if cell.backend in BUILTIN]
 
 
 def tiny_cell(**fields) -> BenchCell:
@@ -63,7 +56,7 @@ def tiny_cell(**fields) -> BenchCell:
 class DirectFake:
     """A direct-library hook for the fake backend: pretends the library needs 0.5 s."""
 
-    @polyrl.hookimpl
+    @polyrl.backend.hookimpl
     def polyrl_direct_training(self, spec, total_steps):
         return 0.5 if spec.backend == "fake" else None
 
@@ -140,7 +133,7 @@ def test_a_cell_refuses_fields_it_owns_and_a_min_return_above_solved():
 
 
 def test_third_party_backends_get_the_matrix_cells_their_algorithms_fit():
-    info = polyrl.BackendInfo(
+    info = polyrl.backend.BackendInfo(
         name="acme",
         description="",
         driver="acme:Driver",
@@ -148,11 +141,11 @@ def test_third_party_backends_get_the_matrix_cells_their_algorithms_fit():
         requires=[],
         install_hint="acme",
         algorithms={
-            "ppo": polyrl.AlgorithmInfo(action_spaces=["discrete"], on_policy=True),
-            "sac": polyrl.AlgorithmInfo(action_spaces=["box"], on_policy=False),
+            "ppo": polyrl.backend.AlgorithmInfo(action_spaces=["discrete"], on_policy=True),
+            "sac": polyrl.backend.AlgorithmInfo(action_spaces=["box"], on_policy=False),
         },
     )
-    cells = generic_cells(info)
+    cells = backend_cells(info)  # no tuning: what a plugin without polyrl_bench_cells gets
     assert {(c.algorithm, c.env) for c in cells} == {
         (a, e)
         for a, e in MATRIX
@@ -175,9 +168,9 @@ def test_select_cells_filters_and_names_bad_input(fake_backend):
     assert select_cells("full", ["fake"], envs=["Pendulum-v1"], cells=pool) == []
     with pytest.raises(ValueError, match="unknown slice"):
         select_cells("nightly")  # type: ignore[arg-type]
-    with pytest.raises(polyrl.UnknownBackendError):
+    with pytest.raises(polyrl.errors.UnknownBackendError):
         select_cells("ci", ["nope"])
-    with pytest.raises(polyrl.BackendNotInstalledError, match="polyrl\\[ghost\\]"):
+    with pytest.raises(polyrl.errors.BackendNotInstalledError, match="polyrl\\[ghost\\]"):
         select_cells("ci", ["ghost"])
 
 
@@ -276,9 +269,10 @@ def test_builtin_plugins_implement_the_direct_hook_and_answer_none_for_others():
 
 def test_bench_imports_no_backend_library():
     code = (
-        "import sys, polyrl.bench, polyrl.bench.cli, polyrl.bench.runner, polyrl.bench.report, "
-        "polyrl.bench.overhead\n"
-        "from polyrl.bench.cells import select_cells\n"
+        "import sys, polyrl_conformance.bench, polyrl_conformance.bench.cli, "
+        "polyrl_conformance.bench.runner, polyrl_conformance.bench.report, "
+        "polyrl_conformance.bench.overhead, polyrl_conformance.plugin\n"
+        "from polyrl_conformance.bench.cells import select_cells\n"
         "select_cells('full')\n"
         "print([m for m in ('torch', 'ray', 'stable_baselines3', 'tianshou') if m in sys.modules])"
     )
@@ -353,7 +347,15 @@ def test_cli_rechecks_a_results_file_rewrites_the_readme_and_exits_1(finished, t
     runner = CliRunner()
     result = runner.invoke(
         app,
-        ["bench", "--from-results", str(source), "--readme", str(readme), "--out", str(tmp_path / "out")],
+        [
+            "bench",
+            "--from-results",
+            str(source),
+            "--update-readme",
+            str(readme),
+            "--out",
+            str(tmp_path / "out"),
+        ],
     )
     assert result.exit_code == 1
     assert "cell fake/linear/CartPole-v1: eval return" in result.output
@@ -612,7 +614,7 @@ def test_cli_resume_needs_the_runs_dir():
 
 
 def test_every_builtin_cell_has_a_measured_pass_line_below_what_was_measured():
-    unmeasured = [c.key for c in CELLS if c.note.startswith("not measured")]
+    unmeasured = [c.key for c in CELLS if c.note.startswith(("not measured", "not tuned"))]
     assert unmeasured == []
     for cell in CELLS:
         assert "measured 2026-11-25" in cell.note and cell.min_return <= cell.solve_threshold

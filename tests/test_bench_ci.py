@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polyrl
 import pytest
-from polyrl.bench.cells import select_cells
+from polyrl_conformance.bench.cells import select_cells
 
 BUILTIN = ("sb3", "tianshou", "rllib")
 #: Seconds of training a backend may take before its seed is stopped (and the cell fails).

@@ -8,9 +8,10 @@ import numpy as np
 import polyrl
 import pytest
 from callbacks_support import Scripted, backend_fixture, make_agent
-from polyrl import Agent, CallbackError, ModelCheckpoint, TrainConfig
-from polyrl.callbacks import UnknownMetricError
+from polyrl import Agent, TrainConfig
+from polyrl.callbacks import ModelCheckpoint, UnknownMetricError
 from polyrl.callbacks.monitor import Monitor, resolve_metric_name
+from polyrl.errors import CallbackError
 
 backend = backend_fixture()
 
@@ -105,7 +106,7 @@ def test_monitor_names_and_modes():
     assert (
         monitor.better(0.85, 1.0) and not monitor.better(0.95, 1.0) and not monitor.better(float("nan"), 1.0)
     )
-    with pytest.raises(polyrl.ConfigurationError, match="mode must be"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="mode must be"):
         Monitor("loss", mode="up")
-    with pytest.raises(polyrl.ConfigurationError, match="keep_last must be an integer >= 1"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="keep_last must be an integer >= 1"):
         ModelCheckpoint("x", keep_last=0)

@@ -6,7 +6,8 @@ import numpy as np
 import polyrl
 import pytest
 from callbacks_support import Scripted, backend_fixture, make_agent
-from polyrl import Agent, EarlyStopping, ModelCheckpoint, TrainConfig
+from polyrl import Agent, TrainConfig
+from polyrl.callbacks import EarlyStopping, ModelCheckpoint
 
 backend = backend_fixture()
 
@@ -52,7 +53,7 @@ def test_min_delta_and_arguments(fake_backend):
     stopper = EarlyStopping(monitor="score", patience=2, min_delta=0.2)
     agent.train(iterations=10, callbacks=[Scripted([1, 1.05, 1.1, 5]), stopper])
     assert stopper.stopped_iteration == 3 and stopper.best_iteration == 1
-    with pytest.raises(polyrl.ConfigurationError, match="needs a patience, a target, or both"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="needs a patience, a target, or both"):
         EarlyStopping(patience=None)
-    with pytest.raises(polyrl.ConfigurationError, match="patience must be an integer"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="patience must be an integer"):
         EarlyStopping(patience=0)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 from callbacks_support import backend_fixture, make_agent, unwritable
-from polyrl import (
+from polyrl.callbacks import (
     APICallLogger,
-    CallbackError,
-    ConfigurationError,
     CSVLogger,
     JSONLinesLogger,
     ModelCheckpoint,
@@ -16,6 +14,7 @@ from polyrl import (
     RunConfigLogger,
     TensorBoard,
 )
+from polyrl.errors import CallbackError, ConfigurationError
 
 backend = backend_fixture()
 

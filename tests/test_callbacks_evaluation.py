@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from callbacks_support import backend_fixture, make_agent
-from polyrl import Evaluation, ModelCheckpoint
+from polyrl.callbacks import Evaluation, ModelCheckpoint
 
 backend = backend_fixture()
 

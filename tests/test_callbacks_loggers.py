@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 
 from callbacks_support import Scripted, backend_fixture, make_agent
-from polyrl import COMMON_METRICS, Agent, AgentSpec, CSVLogger, JSONLinesLogger, RunConfig, TrainConfig
-from polyrl.callbacks import run_loggers
+from polyrl import COMMON_METRICS, Agent, AgentSpec, TrainConfig
+from polyrl.callbacks import CSVLogger, JSONLinesLogger, RunConfig, run_loggers
 
 backend = backend_fixture()
 

@@ -7,7 +7,8 @@ import math
 import polyrl
 import pytest
 from callbacks_support import Scripted, backend_fixture, make_agent
-from polyrl import LearningRateScheduler, ReduceLROnPlateau, TrainConfig
+from polyrl import TrainConfig
+from polyrl.callbacks import LearningRateScheduler, ReduceLROnPlateau
 
 backend = backend_fixture()
 
@@ -17,7 +18,7 @@ def native_rates(agent) -> list[float]:
     if agent.spec.backend == "sb3":
         return [group["lr"] for group in agent.native.policy.optimizer.param_groups]
     if agent.spec.backend == "fake":
-        return [agent._driver.lr]
+        return [agent._parts.driver.lr]
     return [agent.learning_rate]
 
 
@@ -59,7 +60,7 @@ def test_reduce_on_plateau_with_floor(backend):
 
 def test_bad_schedules_are_errors(fake_backend):
     agent = make_agent("fake")
-    with pytest.raises(polyrl.CallbackError, match="the schedule returned -1 for iteration 1"):
+    with pytest.raises(polyrl.errors.CallbackError, match="the schedule returned -1 for iteration 1"):
         agent.train(iterations=1, callbacks=[LearningRateScheduler(lambda iteration: -1)])
-    with pytest.raises(polyrl.ConfigurationError, match="factor must be in"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="factor must be in"):
         ReduceLROnPlateau(factor=2)

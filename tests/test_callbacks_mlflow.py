@@ -6,7 +6,8 @@ import numpy as np
 import polyrl
 import pytest
 from callbacks_support import backend_fixture, make_agent
-from polyrl import Agent, MLflowLogger
+from polyrl import Agent
+from polyrl.callbacks import MLflowLogger
 from polyrl.integrations import mlflow as integration
 
 pytest.importorskip("mlflow")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from callbacks_support import backend_fixture, make_agent, make_no_render_env
-from polyrl import APICallLogger, CallbackError, MovieRecorder
-from polyrl.callbacks import RenderError
+from polyrl.callbacks import APICallLogger, MovieRecorder, RenderError
+from polyrl.errors import CallbackError
 
 imageio = pytest.importorskip("imageio.v3")
 

@@ -6,8 +6,8 @@ import io
 
 import pytest
 from callbacks_support import backend_fixture, make_agent
-from polyrl import PlotCallback, ProgressBar, TrainConfig
-from polyrl.callbacks import plots
+from polyrl import TrainConfig
+from polyrl.callbacks import PlotCallback, ProgressBar, plots
 
 backend = backend_fixture()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from callbacks_support import backend_fixture, make_agent
-from polyrl import TensorBoard
+from polyrl.callbacks import TensorBoard
 
 backend = backend_fixture()
 

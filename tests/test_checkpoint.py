@@ -39,7 +39,7 @@ def test_a_crash_mid_save_leaves_the_previous_checkpoint_intact(fake_backend, tm
         (directory / "partial.bin").write_bytes(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(a._driver, "save", crash)
+    monkeypatch.setattr(a._parts.driver, "save", crash)
     with pytest.raises(OSError, match="disk full"):
         a.save(tmp_path / "ck")
     assert (tmp_path / "ck" / "polyrl.json").read_text() == before
@@ -59,19 +59,19 @@ def test_saving_over_an_existing_checkpoint_replaces_it(fake_backend, tmp_path):
 def test_refuses_to_save_over_a_foreign_directory(fake_backend, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(polyrl.CheckpointError, match="not a polyrl checkpoint"):
+    with pytest.raises(polyrl.errors.CheckpointError, match="not a polyrl checkpoint"):
         trained(fake_backend).save(tmp_path / "mine")
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
 
 
 def test_missing_checkpoint_names_the_path(tmp_path):
-    with pytest.raises(polyrl.CheckpointNotFoundError, match=str(tmp_path / "nothing")):
+    with pytest.raises(polyrl.errors.CheckpointNotFoundError, match=str(tmp_path / "nothing")):
         Agent.load(tmp_path / "nothing")
 
 
 def test_foreign_directory_is_not_a_checkpoint(tmp_path):
     (tmp_path / "x.txt").write_text("hi")
-    with pytest.raises(polyrl.CorruptCheckpointError, match="no polyrl.json"):
+    with pytest.raises(polyrl.errors.CorruptCheckpointError, match="no polyrl.json"):
         Agent.load(tmp_path)
 
 
@@ -85,21 +85,23 @@ def test_truncated_native_file_is_detected_before_loading(fake_backend, tmp_path
         raise AssertionError("the driver must not be asked to load a damaged checkpoint")
 
     monkeypatch.setattr(FakeDriver, "load", classmethod(never))
-    with pytest.raises(polyrl.CorruptCheckpointError, match="weights.npy.*truncated"):
+    with pytest.raises(polyrl.errors.CorruptCheckpointError, match="weights.npy.*truncated"):
         Agent.load(tmp_path / "ck")
 
 
 def test_missing_native_file_and_garbled_manifest(fake_backend, tmp_path):
     trained(fake_backend).save(tmp_path / "ck")
     (tmp_path / "ck" / "native" / "state.json").unlink()
-    with pytest.raises(polyrl.CorruptCheckpointError, match="state.json is missing"):
+    with pytest.raises(polyrl.errors.CorruptCheckpointError, match="state.json is missing"):
         Agent.load(tmp_path / "ck")
     (tmp_path / "ck" / "polyrl.json").write_text("{not json")
-    with pytest.raises(polyrl.CorruptCheckpointError, match="unreadable"):
+    with pytest.raises(polyrl.errors.CorruptCheckpointError, match="unreadable"):
         Agent.load(tmp_path / "ck")
 
 
 def test_loading_with_another_backend_named_is_refused(fake_backend, tmp_path):
     trained(fake_backend).save(tmp_path / "ck")
-    with pytest.raises(polyrl.CheckpointBackendMismatchError, match="written by backend 'fake', not 'sb3'"):
+    with pytest.raises(
+        polyrl.errors.CheckpointBackendMismatchError, match="written by backend 'fake', not 'sb3'"
+    ):
         Agent.load(tmp_path / "ck", backend="sb3")

@@ -64,12 +64,14 @@ def test_flags_support_dots_colons_equals_dashes_repeats_and_switches():
 
 
 def test_a_stray_positional_argument_is_an_error():
-    with pytest.raises(polyrl.ConfigurationError, match="unexpected argument 'oops'"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="unexpected argument 'oops'"):
         parse_flags(["oops"])
 
 
 def test_unknown_field_names_the_closest_field_and_all_settable_ones():
-    with pytest.raises(polyrl.ConfigurationError, match=r"--gama; did you mean --gamma\?.*total_steps"):
+    with pytest.raises(
+        polyrl.errors.ConfigurationError, match=r"--gama; did you mean --gamma\?.*total_steps"
+    ):
         route(parse_flags(["--gama", "0.9"]), {"spec": polyrl.AgentSpec, "config": polyrl.TrainConfig})
 
 

@@ -59,7 +59,7 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "    'name': 'cem_partial', 'deterministic': False,\n"
         "    'unsupported': {'resume': 'counters are not saved (example)', 'no_such_check': 'typo'},\n"
         "})\n\n"
-        "@polyrl.hookimpl\n"
+        "@polyrl.backend.hookimpl\n"
         "def polyrl_backends():\n"
         "    return [PARTIAL]\n"
     )

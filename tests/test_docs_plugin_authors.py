@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 from polyrl import hookspecs
 from polyrl.backend import AlgorithmInfo, BackendDriver, BackendInfo
+from polyrl_conformance.bench import hookspecs as bench_hookspecs
 from polyrl_conformance.report import CHECK_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,14 +128,19 @@ def test_info_tables_name_only_real_fields(model: type) -> None:
     assert rows <= set(model.model_fields), f"stale rows: {rows - set(model.model_fields)}"
 
 
+#: Where hooks are declared: the core's, and the bench's (added by the conformance plugin).
+HOOK_MODULES = (hookspecs, bench_hookspecs)
+
+
 def hookspecs_by_name() -> dict[str, inspect.Signature]:
     found = {}
-    for cls in vars(hookspecs).values():
-        if not inspect.isclass(cls) or cls.__module__ != hookspecs.__name__:
-            continue
-        for name, function in vars(cls).items():
-            if hasattr(function, f"{hookspecs.PROJECT}_spec"):  # set by pluggy's HookspecMarker
-                found[name] = inspect.signature(function)
+    for module in HOOK_MODULES:
+        for cls in vars(module).values():
+            if not inspect.isclass(cls) or cls.__module__ != module.__name__:
+                continue
+            for name, function in vars(cls).items():
+                if hasattr(function, f"{hookspecs.PROJECT}_spec"):  # set by pluggy's HookspecMarker
+                    found[name] = inspect.signature(function)
     return found
 
 
@@ -142,7 +148,8 @@ HOOKSPECS = hookspecs_by_name()
 
 
 def test_hookspecs_are_found() -> None:
-    assert {"polyrl_backends", "polyrl_direct_training", "on_iteration_end"} <= set(HOOKSPECS)
+    expected = {"polyrl_backends", "polyrl_addhooks", "polyrl_register_commands", "on_iteration_end"}
+    assert expected | {"polyrl_direct_training", "polyrl_bench_cells"} <= set(HOOKSPECS)
 
 
 @pytest.mark.parametrize("name", sorted(HOOKSPECS))
@@ -195,6 +202,36 @@ def test_init_snippet_builds_a_valid_backend() -> None:
 
     for algorithm, fields in backend.conformance_overrides.items():
         AgentSpec.model_validate({**fields, "backend": backend.name, "algorithm": algorithm})
+
+
+def test_commands_and_cells_snippet_runs() -> None:
+    """Part 5's module, imported into the init snippet's module as the guide says, works as shown."""
+    import types
+
+    from polyrl.cli.app import build_app
+    from polyrl.plugins import PluginRegistry
+    from polyrl_conformance import plugin as conformance_plugin
+    from polyrl_conformance.bench.cells import declared_cells
+    from typer.testing import CliRunner
+
+    init = next(block for block in blocks("python") if "BACKEND = BackendInfo(" in block)
+    extras = next(block for block in blocks("python") if "cli.command(name=" in block)
+    plugin = types.ModuleType("polyrl_mybackend")
+    exec(compile(init, f"{GUIDE.name}[__init__.py]", "exec"), plugin.__dict__)
+    exec(compile(extras, f"{GUIDE.name}[extras.py]", "exec"), plugin.__dict__)
+    registry = PluginRegistry(load_entry_points=False)
+    plugin.registry = lambda: registry  # the snippet's `registry()`: this test's plugins
+    registry.register(conformance_plugin, name="conformance")
+    registry.register(plugin, name="mybackend")
+
+    printed = CliRunner().invoke(build_app(registry), ["mybackend-info", "--algorithm", "dqn"])
+    assert printed.exit_code == 0, printed.output
+    assert f"`polyrl mybackend-info --algorithm dqn` then prints `{printed.stdout.strip()}`" in guide()
+    refused = CliRunner().invoke(build_app(registry), ["mybackend-info", "--algorithm", "ppo"])
+    assert refused.exit_code == 2 and "mybackend has no 'ppo'" in refused.stderr
+    cells = {cell.key: cell for cell in declared_cells(registry)}
+    assert cells["mybackend/dqn/CartPole-v1"].min_return == 400.0
+    assert cells["mybackend/dqn/Acrobot-v1"].spec["batch_size"] == 64
 
 
 def test_walkthrough_names_exist_in_the_torch_example() -> None:

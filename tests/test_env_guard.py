@@ -20,7 +20,8 @@ import numpy as np
 import polyrl
 import pytest
 from gymnasium import spaces
-from polyrl import Agent, AgentSpec, EnvSource, EnvStepError, NonFiniteDataError
+from polyrl import Agent, AgentSpec
+from polyrl.backend import EnvSource
 from polyrl.env_guard import (
     ERROR_INFO_KEY,
     EnvGuard,
@@ -29,6 +30,7 @@ from polyrl.env_guard import (
     observation_check,
     raise_delivered,
 )
+from polyrl.errors import EnvStepError, NonFiniteDataError
 
 NAN, INF = float("nan"), float("inf")
 
@@ -234,7 +236,7 @@ def test_an_exception_of_reset_is_wrapped_even_with_the_check_off():
     assert raised.value.__cause__ is original
 
 
-@pytest.mark.parametrize("passing", [KeyboardInterrupt(), polyrl.ConfigurationError("a polyrl error")])
+@pytest.mark.parametrize("passing", [KeyboardInterrupt(), polyrl.errors.ConfigurationError("a polyrl error")])
 def test_keyboard_interrupts_and_polyrl_errors_pass_unchanged(passing):
     env = guarded(Scripted(BOX, [vec(0, 0, 0), passing]))
     env.reset()

@@ -58,7 +58,7 @@ def test_grid_flags_vary_on_repeats_and_comma_lists_but_list_fields_keep_their_l
     assert config == {"eval_every": 3}
     axes, _ = grid_axes(["--network.hidden", "64,64", "--network.hidden", "32"])
     assert axes == {"network.hidden": [[64, 64], 32]}
-    with pytest.raises(polyrl.ConfigurationError, match="every run of a grid shares one value"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="every run of a grid shares one value"):
         grid_axes(["--total_steps", "10,20"])
 
 
@@ -70,7 +70,7 @@ def test_grid_variants_vary_seeds_fastest_and_reject_unknown_fields(tmp_path):
         {"learning_rate": 0.2, "seed": 0},
         {"learning_rate": 0.2, "seed": 1},
     ]
-    with pytest.raises(polyrl.ConfigurationError, match="not an AgentSpec field"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="not an AgentSpec field"):
         grid.add("learning_rat", [1])
 
 
@@ -171,5 +171,5 @@ def test_a_failing_run_is_reported_and_resume_skips_finished_runs(tmp_path):
 
 
 def test_resume_of_a_directory_that_is_no_experiment_says_what_to_give(tmp_path):
-    with pytest.raises(polyrl.ConfigurationError, match="is not an experiment directory"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="is not an experiment directory"):
         ExperimentGrid.resume(tmp_path)

@@ -44,7 +44,7 @@ from fake_backend import FakePlugin
 _PLUGIN = FakePlugin()
 
 
-@polyrl.hookimpl
+@polyrl.backend.hookimpl
 def polyrl_backends():
     return _PLUGIN.polyrl_backends()
 
@@ -128,14 +128,14 @@ def test_the_seed_field_flag_is_the_seed_axis_like_seeds():
 
 def test_seed_and_seeds_together_are_refused_naming_both():
     axes, _ = grid_axes(["--seed", "0,1"])
-    with pytest.raises(polyrl.ConfigurationError, match=r"both --seed \(0, 1\) and --seeds \(2\)"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match=r"both --seed \(0, 1\) and --seeds \(2\)"):
         seed_axis(["2"], axes, {})
 
 
 def test_steps_given_twice_are_refused_not_dropped():
-    with pytest.raises(polyrl.ConfigurationError, match="--steps 100, --total_steps 200"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="--steps 100, --total_steps 200"):
         grid_train_config([100], {"total_steps": 200})
-    with pytest.raises(polyrl.ConfigurationError, match="--steps 100, --steps 200"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="--steps 100, --steps 200"):
         grid_train_config([100, 200], {})
     assert grid_train_config([100], {"eval_every": 2}).model_dump(exclude_defaults=True) == {
         "total_steps": 100,

@@ -41,7 +41,7 @@ def test_unknown_algorithm_fails_before_torch_is_imported():
         "import sys, polyrl\n"
         "try:\n"
         "    polyrl.Agent(backend='sb3', algorithm='trpo')\n"
-        "except polyrl.UnknownAlgorithmError as exc:\n"
+        "except polyrl.errors.UnknownAlgorithmError as exc:\n"
         "    print('ppo' in str(exc), 'torch' in sys.modules)"
     )
     assert run(code) == "True False"

@@ -50,7 +50,7 @@ def test_callable_env_becomes_an_importable_factory_reference():
 
 def test_unimportable_factory_says_how_to_fix():
     spec = AgentSpec(env={"factory": "no_such_module_xyz:make"})
-    with pytest.raises(polyrl.EnvironmentCreationError, match="pass the callable again"):
+    with pytest.raises(polyrl.errors.EnvironmentCreationError, match="pass the callable again"):
         spec.env.resolve()
 
 

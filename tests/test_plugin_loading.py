@@ -69,12 +69,12 @@ def outcome_of(registry: PluginRegistry, name: str):
 GOOD_BACKEND = """
     import polyrl
 
-    @polyrl.hookimpl
+    @polyrl.backend.hookimpl
     def polyrl_backends():
-        return [polyrl.BackendInfo(
+        return [polyrl.backend.BackendInfo(
             name="{backend}", description="test", driver="nowhere:Driver", library="nolib",
             requires=["nolib_xyz"], install_hint="nolib",
-            algorithms={{"ppo": polyrl.AlgorithmInfo(action_spaces=["discrete"], on_policy=True)}},
+            algorithms={{"ppo": polyrl.backend.AlgorithmInfo(action_spaces=["discrete"], on_policy=True)}},
         )]
 """
 
@@ -92,7 +92,7 @@ def test_module_failing_to_import_is_recorded_warned_and_named_by_unknown_backen
     assert outcome.entry_point == f"x = {name}" and outcome.distribution == "polyrl-x 0.1"
     assert registry.problems() == [outcome]
 
-    with pytest.raises(polyrl.UnknownBackendError) as info:
+    with pytest.raises(polyrl.errors.UnknownBackendError) as info:
         registry.backend("x")
     assert str(info.value).startswith("unknown backend 'x'; installed: [")
     assert (
@@ -128,15 +128,21 @@ def test_module_that_registers_nothing_is_reported_as_empty(site):
         outcome = outcome_of(registry, "nothing")
     assert outcome.status == "empty" and outcome.backends == () and outcome.hooks == ()
     assert str(site / f"{name}.py") in outcome.error
-    with pytest.raises(polyrl.UnknownBackendError, match="'nothing = polyrl_test_loading_nothing'"):
+    with pytest.raises(polyrl.errors.UnknownBackendError, match="'nothing = polyrl_test_loading_nothing'"):
         registry.backend("nothing")
 
 
 def test_backends_hook_returning_nothing_is_empty_but_another_hook_is_enough(site):
     module(
-        site, PREFIX + "none", "import polyrl\n\n@polyrl.hookimpl\ndef polyrl_backends():\n    return []\n"
+        site,
+        PREFIX + "none",
+        "import polyrl\n\n@polyrl.backend.hookimpl\ndef polyrl_backends():\n    return []\n",
     )
-    module(site, PREFIX + "hooks", "import polyrl\n\n@polyrl.hookimpl\ndef on_train_end(result):\n    pass\n")
+    module(
+        site,
+        PREFIX + "hooks",
+        "import polyrl\n\n@polyrl.backend.hookimpl\ndef on_train_end(result):\n    pass\n",
+    )
     module(site, PREFIX + "good", GOOD_BACKEND.format(backend="good_xyz"))
     dist = distribution(site, {"none": PREFIX + "none", "hooks": PREFIX + "hooks", "good": PREFIX + "good"})
     registry = PluginRegistry(entry_points=dist.entry_points)
@@ -154,7 +160,7 @@ def test_misspelled_hookimpl_is_a_failed_plugin_not_a_crash(site):
         site,
         name,
         textwrap.dedent(GOOD_BACKEND.format(backend="typo_xyz"))
-        + "\n\n@polyrl.hookimpl\ndef on_iteration_ned(record):\n    pass\n",
+        + "\n\n@polyrl.backend.hookimpl\ndef on_iteration_ned(record):\n    pass\n",
     )
     dist = distribution(site, {"typo": name})
     with pytest.warns(PluginLoadWarning, match="on_iteration_ned"):
@@ -163,13 +169,13 @@ def test_misspelled_hookimpl_is_a_failed_plugin_not_a_crash(site):
     assert outcome.status == "failed" and outcome.stage == "register"
     assert outcome.error.startswith("PluginValidationError: unknown hook 'on_iteration_ned' in plugin")
     assert "typo_xyz" not in registry.backends()  # rejected as a whole: its hooks are not called
-    with pytest.raises(polyrl.UnknownBackendError, match="was rejected: PluginValidationError"):
+    with pytest.raises(polyrl.errors.UnknownBackendError, match="was rejected: PluginValidationError"):
         registry.backend("typo_xyz")
 
 
 def test_registering_a_misspelled_hookimpl_by_hand_raises(site):
     class Typo:
-        @polyrl.hookimpl
+        @polyrl.backend.hookimpl
         def on_trian_begin(self, context):
             pass
 
@@ -184,7 +190,7 @@ def test_backends_hook_that_raises_is_a_failed_plugin(site):
     module(
         site,
         name,
-        "import polyrl\n\n@polyrl.hookimpl\ndef polyrl_backends():\n    raise RuntimeError('boom')\n",
+        "import polyrl\n\n@polyrl.backend.hookimpl\ndef polyrl_backends():\n    raise RuntimeError('boom')\n",
     )
     module(site, PREFIX + "fine", GOOD_BACKEND.format(backend="fine_xyz"))
     dist = distribution(site, {"raises": name, "fine": PREFIX + "fine"})
@@ -215,7 +221,7 @@ def test_builtin_module_shadowed_by_a_folder_in_the_working_directory(tmp_path):
         "try:\n"
         "    registry.backend('sb3')\n"
         "    error = None\n"
-        "except polyrl.UnknownBackendError as exc:\n"
+        "except polyrl.errors.UnknownBackendError as exc:\n"
         "    error = str(exc)\n"
         "print(json.dumps([outcome.status, outcome.error, error]))\n"
     )

@@ -262,5 +262,5 @@ def test_rllib_validates_ray_connect_timeout():
     assert read_settings(spec).ray_connect_timeout == 5.0
     assert read_settings(polyrl.AgentSpec(backend="rllib", algorithm="ppo")).ray_connect_timeout == 30.0
     bad = polyrl.AgentSpec(backend="rllib", algorithm="ppo", backend_options={"ray_connect_timeout": -1})
-    with pytest.raises(polyrl.UnsupportedOptionError, match="ray_connect_timeout must be a positive"):
+    with pytest.raises(polyrl.errors.UnsupportedOptionError, match="ray_connect_timeout must be a positive"):
         read_settings(bad)

@@ -140,7 +140,9 @@ def test_episode_statistics_cover_the_iteration(trained):
 
 
 def test_dqn_on_a_continuous_env_is_rejected_before_training():
-    with pytest.raises(polyrl.UnsupportedSpaceError, match="rllib/dqn cannot handle the box action space"):
+    with pytest.raises(
+        polyrl.errors.UnsupportedSpaceError, match="rllib/dqn cannot handle the box action space"
+    ):
         Agent(backend="rllib", algorithm="dqn", env="Pendulum-v1")
 
 
@@ -430,7 +432,7 @@ def test_two_agents_share_one_ray_instance(trained):
 
 
 def test_a_bad_backend_option_names_the_valid_ones():
-    with pytest.raises(polyrl.ConfigurationError) as raised:
+    with pytest.raises(polyrl.errors.ConfigurationError) as raised:
         tiny("ppo", backend_options={"train_batch_size_per_lerner": 100})
     message = str(raised.value)
     assert "train_batch_size_per_lerner" in message
@@ -454,7 +456,7 @@ def test_backend_options_reach_the_config():
 
 
 def test_more_workers_than_cpus_fail_fast_instead_of_hanging():
-    with pytest.raises(polyrl.ConfigurationError, match="need 64 CPUs"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="need 64 CPUs"):
         tiny("ppo", n_envs=64, backend_options={"num_env_runners": 64})
 
 
@@ -497,7 +499,7 @@ def test_an_env_failing_in_a_remote_env_runner_names_the_env_and_the_error():
 def test_a_factory_workers_cannot_import_is_explained():
     agent_or_error = None
     with pytest.raises(
-        polyrl.EnvironmentCreationError, match=r"cannot import .*test_rllib.*register_pickle_by_value"
+        polyrl.errors.EnvironmentCreationError, match=r"cannot import .*test_rllib.*register_pickle_by_value"
     ):
         agent_or_error = Agent(
             backend="rllib", algorithm="ppo", env=make_cartpole, seed=0, **TINY["ppo"],
@@ -517,7 +519,7 @@ def test_a_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *args: None if name == "ray" else real(name, *args)
     )
-    with pytest.raises(polyrl.BackendNotInstalledError, match=r"pip install 'polyrl\[rllib\]'"):
+    with pytest.raises(polyrl.errors.BackendNotInstalledError, match=r"pip install 'polyrl\[rllib\]'"):
         ensure_installed(BACKEND)
 
 

@@ -25,8 +25,9 @@ pytest.importorskip("ray.rllib")
 import cloudpickle
 import ray.cloudpickle
 import torch
-from polyrl import Agent, CheckpointError, CorruptCheckpointError
+from polyrl import Agent
 from polyrl.checkpoint import describe_files
+from polyrl.errors import CheckpointError, CorruptCheckpointError
 from polyrl_rllib import BACKEND, replay
 from polyrl_rllib.driver import CHECKPOINT_DIR, RllibDriver
 from polyrl_rllib.state import ALGORITHM_STATE

@@ -47,7 +47,9 @@ def test_every_algorithm_trains_acts_and_reports(algorithm):
 
 
 def test_dqn_on_a_continuous_env_is_rejected_before_training():
-    with pytest.raises(polyrl.UnsupportedSpaceError, match="sb3/dqn cannot handle the box action space"):
+    with pytest.raises(
+        polyrl.errors.UnsupportedSpaceError, match="sb3/dqn cannot handle the box action space"
+    ):
         Agent(backend="sb3", algorithm="dqn", env="Pendulum-v1")
 
 
@@ -92,7 +94,8 @@ def test_learning_rate_change_reaches_every_optimizer_and_survives_updates():
 
 def test_backend_options_are_checked_by_name_and_applied():
     with pytest.raises(
-        polyrl.UnsupportedOptionError, match=r"n_stepz.*did you mean \[.n_steps.\].*Valid keys.*n_steps"
+        polyrl.errors.UnsupportedOptionError,
+        match=r"n_stepz.*did you mean \[.n_steps.\].*Valid keys.*n_steps",
     ):
         tiny("ppo", backend_options={"n_stepz": 3})
     agent = tiny("ppo", backend_options={"normalize_advantage": False, "target_kl": 0.02})
@@ -100,7 +103,7 @@ def test_backend_options_are_checked_by_name_and_applied():
 
 
 def test_a2c_has_no_batch_size():
-    with pytest.raises(polyrl.UnsupportedOptionError, match="no batch size"):
+    with pytest.raises(polyrl.errors.UnsupportedOptionError, match="no batch size"):
         tiny("a2c", batch_size=32)
 
 

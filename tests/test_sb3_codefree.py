@@ -19,8 +19,9 @@ pytest.importorskip("stable_baselines3")
 
 import cloudpickle
 import torch
-from polyrl import Agent, CorruptCheckpointError
+from polyrl import Agent
 from polyrl.checkpoint import describe_files
+from polyrl.errors import CorruptCheckpointError
 from polyrl_sb3.legacy import PickledCheckpointError, convert_pickled_checkpoint
 from stable_baselines3 import PPO
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import polyrl
 import pytest
 from callbacks_support import make_agent
-from polyrl import CallbackError, CSVLogger, JSONLinesLogger, MLflowLogger
-from polyrl.errors import TrackingUnreachableError, TrackingUnreachableWarning
+from polyrl.callbacks import CSVLogger, JSONLinesLogger, MLflowLogger
+from polyrl.errors import CallbackError, TrackingUnreachableError, TrackingUnreachableWarning
 from polyrl.integrations import mlflow as integration
 from polyrl.redact import redact_uri
 
@@ -136,7 +136,7 @@ from fake_backend import FakePlugin
 _PLUGIN = FakePlugin()
 
 
-@polyrl.hookimpl
+@polyrl.backend.hookimpl
 def polyrl_backends():
     return _PLUGIN.polyrl_backends()
 '''

@@ -99,7 +99,9 @@ def test_continuous_actions_come_back_in_env_scale():
 
 
 def test_dqn_on_a_continuous_env_is_rejected_before_training():
-    with pytest.raises(polyrl.UnsupportedSpaceError, match="tianshou/dqn cannot handle the box action space"):
+    with pytest.raises(
+        polyrl.errors.UnsupportedSpaceError, match="tianshou/dqn cannot handle the box action space"
+    ):
         Agent(backend="tianshou", algorithm="dqn", env="Pendulum-v1")
 
 
@@ -108,7 +110,7 @@ def test_missing_library_names_the_extra(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "tianshou" else real(name, *a)
     )
-    with pytest.raises(polyrl.BackendNotInstalledError, match=r"pip install 'polyrl\[tianshou\]'"):
+    with pytest.raises(polyrl.errors.BackendNotInstalledError, match=r"pip install 'polyrl\[tianshou\]'"):
         Agent(backend="tianshou", algorithm="ppo", env="CartPole-v1")
 
 
@@ -129,7 +131,7 @@ def test_spec_values_are_what_tianshou_holds():
     )
     effective = agent.effective_hyperparameters()
     algorithm = agent.native
-    driver = agent._driver
+    driver = agent._parts.driver
     assert (effective.gamma, algorithm.gamma) == (0.97, 0.97)
     assert effective.learning_rate == 1e-3 == algorithm.optim._optim.param_groups[0]["lr"]
     assert effective.hidden == [32, 16] and effective.activation == "relu"
@@ -187,11 +189,11 @@ def test_off_policy_sections_map_to_tianshou_names():
         0.2,
         0.01,
     )
-    params = td3._driver.trainer_params
+    params = td3._parts.driver.trainer_params
     assert (
         params.collection_step_num_env_steps == 2 and params.update_step_num_gradient_steps_per_sample == 1.5
     )
-    assert td3._driver.buffer.maxsize == 1000
+    assert td3._parts.driver.buffer.maxsize == 1000
     record = td3.train(iterations=2).records[-1]
     assert record.metrics["gradient_steps"] == 150  # 50 collection steps x 3 gradient steps
     dqn = tiny(
@@ -216,13 +218,13 @@ def test_learning_rate_change_reaches_every_optimizer_and_survives_updates():
 
 def test_backend_options_are_checked_by_name_and_applied():
     with pytest.raises(
-        polyrl.ConfigurationError,
+        polyrl.errors.ConfigurationError,
         match=r"eps_clipp.*did you mean \['eps_clip'.*Valid keys.*eps_clip.*vec_env",
     ):
         tiny("ppo", backend_options={"eps_clipp": 0.3})
-    with pytest.raises(polyrl.ConfigurationError, match="vec_env must be 'dummy' or 'subproc'"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="vec_env must be 'dummy' or 'subproc'"):
         tiny("ppo", backend_options={"vec_env": "ray"})
-    with pytest.raises(polyrl.ConfigurationError, match="PPO refused the settings.*dual_clip"):
+    with pytest.raises(polyrl.errors.ConfigurationError, match="PPO refused the settings.*dual_clip"):
         tiny("ppo", backend_options={"dual_clip": 0.5})  # Tianshou requires dual_clip > 1
     agent = tiny(
         "ppo", backend_options={"value_clip": True, "dual_clip": 3.0, "advantage_normalization": False}
@@ -276,8 +278,8 @@ def test_save_load_keeps_actions_optimizer_counters_and_replay_buffer(tmp_path):
     again = Agent.load(tmp_path / "dqn")
     obs = observations(agent, 64)
     np.testing.assert_array_equal(agent.act(obs), again.act(obs))
-    assert len(again._driver.buffer) == len(agent._driver.buffer) == 300
-    np.testing.assert_array_equal(again._driver.buffer.obs[:300], agent._driver.buffer.obs[:300])
+    assert len(again._parts.driver.buffer) == len(agent._parts.driver.buffer) == 300
+    np.testing.assert_array_equal(again._parts.driver.buffer.obs[:300], agent._parts.driver.buffer.obs[:300])
     saved_optim = agent.native.optim._optim.state_dict()
     loaded_optim = again.native.optim._optim.state_dict()
     assert [s["step"] for s in saved_optim["state"].values()] == [
@@ -289,7 +291,7 @@ def test_save_load_keeps_actions_optimizer_counters_and_replay_buffer(tmp_path):
     assert again.native._iter == agent.native._iter
     result = again.train(iterations=1)
     assert result.records[0].iteration == 4 and result.env_steps == 400
-    assert len(again._driver.buffer) == 400 and np.isfinite(result.records[0].losses["loss"])
+    assert len(again._parts.driver.buffer) == 400 and np.isfinite(result.records[0].losses["loss"])
 
 
 def test_save_load_on_policy_continues_with_the_same_learning_rate(tmp_path):
@@ -326,7 +328,7 @@ def test_factory_env_with_several_envs(vec_env):
     assert agent.spec.env.factory.endswith(":make_cartpole")
     # isinstance: the subprocess one is polyrl's subclass that raises the env errors it is handed
     assert isinstance(
-        agent._driver.venv,
+        agent._parts.driver.venv,
         {"dummy": tianshou.env.DummyVectorEnv, "subproc": tianshou.env.SubprocVectorEnv}[vec_env],
     )
     result = agent.train(iterations=2)
@@ -353,7 +355,7 @@ def test_the_docs_backend_options_example_builds_what_it_says():
     exec(compile(_doc_blocks()[1], str(DOC), "exec"), namespace)
     agent = namespace["agent"]
     assert agent.native.value_clip is True
-    assert isinstance(agent._driver.venv, tianshou.env.SubprocVectorEnv)
+    assert isinstance(agent._parts.driver.venv, tianshou.env.SubprocVectorEnv)
     agent.close()
 
 

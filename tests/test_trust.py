@@ -67,12 +67,12 @@ def evil_module(tmp_path, monkeypatch):
 def test_a_factory_named_by_a_checkpoint_is_not_imported_without_consent(fake_backend, tmp_path, evil_module):
     trained(fake_backend).save(tmp_path / "ck")
     edit_manifest(tmp_path / "ck", spec_env={"factory": "evil_mod:make", "kwargs": {"x": 1}})
-    with pytest.raises(polyrl.UntrustedCheckpointError) as caught:
+    with pytest.raises(polyrl.errors.UntrustedCheckpointError) as caught:
         Agent.load(tmp_path / "ck")
     message = str(caught.value)
     assert "'evil_mod:make'" in message and "trust_env_factory=True" in message
     assert "env=" in message and "--trust-env-factory" in message
-    assert isinstance(caught.value, polyrl.CheckpointError)
+    assert isinstance(caught.value, polyrl.errors.CheckpointError)
     assert not any(evil_module.iterdir()) and "evil_mod" not in sys.modules
 
     agent = Agent.load(tmp_path / "ck", trust_env_factory=True)
@@ -83,7 +83,7 @@ def test_a_factory_named_by_a_checkpoint_is_not_imported_without_consent(fake_ba
 def test_os_system_as_factory_is_refused(fake_backend, tmp_path):
     trained(fake_backend).save(tmp_path / "ck")
     edit_manifest(tmp_path / "ck", spec_env={"factory": "os:system", "kwargs": {"command": "touch PWNED"}})
-    with pytest.raises(polyrl.UntrustedCheckpointError, match="'os:system' with arguments"):
+    with pytest.raises(polyrl.errors.UntrustedCheckpointError, match="'os:system' with arguments"):
         Agent.load(tmp_path / "ck")
 
 
@@ -97,7 +97,9 @@ def test_a_caller_supplied_env_needs_no_trust(fake_backend, tmp_path, evil_modul
 def test_a_gymnasium_id_with_a_module_prefix_counts_as_code(fake_backend, tmp_path, evil_module):
     trained(fake_backend).save(tmp_path / "ck")
     edit_manifest(tmp_path / "ck", spec_env="evil_mod:CartPole-v1")
-    with pytest.raises(polyrl.UntrustedCheckpointError, match="'evil_mod' prefix makes Gymnasium import"):
+    with pytest.raises(
+        polyrl.errors.UntrustedCheckpointError, match="'evil_mod' prefix makes Gymnasium import"
+    ):
         Agent.load(tmp_path / "ck")
     assert not any(evil_module.iterdir())
 
@@ -154,7 +156,7 @@ def no_driver_load(monkeypatch):
 def test_inconsistent_manifests_are_corrupt(fake_backend, tmp_path, no_driver_load, changes, expected):
     trained(fake_backend).save(tmp_path / "ck")
     edit_manifest(tmp_path / "ck", **changes)
-    with pytest.raises(polyrl.CorruptCheckpointError, match=expected):
+    with pytest.raises(polyrl.errors.CorruptCheckpointError, match=expected):
         Agent.load(tmp_path / "ck")
 
 
@@ -165,7 +167,7 @@ def test_symlinked_native_files_are_refused(fake_backend, tmp_path, no_driver_lo
     outside.write_bytes(weights.read_bytes())  # same size and hash: only the link is wrong
     weights.unlink()
     weights.symlink_to(outside)
-    with pytest.raises(polyrl.CorruptCheckpointError, match="native/weights.npy is a symbolic link"):
+    with pytest.raises(polyrl.errors.CorruptCheckpointError, match="native/weights.npy is a symbolic link"):
         Agent.load(tmp_path / "ck")
 
 
@@ -175,7 +177,7 @@ def test_a_symlinked_manifest_is_refused(fake_backend, tmp_path):
     (tmp_path / "real.json").write_text(manifest.read_text())
     manifest.unlink()
     manifest.symlink_to(tmp_path / "real.json")
-    with pytest.raises(polyrl.CorruptCheckpointError, match="polyrl.json is a symbolic link"):
+    with pytest.raises(polyrl.errors.CorruptCheckpointError, match="polyrl.json is a symbolic link"):
         Agent.load(tmp_path / "ck")
 
 
@@ -183,7 +185,7 @@ def test_an_unlisted_native_file_is_named(fake_backend, tmp_path, no_driver_load
     trained(fake_backend).save(tmp_path / "ck")
     (tmp_path / "ck" / "native" / "sub").mkdir()
     (tmp_path / "ck" / "native" / "sub" / "payload.pkl").write_bytes(b"\x80\x04")
-    with pytest.raises(polyrl.CorruptCheckpointError, match="native/sub/payload.pkl is not listed"):
+    with pytest.raises(polyrl.errors.CorruptCheckpointError, match="native/sub/payload.pkl is not listed"):
         Agent.load(tmp_path / "ck")
 
 
@@ -193,7 +195,9 @@ def test_a_directory_with_a_foreign_polyrl_json_is_left_intact(fake_backend, tmp
     target.mkdir()
     (target / "polyrl.json").write_text('{"my": "config"}')
     (target / "thesis.tex").write_text("precious")
-    with pytest.raises(polyrl.CheckpointError, match="not a polyrl checkpoint.*polyrl.json, thesis.tex"):
+    with pytest.raises(
+        polyrl.errors.CheckpointError, match="not a polyrl checkpoint.*polyrl.json, thesis.tex"
+    ):
         trained(fake_backend).save(target)
     assert (target / "thesis.tex").read_text() == "precious"
     assert json.loads((target / "polyrl.json").read_text()) == {"my": "config"}
@@ -206,7 +210,7 @@ def test_a_checkpoint_holding_foreign_files_is_not_replaced(fake_backend, tmp_pa
     agent.save(tmp_path / "ck")
     (tmp_path / "ck" / foreign).write_text("mine")
     before = (tmp_path / "ck" / "polyrl.json").read_text()
-    with pytest.raises(polyrl.CheckpointError, match=f"does not list: {foreign}"):
+    with pytest.raises(polyrl.errors.CheckpointError, match=f"does not list: {foreign}"):
         agent.save(tmp_path / "ck")
     assert (tmp_path / "ck" / foreign).read_text() == "mine"
     assert (tmp_path / "ck" / "polyrl.json").read_text() == before
@@ -223,7 +227,7 @@ def test_saving_through_a_symlink_is_refused(fake_backend, tmp_path):
     agent = trained(fake_backend)
     agent.save(tmp_path / "real")
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    with pytest.raises(polyrl.CheckpointError, match="is a symbolic link.*Save to the real path"):
+    with pytest.raises(polyrl.errors.CheckpointError, match="is a symbolic link.*Save to the real path"):
         agent.save(tmp_path / "link")
     assert (tmp_path / "link").is_symlink() and Agent.load(tmp_path / "real").iterations == 1
 
@@ -250,7 +254,7 @@ def test_stale_staging_dirs_are_removed_but_live_and_unrelated_ones_kept(fake_ba
 def test_a_file_where_a_directory_should_be_is_a_checkpoint_error(fake_backend, tmp_path):
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(
-        polyrl.CheckpointWriteError, match=f"cannot save the checkpoint to {tmp_path}/file.txt/ck"
+        polyrl.errors.CheckpointWriteError, match=f"cannot save the checkpoint to {tmp_path}/file.txt/ck"
     ):
         trained(fake_backend).save(tmp_path / "file.txt" / "ck")
 
@@ -261,8 +265,8 @@ def test_a_permission_error_while_writing_is_a_checkpoint_error(fake_backend, tm
     def denied(directory):
         raise PermissionError(13, "Permission denied", str(directory / "weights.npy"))
 
-    monkeypatch.setattr(agent._driver, "save", denied)
-    with pytest.raises(polyrl.CheckpointError, match="Permission denied.*weights.npy") as caught:
+    monkeypatch.setattr(agent._parts.driver, "save", denied)
+    with pytest.raises(polyrl.errors.CheckpointError, match="Permission denied.*weights.npy") as caught:
         agent.save(tmp_path / "ck")
     assert str(tmp_path / "ck") in str(caught.value) and isinstance(caught.value, OSError)
     assert list(tmp_path.iterdir()) == []
@@ -274,7 +278,7 @@ def test_a_read_only_directory_is_a_checkpoint_error(fake_backend, tmp_path):
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        with pytest.raises(polyrl.CheckpointWriteError, match="Permission denied"):
+        with pytest.raises(polyrl.errors.CheckpointWriteError, match="Permission denied"):
             trained(fake_backend).save(locked / "ck")
     finally:
         locked.chmod(0o755)
@@ -289,18 +293,18 @@ from fake_backend import FakePlugin
 polyrl.registry().register(FakePlugin(), name="fake-plugin")
 target, ready, go = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 agent = polyrl.Agent(backend="fake", algorithm="linear", env="CartPole-v1", seed=int(sys.argv[4]))
-write = agent._driver.save
+write = agent._parts.driver.save
 def slow(directory):
     write(directory)
     ready.touch()
     deadline = time.time() + 60
     while not go.exists() and time.time() < deadline:
         time.sleep(0.01)
-agent._driver.save = slow
+agent._parts.driver.save = slow
 try:
     agent.save(target)
     print("saved")
-except polyrl.CheckpointError as exc:
+except polyrl.errors.CheckpointError as exc:
     print("lost", type(exc).__name__, exc)
 """
 

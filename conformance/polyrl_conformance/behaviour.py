@@ -195,9 +195,7 @@ class BehaviourRuns:
         """A new agent of the case's spec with `updates` laid over it (closed with the scenario)."""
         document = self.scenario.spec.model_dump(mode="json", exclude_unset=True)
         document.update(updates)
-        agent = Agent(type(self.scenario.spec).model_validate(document))
-        self.scenario._agents.append(agent)
-        return agent
+        return self.scenario.adopt(Agent(type(self.scenario.spec).model_validate(document)))
 
     # -- learning rate ------------------------------------------------------------------------
     @once
@@ -291,7 +289,7 @@ class BehaviourRuns:
         saved = AgentState.of(saver, batch)
         saved_parameters, saved_replay = parameters_of(saver), saver.replay_size
         loaded = Agent.load(path, trust_env_factory=True)  # the suite wrote it, with its own env
-        self.scenario._agents.append(loaded)
+        self.scenario.adopt(loaded)
         reloaded = AgentState.of(loaded, batch)
         reloaded_parameters, reloaded_replay = parameters_of(loaded), loaded.replay_size
         resumed_records = list(loaded.train(after).records)

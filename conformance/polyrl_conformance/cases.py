@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from polyrl_conformance.envs import ENVIRONMENTS, MISMATCH_PROBE, ConformanceEnv
 
 if TYPE_CHECKING:
-    from polyrl import AgentSpec, BackendInfo
+    from polyrl import AgentSpec
+    from polyrl.backend import BackendInfo
 
 #: Spec fields every case uses (a backend's `conformance_overrides` for the algorithm win).
 #: The values are deliberately not the libraries' defaults, so the effective-hyperparameters
@@ -78,7 +79,8 @@ def space_kinds(env: ConformanceEnv) -> tuple[str, str]:
 
 def make_env(env: ConformanceEnv) -> Any:
     """A fresh instance of a suite environment, built the way the core builds it."""
-    from polyrl import AgentSpec, EnvSource
+    from polyrl import AgentSpec
+    from polyrl.backend import EnvSource
 
     spec = AgentSpec(env=env.spec_value())
     return EnvSource.from_spec(spec).make()

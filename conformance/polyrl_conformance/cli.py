@@ -1,7 +1,8 @@
 """`polyrl conformance`: run the suite and print the result matrix.
 
-The polyrl CLI registers `conformance` as a command; this module imports only typer at import
-time (pytest, rich tables and the backends load when the command runs).
+The conformance plugin (`polyrl_conformance.plugin`) adds `conformance` to the `polyrl` app; this
+module imports only typer at import time (pytest, rich tables and the backends load when the
+command runs).
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from polyrl import Agent, Callback, PlayConfig, TrainConfig
 from polyrl_conformance.cases import Case, make_env, make_spec
 
 if TYPE_CHECKING:
-    from polyrl import BackendInfo, CheckpointManifest, PlayResult, TrainResult
+    from polyrl import CheckpointManifest, PlayResult, TrainResult
+    from polyrl.backend import BackendInfo
 
 T = TypeVar("T")
 
@@ -95,7 +96,7 @@ class HookRecorder(Callback):
     def on_play_end(self, context: Any, result: Any) -> None:
         self.calls.append("on_play_end")
 
-    def on_episode_begin(self, context: Any, episode: int) -> None:
+    def on_episode_begin(self, context: Any, index: int) -> None:
         self.calls.append("on_episode_begin")
         self.rewards.append([])
 
@@ -258,7 +259,10 @@ class EnvScenario:
 
     def build(self) -> Agent:
         """A new agent of this case's spec (closed with the scenario)."""
-        agent = Agent(self.spec)
+        return self.adopt(Agent(self.spec))
+
+    def adopt(self, agent: Agent) -> Agent:
+        """Close `agent` with the scenario; return it."""
         self._agents.append(agent)
         return agent
 

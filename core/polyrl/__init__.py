@@ -2,67 +2,24 @@
 
 One typed API (train, play, evaluate, save, load, act, callbacks) over the RL libraries people
 already trust, each wrapped by a pluggy plugin. Importing polyrl imports no backend library.
+
+The names here are a user's; the rest lives by audience:
+- `polyrl.callbacks`: the Callback base class, the run contexts and every shipped callback;
+- `polyrl.errors`: every error polyrl raises (`PolyrlError` is also here);
+- `polyrl.backend`: what a backend plugin author needs (BackendInfo, BackendDriver, hookimpl...).
 """
 
+import importlib
+import warnings
+from typing import Any
+
 from polyrl.agent import Agent
-from polyrl.backend import AlgorithmInfo, BackendDriver, BackendInfo, EffectiveHyperparameters
-from polyrl.callbacks import (
-    APICallLogger,
-    Callback,
-    CSVLogger,
-    EarlyStopping,
-    Evaluation,
-    JSONLinesLogger,
-    LearningRateScheduler,
-    MLflowLogger,
-    ModelCheckpoint,
-    MovieRecorder,
-    PlotCallback,
-    ProgressBar,
-    ReduceLROnPlateau,
-    RunConfig,
-    RunConfigLogger,
-    RunContext,
-    TensorBoard,
-)
+from polyrl.callbacks import Callback
 from polyrl.config import PlayConfig, TrainConfig
-from polyrl.envs import EnvSource
-from polyrl.errors import (
-    BackendNotInstalledError,
-    CallbackError,
-    CheckpointBackendMismatchError,
-    CheckpointError,
-    CheckpointNotFoundError,
-    CheckpointWriteError,
-    ConfigurationError,
-    CorruptCheckpointError,
-    EnvironmentCreationError,
-    EnvStepError,
-    InvalidObservationError,
-    NonFiniteDataError,
-    PluginError,
-    PolyrlError,
-    RayConnectionError,
-    TrackingUnreachableError,
-    TrackingUnreachableWarning,
-    UnknownAlgorithmError,
-    UnknownBackendError,
-    UnsupportedOptionError,
-    UnsupportedSpaceError,
-    UntrustedCheckpointError,
-)
-from polyrl.hookspecs import hookimpl
+from polyrl.errors import PolyrlError
 from polyrl.manifest import CheckpointManifest
 from polyrl.plugins import registry
-from polyrl.records import (
-    COMMON_METRICS,
-    EpisodeRecord,
-    IterationRecord,
-    IterationReport,
-    PlayResult,
-    StepRecord,
-    TrainResult,
-)
+from polyrl.records import COMMON_METRICS, EpisodeRecord, IterationRecord, PlayResult, StepRecord, TrainResult
 from polyrl.spec import AgentSpec, EnvFactorySpec, NetworkSpec
 from polyrl.versions import polyrl_version
 
@@ -70,64 +27,96 @@ __version__ = polyrl_version()
 
 __all__ = [
     "COMMON_METRICS",
-    "APICallLogger",
     "Agent",
     "AgentSpec",
-    "AlgorithmInfo",
-    "BackendDriver",
-    "BackendInfo",
-    "BackendNotInstalledError",
-    "CSVLogger",
     "Callback",
-    "CallbackError",
-    "CheckpointBackendMismatchError",
-    "CheckpointError",
     "CheckpointManifest",
-    "CheckpointNotFoundError",
-    "CheckpointWriteError",
-    "ConfigurationError",
-    "CorruptCheckpointError",
-    "EarlyStopping",
-    "EffectiveHyperparameters",
     "EnvFactorySpec",
-    "EnvSource",
-    "EnvStepError",
-    "EnvironmentCreationError",
     "EpisodeRecord",
-    "Evaluation",
-    "InvalidObservationError",
     "IterationRecord",
-    "IterationReport",
-    "JSONLinesLogger",
-    "LearningRateScheduler",
-    "MLflowLogger",
-    "ModelCheckpoint",
-    "MovieRecorder",
     "NetworkSpec",
-    "NonFiniteDataError",
     "PlayConfig",
     "PlayResult",
-    "PlotCallback",
-    "PluginError",
     "PolyrlError",
-    "ProgressBar",
-    "RayConnectionError",
-    "ReduceLROnPlateau",
-    "RunConfig",
-    "RunConfigLogger",
-    "RunContext",
     "StepRecord",
-    "TensorBoard",
-    "TrackingUnreachableError",
-    "TrackingUnreachableWarning",
     "TrainConfig",
     "TrainResult",
-    "UnknownAlgorithmError",
-    "UnknownBackendError",
-    "UnsupportedOptionError",
-    "UnsupportedSpaceError",
-    "UntrustedCheckpointError",
     "__version__",
-    "hookimpl",
     "registry",
 ]
+
+#: Names that moved to the module of their audience: still importable from `polyrl`, with a
+#: DeprecationWarning naming the new place (removed in 0.3).
+_MOVED = {
+    **{
+        name: "polyrl.callbacks"
+        for name in (
+            "APICallLogger",
+            "CSVLogger",
+            "EarlyStopping",
+            "Evaluation",
+            "JSONLinesLogger",
+            "LearningRateScheduler",
+            "MLflowLogger",
+            "ModelCheckpoint",
+            "MovieRecorder",
+            "PlotCallback",
+            "ProgressBar",
+            "ReduceLROnPlateau",
+            "RunConfig",
+            "RunConfigLogger",
+            "RunContext",
+            "TensorBoard",
+        )
+    },
+    **{
+        name: "polyrl.errors"
+        for name in (
+            "BackendNotInstalledError",
+            "CallbackError",
+            "CheckpointBackendMismatchError",
+            "CheckpointError",
+            "CheckpointNotFoundError",
+            "CheckpointWriteError",
+            "ConfigurationError",
+            "CorruptCheckpointError",
+            "EnvStepError",
+            "EnvironmentCreationError",
+            "InvalidObservationError",
+            "NonFiniteDataError",
+            "PluginError",
+            "RayConnectionError",
+            "TrackingUnreachableError",
+            "TrackingUnreachableWarning",
+            "UnknownAlgorithmError",
+            "UnknownBackendError",
+            "UnsupportedOptionError",
+            "UnsupportedSpaceError",
+            "UntrustedCheckpointError",
+        )
+    },
+    **{
+        name: "polyrl.backend"
+        for name in (
+            "AlgorithmInfo",
+            "BackendDriver",
+            "BackendInfo",
+            "EffectiveHyperparameters",
+            "EnvSource",
+            "IterationReport",
+            "hookimpl",
+        )
+    },
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'polyrl' has no attribute {name!r}")
+    warnings.warn(
+        f"polyrl.{name} moved: import it from {module} (`from {module} import {name}`)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from polyrl.callbacks.context import RunContext
-from polyrl.callbacks.dispatch import CallbackDispatcher
+from polyrl.callbacks.callback_list import CallbackList
+from polyrl.callbacks.context import PlayContext, TrainContext
 from polyrl.checkpoint import read_manifest, write_checkpoint
 from polyrl.config import PlayConfig, TrainConfig
 from polyrl.envs import EnvSource, batch_observations, is_single_observation, space_kind
@@ -19,48 +18,21 @@ from polyrl.errors import (
     CheckpointBackendMismatchError,
     ConfigurationError,
     InvalidObservationError,
-    UnknownAlgorithmError,
-    UnsupportedSpaceError,
     UntrustedCheckpointError,
 )
 from polyrl.manifest import NATIVE_DIR, CheckpointManifest, FileEntry
 from polyrl.playing import run_play
-from polyrl.plugins import ensure_installed, library_version, registry
+from polyrl.plugins import library_version, registry
+from polyrl.run import AgentParts, Run, build_parts
 from polyrl.spec import AgentSpec, EnvFactorySpec
 from polyrl.training import run_training
 from polyrl.versions import environment_versions, polyrl_version
 
+ConfigT = TypeVar("ConfigT", TrainConfig, PlayConfig)
+
 if TYPE_CHECKING:
     from polyrl.backend import BackendDriver, BackendInfo, EffectiveHyperparameters
-    from polyrl.records import IterationReport, PlayResult, TrainResult
-
-
-def _check_algorithm(info: BackendInfo, spec: AgentSpec) -> None:
-    if spec.algorithm not in info.algorithms:
-        raise UnknownAlgorithmError(
-            f"backend {info.name!r} has no algorithm {spec.algorithm!r}; it provides "
-            f"{sorted(info.algorithms)}"
-        )
-
-
-def _check_spaces(info: BackendInfo, spec: AgentSpec, env: EnvSource) -> None:
-    _check_algorithm(info, spec)
-    algorithm = info.algorithms[spec.algorithm]
-    action_kind = space_kind(env.action_space)
-    observation_kind = space_kind(env.observation_space)
-    if action_kind not in algorithm.action_spaces:
-        fitting = sorted(n for n, a in info.algorithms.items() if action_kind in a.action_spaces)
-        raise UnsupportedSpaceError(
-            f"{info.name}/{spec.algorithm} cannot handle the {action_kind} action space of "
-            f"{env.name} ({env.action_space}); it handles {algorithm.action_spaces}. Algorithms "
-            f"of {info.name!r} for this env: {fitting}"
-        )
-    if observation_kind not in algorithm.observation_spaces:
-        raise UnsupportedSpaceError(
-            f"{info.name}/{spec.algorithm} cannot handle the {observation_kind} observation "
-            f"space of {env.name} ({env.observation_space}); it handles "
-            f"{algorithm.observation_spaces}"
-        )
+    from polyrl.records import PlayResult, TrainResult
 
 
 def _refuse_named_code(path: Path, spec: AgentSpec) -> None:
@@ -104,98 +76,102 @@ class Agent:
     """
 
     def __init__(self, spec: AgentSpec | dict[str, Any] | None = None, /, **fields: Any) -> None:
-        spec = _spec_from(spec, fields)
-        info = registry().backend(spec.backend)
-        _check_algorithm(info, spec)
-        ensure_installed(info)
-        env = EnvSource.from_spec(spec)
-        _check_spaces(info, spec, env)
-        driver = registry().driver_class(spec.backend).create(spec, env)
-        self._attach(spec, info, env, driver)
+        self._parts = build_parts(_spec_from(spec, fields), _create)
+        self._runs: list[Run] = []  # the calls in progress, innermost last (play inside train)
 
-    def _attach(self, spec: AgentSpec, info: BackendInfo, env: EnvSource, driver: BackendDriver) -> None:
-        self._spec = spec
-        self._info = info
-        self._env = env
-        self._driver = driver
-        self._iterations = 0
-        self._episodes = 0
-        self._dispatcher: CallbackDispatcher | None = None
+    @classmethod
+    def _from_parts(cls, parts: AgentParts) -> Agent:
+        agent = cls.__new__(cls)
+        # The class initialises its own new instance (what __init__ does for a spec).
+        agent._parts = parts  # noqa: SLF001
+        agent._runs = []  # noqa: SLF001
+        return agent
 
     # -- what the agent is -------------------------------------------------------------------
     @property
     def spec(self) -> AgentSpec:
         """The spec this agent was built from (a copy; changing it changes nothing)."""
-        return self._spec.model_copy(deep=True)
+        return self._parts.spec.model_copy(deep=True)
 
     @property
-    def backend(self) -> BackendInfo:
-        """The BackendInfo of this agent's backend."""
-        return self._info
+    def backend(self) -> str:
+        """The name of this agent's backend (what `Agent(backend=...)` took)."""
+        return self._parts.spec.backend
+
+    @property
+    def backend_info(self) -> BackendInfo:
+        """The BackendInfo of this agent's backend: its library, algorithms and spaces."""
+        return self._parts.info
 
     @property
     def env_source(self) -> EnvSource:
         """Builds fresh environments of this agent's spec."""
-        return self._env
+        return self._parts.env
 
     @property
     def observation_space(self) -> Any:
         """The environment's observation space."""
-        return self._env.observation_space
+        return self._parts.env.observation_space
 
     @property
     def action_space(self) -> Any:
         """The environment's action space."""
-        return self._env.action_space
+        return self._parts.env.action_space
 
     @property
     def env_steps(self) -> int:
         """Env steps collected in training over the agent's life (continues after load)."""
-        return self._driver.env_steps
+        return self._parts.driver.env_steps
 
     @property
     def iterations(self) -> int:
         """Training iterations over the agent's life (continues after load)."""
-        return self._iterations
+        return self._parts.iterations
 
     @property
     def episodes(self) -> int:
         """Training episodes completed over the agent's life (continues after load)."""
-        return self._episodes
+        return self._parts.episodes
 
     @property
     def learning_rate(self) -> float:
         """The learning rate the backend's optimizer uses now; settable."""
-        return self._driver.get_learning_rate()
+        return self._parts.driver.get_learning_rate()
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
         # 0 is allowed here (it freezes the policy for a while); a spec's learning rate is > 0.
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < float("inf"):
             raise ConfigurationError(f"learning_rate must be a finite number >= 0, got {value!r}")
+        driver = self._parts.driver
         self._timed(
-            "driver", "set_learning_rate", lambda: self._driver.set_learning_rate(float(value)), f"{value:g}"
+            "driver", "set_learning_rate", lambda: driver.set_learning_rate(float(value)), f"{value:g}"
         )
 
     def parameters(self) -> dict[str, np.ndarray]:
         """The trainable parameters (what the optimizers update) as NumPy copies, by name."""
-        return self._driver.parameters()
+        return self._parts.driver.parameters()
 
     @property
     def replay_size(self) -> int | None:
         """Transitions in the replay buffer (off-policy algorithms); None when there is none."""
-        return self._driver.replay_size()
+        return self._parts.driver.replay_size()
 
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
         """The hyperparameters the native library object holds, in common and native names."""
-        return self._driver.effective_hyperparameters()
+        return self._parts.driver.effective_hyperparameters()
 
     @property
     def native(self) -> Any:
         """The wrapped library object (e.g. the SB3 model), to reach past polyrl."""
-        return self._driver.native()
+        return self._parts.driver.native()
 
     # -- running -----------------------------------------------------------------------------
+    def _start(self, callbacks: Sequence[object]) -> Run:
+        run = Run(self, self._parts, CallbackList(callbacks, registry().lifecycle_plugins()))
+        self._runs.append(run)
+        return run
+
     def train(
         self,
         config: TrainConfig | None = None,
@@ -207,16 +183,12 @@ class Agent:
         Raises CallbackError (with `.result` holding the records so far) if a callback fails;
         the agent keeps what it learned and stays usable.
         """
-        if config is not None and fields:
-            raise ConfigurationError("pass either a TrainConfig or keyword fields, not both")
-        config = config if config is not None else TrainConfig(**fields)
-        context = RunContext(self, config.model_copy(), "train")
-        dispatcher = CallbackDispatcher(list(callbacks), registry().lifecycle_plugins())
-        self._dispatcher = dispatcher
+        config = _config_from(TrainConfig, config, fields)
+        run = self._start(callbacks)
         try:
-            return run_training(self, context, dispatcher)
+            return run_training(run, TrainContext(run, config))
         finally:
-            self._dispatcher = None
+            self._runs.remove(run)
 
     def play(
         self,
@@ -225,27 +197,28 @@ class Agent:
         **fields: Any,
     ) -> PlayResult:
         """Play episodes in a fresh env (deterministic by default) and return their statistics."""
-        if config is not None and fields:
-            raise ConfigurationError("pass either a PlayConfig or keyword fields, not both")
-        config = config if config is not None else PlayConfig(**fields)
-        context = RunContext(self, config.model_copy(), "play")
-        dispatcher = CallbackDispatcher(list(callbacks), registry().lifecycle_plugins())
-        outer = self._dispatcher
-        self._dispatcher = dispatcher
+        config = _config_from(PlayConfig, config, fields)
+        run = self._start(callbacks)
         try:
-            return run_play(self, context, dispatcher)
+            return run_play(run, PlayContext(run, config))
         finally:
-            self._dispatcher = outer
+            self._runs.remove(run)
 
     def evaluate(
         self,
-        episodes: int = 10,
-        max_steps: int | None = None,
-        seed: int | None = None,
+        config: PlayConfig | None = None,
         callbacks: Sequence[object] = (),
+        **fields: Any,
     ) -> PlayResult:
-        """Deterministic play of `episodes` episodes: the policy's greedy performance."""
-        config = PlayConfig(episodes=episodes, max_steps=max_steps, seed=seed, deterministic=True)
+        """Deterministic play: the policy's greedy performance (`play` with deterministic=True).
+
+        Takes a PlayConfig or its keyword fields like play(), e.g. `evaluate(episodes=10)`.
+        """
+        config = _config_from(PlayConfig, config, fields)
+        if not config.deterministic:
+            raise ConfigurationError(
+                "evaluate() plays deterministically; use play(deterministic=False) for stochastic episodes"
+            )
         return self.play(config, callbacks=callbacks)
 
     def act(self, observation: Any, deterministic: bool = True) -> Any:
@@ -254,7 +227,7 @@ class Agent:
         A single Discrete action comes back as an int; Box actions as arrays of the space's
         dtype and shape, clipped into its bounds.
         """
-        space = self._env.observation_space
+        space = self._parts.env.observation_space
         try:
             single = is_single_observation(observation, space)
             batch = batch_observations([observation], space) if single else self._as_batch(observation)
@@ -262,14 +235,14 @@ class Agent:
             raise InvalidObservationError(
                 f"cannot read the observation as one of {space} or a batch of them: {exc}"
             ) from exc
-        actions = self._conform(self._driver.act(batch, deterministic))
+        actions = self._conform(self._parts.driver.act(batch, deterministic))
         if single:
             action = actions[0]
-            return int(action) if space_kind(self._env.action_space) == "discrete" else action
+            return int(action) if space_kind(self._parts.env.action_space) == "discrete" else action
         return actions
 
     def _as_batch(self, observation: Any) -> Any:
-        space = self._env.observation_space
+        space = self._parts.env.observation_space
         if isinstance(observation, dict):
             return {k: np.asarray(v) for k, v in observation.items()}
         batch = np.asarray(observation, dtype=space.dtype)
@@ -281,7 +254,7 @@ class Agent:
         return batch
 
     def _conform(self, actions: Any) -> np.ndarray:
-        space = self._env.action_space
+        space = self._parts.env.action_space
         kind = space_kind(space)
         actions = np.asarray(actions)
         if kind == "box":
@@ -291,27 +264,9 @@ class Agent:
             return actions.astype(np.int64, copy=False).reshape(-1)
         return actions.astype(space.dtype, copy=False)
 
-    def _run_driver_iteration(self) -> IterationReport:
-        report = self._timed("driver", "train_iteration", self._driver.train_iteration, "")
-        self._iterations += 1
-        self._episodes += len(report.episodes)
-        return report
-
     def _timed(self, target: str, method: str, fn: Callable[[], Any], summary: str) -> Any:
-        dispatcher = self._dispatcher
-        if dispatcher is None or not dispatcher.wants("on_api_call"):
-            return fn()
-        began = time.perf_counter()
-        value = fn()
-        dispatcher.call(
-            "on_api_call",
-            context=None,
-            target=target,
-            method=method,
-            seconds=time.perf_counter() - began,
-            summary=summary,
-        )
-        return value
+        """Call `fn`, reported to the innermost run's on_api_call listeners (if a run is on)."""
+        return self._runs[-1].timed(target, method, fn, summary) if self._runs else fn()
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> CheckpointManifest:
@@ -319,26 +274,27 @@ class Agent:
 
         A crash mid-save leaves any previous checkpoint at `path` intact.
         """
+        parts = self._parts
 
         def manifest(files: dict[str, FileEntry]) -> CheckpointManifest:
             return CheckpointManifest(
                 polyrl_version=polyrl_version(),
-                backend=self._info.name,
-                library=self._info.library,
-                library_version=library_version(self._info),
-                versions=environment_versions(self._info.library),
+                backend=parts.info.name,
+                library=parts.info.library,
+                library_version=library_version(parts.info),
+                versions=environment_versions(parts.info.library),
                 created_at=datetime.now(UTC),
-                spec=self._spec,
+                spec=parts.spec,
                 env_steps=self.env_steps,
-                iterations=self._iterations,
-                episodes=self._episodes,
+                iterations=parts.iterations,
+                episodes=parts.episodes,
                 learning_rate=self.learning_rate,
                 files=files,
                 metadata=dict(metadata or {}),
             )
 
         return self._timed(
-            "driver", "save", lambda: write_checkpoint(Path(path), self._driver.save, manifest), str(path)
+            "driver", "save", lambda: write_checkpoint(Path(path), parts.driver.save, manifest), str(path)
         )
 
     @classmethod
@@ -359,34 +315,25 @@ class Agent:
         `trust_env_factory=True` (you trust whoever wrote the checkpoint), else
         UntrustedCheckpointError. See docs/security.md.
         """
-        path = Path(path)
-        manifest = read_manifest(path)
-        if backend is not None and backend.lower() != manifest.backend:
-            raise CheckpointBackendMismatchError(
-                f"checkpoint {path} was written by backend {manifest.backend!r}, not {backend!r}; "
-                f"load it with backend={manifest.backend!r} (or none), or retrain on {backend!r}"
-            )
-        spec = manifest.spec
-        if env is None and not trust_env_factory:
-            _refuse_named_code(path, spec)
-        if env is not None:
-            spec = AgentSpec.model_validate({**spec.model_dump(exclude={"env"}), "env": env})
-        info = registry().backend(spec.backend)
-        ensure_installed(info)
-        env_source = EnvSource.from_spec(spec)
-        _check_spaces(info, spec, env_source)
-        driver = registry().driver_class(spec.backend).load(path / NATIVE_DIR, spec, env_source)
-        agent = cls.__new__(cls)
-        agent._attach(spec, info, env_source, driver)
-        agent._iterations = manifest.iterations
-        agent._episodes = manifest.episodes
-        if abs(driver.get_learning_rate() - manifest.learning_rate) > 1e-12:
-            driver.set_learning_rate(manifest.learning_rate)
-        return agent
+        return cls._from_parts(_load_parts(Path(path), env, backend, trust_env_factory))
+
+    def restore(self, path: str | Path) -> None:
+        """Put this agent, in place, into the state saved at `path` (weights, optimizer, counters).
+
+        The checkpoint must have been saved from an agent of the same backend; this agent's env
+        is kept (no code the checkpoint names is imported). The backend objects this agent held
+        are closed. Called from a callback, the run goes on from the restored state.
+        `EarlyStopping(restore_best=True)` uses this to go back to the best iteration.
+        """
+        parts = _load_parts(Path(path), self._parts.spec.env, self._parts.spec.backend, False)
+        previous, self._parts = self._parts, parts
+        for run in self._runs:
+            run.parts = parts
+        previous.driver.close()
 
     def close(self) -> None:
         """Release the backend's envs and processes."""
-        self._driver.close()
+        self._parts.driver.close()
 
     def __enter__(self) -> Agent:
         return self
@@ -396,6 +343,52 @@ class Agent:
 
     def __repr__(self) -> str:
         return (
-            f"Agent(backend={self._spec.backend!r}, algorithm={self._spec.algorithm!r}, "
-            f"env={self._env.name!r}, env_steps={self.env_steps}, iterations={self._iterations})"
+            f"Agent(backend={self._parts.spec.backend!r}, algorithm={self._parts.spec.algorithm!r}, "
+            f"env={self._parts.env.name!r}, env_steps={self.env_steps}, iterations={self.iterations})"
         )
+
+
+def _config_from(kind: type[ConfigT], config: ConfigT | None, fields: dict[str, Any]) -> ConfigT:
+    """The run's own copy of `config`, or `kind(**fields)`: train, play and evaluate take either."""
+    if config is not None and fields:
+        raise ConfigurationError(
+            f"pass either a {kind.__name__} or keyword fields, not both (got one and {sorted(fields)})"
+        )
+    if config is None:
+        return kind(**fields)
+    if not isinstance(config, kind):
+        raise ConfigurationError(f"expected a {kind.__name__}, got {type(config).__name__}")
+    return config.model_copy()
+
+
+def _create(driver_class: type[BackendDriver], spec: AgentSpec, env: EnvSource) -> BackendDriver:
+    return driver_class.create(spec, env)
+
+
+def _load_parts(
+    path: Path,
+    env: str | Callable[..., Any] | EnvFactorySpec | None,
+    backend: str | None,
+    trust_env_factory: bool,
+) -> AgentParts:
+    """The parts of the agent saved at `path`, built the way a new agent is, then restored."""
+    manifest = read_manifest(path)
+    if backend is not None and backend.lower() != manifest.backend:
+        raise CheckpointBackendMismatchError(
+            f"checkpoint {path} was written by backend {manifest.backend!r}, not {backend!r}; "
+            f"load it with backend={manifest.backend!r} (or none), or retrain on {backend!r}"
+        )
+    spec = manifest.spec
+    if env is None and not trust_env_factory:
+        _refuse_named_code(path, spec)
+    if env is not None:
+        spec = AgentSpec.model_validate({**spec.model_dump(exclude={"env"}), "env": env})
+
+    def load(driver_class: type[BackendDriver], spec: AgentSpec, env: EnvSource) -> BackendDriver:
+        return driver_class.load(path / NATIVE_DIR, spec, env)
+
+    parts = build_parts(spec, load)
+    parts.iterations, parts.episodes = manifest.iterations, manifest.episodes
+    if abs(parts.driver.get_learning_rate() - manifest.learning_rate) > 1e-12:
+        parts.driver.set_learning_rate(manifest.learning_rate)
+    return parts

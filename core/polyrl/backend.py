@@ -1,4 +1,10 @@
-"""What a backend plugin provides: a BackendInfo describing it and a BackendDriver doing the work."""
+"""What a backend plugin provides: a BackendInfo describing it and a BackendDriver doing the work.
+
+The backend author's names, all importable from here: `BackendInfo`, `AlgorithmInfo`,
+`BackendDriver`, `IterationReport` (what `train_iteration` returns), `EffectiveHyperparameters`,
+`EnvSource` (what the core hands a driver) and `hookimpl` (to mark `polyrl_backends`).
+See docs/plugin-authors.md.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,24 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, JsonValue
 
 from polyrl._model import StrictModel
-from polyrl.envs import SpaceKind
+from polyrl.envs import EnvSource, SpaceKind
+from polyrl.hookspecs import hookimpl
+from polyrl.records import IterationReport
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from polyrl.envs import EnvSource
-    from polyrl.records import IterationReport
     from polyrl.spec import AgentSpec
+
+__all__ = [
+    "AlgorithmInfo",
+    "BackendDriver",
+    "BackendInfo",
+    "EffectiveHyperparameters",
+    "EnvSource",
+    "IterationReport",
+    "hookimpl",
+]
 
 
 class AlgorithmInfo(StrictModel):

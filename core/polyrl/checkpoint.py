@@ -22,6 +22,7 @@ from polyrl.errors import (
     CheckpointWriteError,
     CorruptCheckpointError,
 )
+from polyrl.files import fsync_path
 from polyrl.manifest import (
     MANIFEST_NAME,
     NATIVE_DIR,
@@ -54,11 +55,7 @@ def describe_files(native_dir: Path) -> dict[str, FileEntry]:
 
 def _fsync_tree(root: Path) -> None:
     for path in [*root.rglob("*"), root]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(path)
 
 
 def _renameat2(a: Path, b: Path, flags: int) -> int | None:

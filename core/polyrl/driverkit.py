@@ -1,5 +1,6 @@
-"""What every backend driver repeats, written once: option-check messages, optimizer access,
-trainable parameters and a per-agent random state.
+"""What every backend driver repeats, written once: option checks and their messages, the
+iteration-size rule, torch threads, optimizer access, trainable parameters and a per-agent
+random state.
 
 Backend plugins import from here so that one rule gives one message and one behaviour on every
 backend. Nothing here imports torch: it works on the optimizer objects a driver passes in.
@@ -40,6 +41,55 @@ def unknown_options_error(
         f"{backend} {algorithm} does not accept backend_options {names}"
         f"{' (' + hint_text + ')' if hint_text else ''}. Valid keys: {valid_text or ', '.join(known)}"
     )
+
+
+VEC_ENV_KINDS = ("dummy", "subproc")
+
+
+def vec_env_option(spec: Any) -> str:
+    """backend_options.vec_env: "dummy" (envs stepped in this process, default) or "subproc"."""
+    kind = spec.backend_options.get("vec_env", "dummy")
+    if kind not in VEC_ENV_KINDS:
+        raise UnsupportedOptionError(
+            f"backend_options.vec_env must be one of {', '.join(map(repr, VEC_ENV_KINDS))}, got {kind!r}"
+        )
+    return str(kind)
+
+
+def torch_threads_option(spec: Any) -> int:
+    """backend_options.torch_threads: torch's intra-op threads (default 1; 0 leaves torch's setting).
+
+    One thread is the default because two threads per process on a loaded 2-core machine crawl.
+    """
+    threads = spec.backend_options.get("torch_threads", 1)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise UnsupportedOptionError(
+            f"backend_options.torch_threads must be an int >= 0 (0 leaves torch's setting), got {threads!r}"
+        )
+    return threads
+
+
+def apply_torch_threads(threads: int) -> None:
+    """Set torch's intra-op thread count (0: leave it as it is). Imports torch."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def per_env_iteration_steps(iteration_steps: int, n_envs: int, algorithm: str) -> int:
+    """The env steps each env takes per on-policy iteration: one rule and one message everywhere.
+
+    Each env must take at least one step, and PPO needs at least two in all (its advantage
+    normalisation divides by the batch's standard deviation).
+    """
+    per_env = iteration_steps // n_envs
+    if per_env < 1 or (algorithm == "ppo" and per_env * n_envs < 2):
+        raise UnsupportedOptionError(
+            f"iteration_steps={iteration_steps} is too small for n_envs={n_envs}: each env must take "
+            "at least one step per iteration (PPO needs 2 in all)"
+        )
+    return per_env
 
 
 # -- trainable parameters --------------------------------------------------------------------

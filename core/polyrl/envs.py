@@ -112,7 +112,7 @@ class EnvSource:
             raise RenderError(
                 f"render_mode='human' opens a window, but this machine has no display (DISPLAY and "
                 f"WAYLAND_DISPLAY are unset), so {self.name!r} would show nothing. Record a movie "
-                "instead: `polyrl play PATH --record out.gif`, or polyrl.MovieRecorder in Python"
+                "instead: `polyrl play PATH --record out.gif`, or polyrl.callbacks.MovieRecorder in Python"
             )
         kwargs = dict(self.env_kwargs)
         if render_mode is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PolyrlError(Exception):
     """Base class of every error polyrl raises on purpose."""
@@ -60,12 +62,17 @@ class CheckpointBackendMismatchError(CheckpointError):
 
 
 class CallbackError(PolyrlError):
-    """A user callback raised; the run stopped, the agent is still usable."""
+    """A user callback raised; the run stopped, the agent is still usable.
+
+    `callback` and `hook` name what failed; when training, `result` holds the run's records so
+    far (a TrainResult), else None.
+    """
 
     def __init__(self, message: str, callback: object, hook: str) -> None:
         super().__init__(message)
         self.callback = callback
         self.hook = hook
+        self.result: Any = None
 
 
 class PluginError(PolyrlError):
@@ -142,6 +149,10 @@ class NonFiniteDataError(EnvStepError, ValueError):
 
 class RenderError(ConfigurationError):
     """The env cannot render as asked: no rgb_array frames for a movie, or no display for a window."""
+
+
+class UnknownMetricError(ConfigurationError):
+    """A monitored metric name that the run does not record."""
 
 
 class PolyrlWarning(UserWarning):

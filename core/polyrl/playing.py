@@ -10,9 +10,9 @@ from polyrl.records import EpisodeRecord, PlayResult, StepRecord
 
 if TYPE_CHECKING:
     from polyrl.agent import Agent
-    from polyrl.callbacks.context import RunContext
-    from polyrl.callbacks.dispatch import CallbackDispatcher
+    from polyrl.callbacks.context import PlayContext
     from polyrl.config import PlayConfig
+    from polyrl.run import Run
 
 
 def first_seed(agent: Agent, config: PlayConfig) -> int | None:
@@ -25,14 +25,12 @@ def first_seed(agent: Agent, config: PlayConfig) -> int | None:
     return None
 
 
-def _api(
-    agent: Agent, timed: bool, target: str, method: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
-) -> Any:
+def _api(run: Run, target: str, method: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call `fn(*args, **kwargs)`, reported to on_api_call (with an argument summary) when listened to."""
-    if not timed:
+    if not run.reports_calls:
         return fn(*args, **kwargs)
     summary = ", ".join([*map(_short, args), *(f"{k}={_short(v)}" for k, v in kwargs.items())])
-    return agent._timed(target, method, lambda: fn(*args, **kwargs), summary)
+    return run.timed(target, method, lambda: fn(*args, **kwargs), summary)
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -40,39 +38,36 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def run_play(agent: Agent, context: RunContext, dispatcher: CallbackDispatcher | None) -> PlayResult:
+def run_play(run: Run, context: PlayContext) -> PlayResult:
     """Play `context.config.episodes` episodes and return their statistics."""
-    call = dispatcher.call if dispatcher is not None else None
-    step_begin = dispatcher is not None and dispatcher.wants("on_step_begin")
-    step_end = dispatcher is not None and dispatcher.wants("on_step_end")
-    timed = dispatcher is not None and dispatcher.wants("on_api_call")
+    agent, call = run.agent, run.callbacks.call
+    step_begin = run.callbacks.wants("on_step_begin")
+    step_end = run.callbacks.wants("on_step_end")
     env = None
     episodes: list[EpisodeRecord] = []
     try:
-        if call:
-            call("on_play_begin", context=context)
+        call("on_play_begin", context=context)
         # The env is built after on_play_begin so a callback may still change the config there
         # (a movie recorder asks for render_mode="rgb_array").
-        config: PlayConfig = context.config  # type: ignore[assignment]
+        config = context.config
         seed = first_seed(agent, config)
-        env = _api(agent, timed, "env", "make", agent.env_source.make, render_mode=config.render_mode)
+        env = _api(run, "env", "make", agent.env_source.make, render_mode=config.render_mode)
         context.env = env
         index = 0
         while index < context.config.episodes and not context.stop_training:
-            if call:
-                call("on_episode_begin", context=context, episode=index)
+            call("on_episode_begin", context=context, index=index)
             started = time.perf_counter()
             reset_seed = None if seed is None else seed + index
-            observation, _ = _api(agent, timed, "env", "reset", env.reset, seed=reset_seed)
+            observation, _ = _api(run, "env", "reset", env.reset, seed=reset_seed)
             total, length, terminated, truncated = 0.0, 0, False, False
             while not (terminated or truncated):
                 if step_begin:
                     call("on_step_begin", context=context, observation=observation)
                 action = _api(
-                    agent, timed, "driver", "act", agent.act, observation, deterministic=config.deterministic
+                    run, "driver", "act", agent.act, observation, deterministic=config.deterministic
                 )
                 next_observation, reward, terminated, truncated, info = _api(
-                    agent, timed, "env", "step", env.step, action
+                    run, "env", "step", env.step, action
                 )
                 total += float(reward)
                 length += 1
@@ -106,17 +101,15 @@ def run_play(agent: Agent, context: RunContext, dispatcher: CallbackDispatcher |
                 seconds=time.perf_counter() - started,
             )
             episodes.append(record)
-            context.episodes.append(record)
-            if call:
-                call("on_episode_end", context=context, episode=record)
+            context.episode_records.append(record)
+            call("on_episode_end", context=context, episode=record)
             index += 1
         result = PlayResult.from_episodes(
             episodes, deterministic=config.deterministic, stopped_early=context.stop_training
         )
-        if call:
-            call("on_play_end", context=context, result=result)
+        call("on_play_end", context=context, result=result)
         return result
     finally:
         context.env = None
         if env is not None:
-            _api(agent, timed, "env", "close", env.close)
+            _api(run, "env", "close", env.close)

@@ -25,7 +25,7 @@ import pluggy
 
 from polyrl.backend import BackendInfo
 from polyrl.errors import BackendNotInstalledError, PluginError, PluginLoadWarning, UnknownBackendError
-from polyrl.hookspecs import PROJECT, BackendSpecs, BenchmarkSpecs, LifecycleSpecs
+from polyrl.hookspecs import PROJECT, BackendSpecs, LifecycleSpecs, PluginSpecs
 
 if TYPE_CHECKING:
     from importlib.metadata import Distribution, EntryPoint
@@ -34,10 +34,11 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "polyrl"
 BACKENDS_HOOK = "polyrl_backends"
+ADDHOOKS_HOOK = "polyrl_addhooks"
 
 Status = Literal["loaded", "failed", "empty"]
 # Where a failed entry point failed: importing its object, registering it with pluggy (a hookimpl
-# with a wrong signature or a name matching no hookspec), or calling its polyrl_backends hook.
+# with a wrong signature or no hookspec, its polyrl_addhooks raising), or its polyrl_backends hook.
 Stage = Literal["import", "register", "backends"]
 _STAGE_VERBS = {
     "import": "failed to import",
@@ -148,7 +149,10 @@ class PluginRegistry:
         self.manager = pluggy.PluginManager(PROJECT)
         self.manager.add_hookspecs(BackendSpecs)
         self.manager.add_hookspecs(LifecycleSpecs)
-        self.manager.add_hookspecs(BenchmarkSpecs)
+        self.manager.add_hookspecs(PluginSpecs)
+        # pytest's pytest_addhooks: a historic call, so every plugin implementing polyrl_addhooks
+        # gets it as it registers (from an entry point or by `register`) and adds its hookspecs then.
+        self.manager.hook.polyrl_addhooks.call_historic(kwargs={"pluginmanager": self.manager})
         self._backends: dict[str, BackendInfo] | None = None
         self._sources: dict[str, str] = {}
         self._loaded: dict[str, _Loaded] = {}
@@ -159,6 +163,7 @@ class PluginRegistry:
 
     # -- loading -------------------------------------------------------------------------------
     def _load(self, entry_points: list[EntryPoint]) -> None:
+        imported: list[tuple[_Loaded, object]] = []
         for ep in entry_points:
             if ep.group != ENTRY_POINT_GROUP or self.manager.is_blocked(ep.name):
                 continue
@@ -182,20 +187,34 @@ class PluginRegistry:
                 record.stage, record.error = "import", _error_text(exc)
                 continue
             record.module = _module_of(plugin)
-            try:
-                self.manager.register(plugin, name=ep.name)
-            except Exception as exc:  # pluggy.PluginValidationError (bad hookimpl), ValueError (twice)
-                record.stage, record.error = "register", _error_text(exc)
-                continue
-            record.plugin = plugin
-            if dist is not None:
-                self._remember_distribution(plugin, dist)
+            imported.append((record, plugin))
+        # Plugins adding hookspecs (polyrl_addhooks) register first: their hooks then exist when
+        # the others register, so pluggy checks each hookimpl as its own plugin registers and a
+        # wrong signature fails that plugin, not the one declaring the hook. Otherwise discovery order.
+        imported.sort(key=lambda item: getattr(item[1], ADDHOOKS_HOOK, None) is None)
+        for record, plugin in imported:
+            self._register_loaded(record, plugin)
+        # Every hookspec is known now: a hookimpl matching none is misspelt (pluggy's check_pending).
         for _plugin, name, message in self._reject_unknown_hooks():
             record = self._loaded.get(name or "")
             if record is not None:
                 record.plugin, record.stage, record.error = None, "register", message
         # Before backends() runs only import and registration failures are known; warn now.
         self._warn(self._outcome(record) for record in self._loaded.values() if record.error)
+
+    def _register_loaded(self, record: _Loaded, plugin: object) -> None:
+        """Register an imported entry point's plugin; a failure is recorded on `record`."""
+        try:
+            self.manager.register(plugin, name=record.entry_point.name)
+        except Exception as exc:  # PluginValidationError (bad hookimpl), ValueError (twice), its addhooks
+            if self.manager.is_registered(plugin):  # its polyrl_addhooks raised after registration began
+                self.manager.unregister(plugin)
+            record.stage, record.error = "register", _error_text(exc)
+            return
+        record.plugin = plugin
+        dist = getattr(record.entry_point, "dist", None)
+        if dist is not None:
+            self._remember_distribution(plugin, dist)
 
     def _remember_distribution(self, plugin: object, dist: Distribution) -> None:
         # Keep pluggy's list_plugin_distinfo() answering as after load_setuptools_entrypoints
@@ -231,7 +250,8 @@ class PluginRegistry:
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register a plugin object (module or instance) as an installed plugin would be.
 
-        A hookimpl whose name matches no hookspec (a misspelt hook) raises PluginError.
+        Its polyrl_addhooks, if any, runs now. A hookimpl whose name matches no hookspec (a
+        misspelt hook) raises PluginError.
         """
         self.manager.register(plugin, name=name)
         self._backends = None

@@ -11,13 +11,15 @@ from polyrl.records import IterationRecord, IterationReport, TrainResult
 
 if TYPE_CHECKING:
     from polyrl.agent import Agent
-    from polyrl.callbacks.context import RunContext
-    from polyrl.callbacks.dispatch import CallbackDispatcher
+    from polyrl.callbacks.context import TrainContext
     from polyrl.config import TrainConfig
+    from polyrl.run import Run
 
 
-def _limit_reached(context: RunContext, start_steps: int, run_iterations: int, started: float) -> str | None:
-    config: TrainConfig = context.config  # type: ignore[assignment]
+def _limit_reached(
+    context: TrainContext, start_steps: int, run_iterations: int, started: float
+) -> str | None:
+    config = context.config
     if context.stop_training:
         return context.stop_reason or "stopped by a callback"
     if config.total_steps is not None and context.agent.env_steps - start_steps >= config.total_steps:
@@ -29,9 +31,9 @@ def _limit_reached(context: RunContext, start_steps: int, run_iterations: int, s
     return None
 
 
-def _horizon(context: RunContext, start_steps: int, run_iterations: int) -> int | None:
+def _horizon(context: TrainContext, start_steps: int, run_iterations: int) -> int | None:
     """The lifetime env steps this run is planned to end at, from the (changeable) config."""
-    config: TrainConfig = context.config  # type: ignore[assignment]
+    config = context.config
     if config.total_steps is not None:
         return start_steps + config.total_steps
     if config.iterations is not None:
@@ -95,8 +97,9 @@ def _evaluate_into(
     return numbers
 
 
-def run_training(agent: Agent, context: RunContext, dispatcher: CallbackDispatcher) -> TrainResult:
+def run_training(run: Run, context: TrainContext) -> TrainResult:
     """Train until a limit of `context.config` or a stop request; return the run's records."""
+    agent, callbacks = run.agent, run.callbacks
     started = time.perf_counter()
     start_steps = agent.env_steps
     run_iterations = 0
@@ -113,23 +116,23 @@ def run_training(agent: Agent, context: RunContext, dispatcher: CallbackDispatch
         )
 
     try:
-        dispatcher.call("on_train_begin", context=context)
+        callbacks.call("on_train_begin", context=context)
         while (reason := _limit_reached(context, start_steps, run_iterations, started)) is None:
-            dispatcher.call("on_iteration_begin", context=context, iteration=agent.iterations + 1)
-            agent._driver.set_horizon(_horizon(context, start_steps, run_iterations))
+            callbacks.call("on_iteration_begin", context=context, iteration=agent.iterations + 1)
+            horizon = _horizon(context, start_steps, run_iterations)
             began = time.perf_counter()
-            report = agent._run_driver_iteration()
+            report = run.train_iteration(horizon)
             now = time.perf_counter()
             run_iterations += 1
             record = make_record(agent, report, now - began, now - started)
-            config: TrainConfig = context.config  # type: ignore[assignment]
+            config = context.config
             if config.eval_every and run_iterations % config.eval_every == 0:
                 context.evaluations.append(_evaluate_into(agent, record, config))
             context.history.append(record)
-            dispatcher.call("on_iteration_end", context=context, record=record)
+            callbacks.call("on_iteration_end", context=context, record=record)
     except CallbackError as exc:
-        exc.result = result(f"callback error in {exc.hook}")  # type: ignore[attr-defined]
+        exc.result = result(f"callback error in {exc.hook}")
         raise
     final = result(reason)
-    dispatcher.call("on_train_end", context=context, result=final)
+    callbacks.call("on_train_end", context=context, result=final)
     return final

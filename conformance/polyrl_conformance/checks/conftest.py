@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from polyrl import BackendInfo
+from polyrl.backend import BackendInfo
 
 from polyrl_conformance.cases import AlgorithmCase, Case
 from polyrl_conformance.scenario import AlgorithmScenario, EnvScenario

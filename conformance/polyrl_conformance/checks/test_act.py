@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from polyrl import AgentSpec, EffectiveHyperparameters
+from polyrl import AgentSpec
+from polyrl.backend import EffectiveHyperparameters
 from polyrl.envs import space_kind
 
 from polyrl_conformance.cases import make_env

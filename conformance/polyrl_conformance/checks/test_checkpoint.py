@@ -65,12 +65,12 @@ def test_resume(scenario: AlgorithmScenario) -> None:
 
 
 def test_load_wrong_backend(scenario: AlgorithmScenario) -> None:
-    """Agent.load(path, backend=<another backend>) raises polyrl.CheckpointBackendMismatchError
+    """Agent.load(path, backend=<another backend>) raises polyrl.errors.CheckpointBackendMismatchError
     naming both backends."""
     saved = scenario.checkpoint()
     name = scenario.info.name
     other = next((n for n in sorted(polyrl.registry().backends()) if n != name), f"not_{name}")
-    with pytest.raises(polyrl.CheckpointBackendMismatchError) as raised:
+    with pytest.raises(polyrl.errors.CheckpointBackendMismatchError) as raised:
         Agent.load(saved.path, backend=other, trust_env_factory=True)
     assert name in str(raised.value) and other in str(raised.value)
 
@@ -93,12 +93,12 @@ def _cut_manifest(path) -> None:
 
 def test_truncated_checkpoint(scenario: AlgorithmScenario, monkeypatch: pytest.MonkeyPatch) -> None:
     """Agent.load on a checkpoint whose largest native file was truncated, or whose manifest was cut
-    short, raises polyrl.CorruptCheckpointError, and the backend's driver is never asked to
+    short, raises polyrl.errors.CorruptCheckpointError, and the backend's driver is never asked to
     load it (no half-loaded agent)."""
     native = scenario.damaged_copy("truncated-native", _cut_largest_native_file)
     manifest = scenario.damaged_copy("truncated-manifest", _cut_manifest)
     load = spy_on_driver(monkeypatch, scenario.info.name, "load")
     for damaged in (native, manifest):
-        with pytest.raises(polyrl.CorruptCheckpointError):
+        with pytest.raises(polyrl.errors.CorruptCheckpointError):
             Agent.load(damaged, trust_env_factory=True)
     assert load.calls == [], "the driver's load() ran on a damaged checkpoint"

@@ -8,7 +8,7 @@ torch) are imported inside the methods that need them, never when polyrl is impo
 from polyrl.callbacks.api_log import APICall, APICallLogger
 from polyrl.callbacks.base import Callback
 from polyrl.callbacks.checkpoint import ModelCheckpoint
-from polyrl.callbacks.context import RunContext
+from polyrl.callbacks.context import PlayContext, RunContext, TrainContext
 from polyrl.callbacks.early_stopping import EarlyStopping
 from polyrl.callbacks.evaluation import Evaluation
 from polyrl.callbacks.loggers import CSVLogger, JSONLinesLogger, RunConfig, RunConfigLogger, run_loggers
@@ -33,6 +33,7 @@ __all__ = [
     "ModelCheckpoint",
     "Monitor",
     "MovieRecorder",
+    "PlayContext",
     "PlotCallback",
     "ProgressBar",
     "ReduceLROnPlateau",
@@ -41,6 +42,7 @@ __all__ = [
     "RunConfigLogger",
     "RunContext",
     "TensorBoard",
+    "TrainContext",
     "UnknownMetricError",
     "declare_metrics",
     "run_loggers",

@@ -7,8 +7,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from polyrl.callbacks._io import writable_file
 from polyrl.callbacks.base import Callback
+from polyrl.files import writable_file
 
 if TYPE_CHECKING:
     from polyrl.callbacks.context import RunContext

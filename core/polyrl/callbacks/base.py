@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.context import PlayContext, RunContext, TrainContext
     from polyrl.records import EpisodeRecord, IterationRecord, PlayResult, StepRecord, TrainResult
 
 
@@ -18,34 +18,34 @@ class Callback:
     Callbacks are called in the order they were passed; on_step_* hooks fire during play.
     """
 
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         """Training starts."""
 
-    def on_train_end(self, context: RunContext, result: TrainResult) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
         """Training ended."""
 
-    def on_iteration_begin(self, context: RunContext, iteration: int) -> None:
+    def on_iteration_begin(self, context: TrainContext, iteration: int) -> None:
         """An iteration is about to run."""
 
-    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         """An iteration ran."""
 
-    def on_play_begin(self, context: RunContext) -> None:
+    def on_play_begin(self, context: PlayContext) -> None:
         """play() or evaluate() starts."""
 
-    def on_play_end(self, context: RunContext, result: PlayResult) -> None:
+    def on_play_end(self, context: PlayContext, result: PlayResult) -> None:
         """play() or evaluate() ended."""
 
-    def on_episode_begin(self, context: RunContext, episode: int) -> None:
+    def on_episode_begin(self, context: PlayContext, index: int) -> None:
         """A played episode starts."""
 
-    def on_episode_end(self, context: RunContext, episode: EpisodeRecord) -> None:
+    def on_episode_end(self, context: PlayContext, episode: EpisodeRecord) -> None:
         """A played episode ended."""
 
-    def on_step_begin(self, context: RunContext, observation: Any) -> None:
+    def on_step_begin(self, context: PlayContext, observation: Any) -> None:
         """A play step is about to act."""
 
-    def on_step_end(self, context: RunContext, step: StepRecord) -> None:
+    def on_step_end(self, context: PlayContext, step: StepRecord) -> None:
         """A play step was taken."""
 
     def on_api_call(

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyrl.callbacks._io import writable_dir, write_text_atomically
 from polyrl.callbacks.base import Callback
 from polyrl.callbacks.monitor import Mode, Monitor
 from polyrl.errors import ConfigurationError
+from polyrl.files import writable_dir, write_text_atomically
 
 if TYPE_CHECKING:
     from polyrl.callbacks.context import RunContext

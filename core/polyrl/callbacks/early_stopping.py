@@ -12,24 +12,8 @@ from polyrl.callbacks.monitor import Mode, Monitor
 from polyrl.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from polyrl.agent import Agent
     from polyrl.callbacks.context import RunContext
     from polyrl.records import IterationRecord, TrainResult
-
-
-def restore_checkpoint_into(agent: Agent, path: Path) -> None:
-    """Put `agent` back into the state saved at `path` (weights, optimizer, counters), in place.
-
-    The caller keeps its Agent object; the backend driver behind it is replaced by the loaded one.
-    """
-    from polyrl.agent import Agent
-
-    restored = Agent.load(path, env=agent.spec.env)
-    previous = agent._driver
-    agent._attach(restored._spec, restored._info, restored._env, restored._driver)
-    agent._iterations = restored._iterations
-    agent._episodes = restored._episodes
-    previous.close()
 
 
 class EarlyStopping(Callback):
@@ -117,7 +101,7 @@ class EarlyStopping(Callback):
         try:
             best = snapshots / "best"
             if best.is_dir() and self.best_iteration != context.agent.iterations:
-                restore_checkpoint_into(context.agent, best)
+                context.agent.restore(best)
         finally:
             shutil.rmtree(snapshots, ignore_errors=True)
 

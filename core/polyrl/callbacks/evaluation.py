@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from polyrl.callbacks.base import Callback
-from polyrl.callbacks.monitor import EVAL_METRICS
 from polyrl.config import PlayConfig
 from polyrl.errors import ConfigurationError
 
@@ -69,11 +68,6 @@ class Evaluation(Callback):
                 episodes=self.episodes, max_steps=self.max_steps, seed=self.seed, deterministic=True
             )
             self.final_result = context.agent.play(play)
-
-    @staticmethod
-    def metric_names() -> tuple[str, ...]:
-        """The names evaluation statistics are recorded under."""
-        return EVAL_METRICS
 
     def __repr__(self) -> str:
         return f"Evaluation(every={self.every}, episodes={self.episodes}, seed={self.seed})"

@@ -17,9 +17,9 @@ from pydantic import Field
 
 from polyrl._model import StrictModel
 from polyrl.backend import EffectiveHyperparameters
-from polyrl.callbacks._io import writable_file, write_text_atomically
 from polyrl.callbacks.base import Callback
 from polyrl.config import TrainConfig
+from polyrl.files import writable_file, write_text_atomically
 from polyrl.records import COMMON_METRICS
 from polyrl.spec import AgentSpec
 from polyrl.versions import environment_versions, polyrl_version
@@ -191,7 +191,7 @@ class RunConfigLogger(_FileLogger):
         agent = context.agent
         run = RunConfig(
             polyrl_version=polyrl_version(),
-            versions=environment_versions(agent.backend.library),
+            versions=environment_versions(agent.backend_info.library),
             started_at=self._started,
             spec=agent.spec,
             train_config=context.config,

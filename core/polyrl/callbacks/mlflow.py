@@ -250,6 +250,11 @@ class MLflowLogger(Callback):
                 client.log_artifacts(self.run_id, str(path), artifact_path="checkpoint")
         client.set_terminated(self.run_id, status="FINISHED")
 
+    @property
+    def connected(self) -> bool:
+        """Whether a tracking run is open (on_train_begin reached the server and started one)."""
+        return self.run_id is not None and self._client is not None
+
     def __repr__(self) -> str:
         uri = redact_uri(self.tracking_uri) if self.tracking_uri is not None else None
         return f"MLflowLogger(tracking_uri={uri!r}, experiment={self.experiment!r})"

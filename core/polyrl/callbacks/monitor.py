@@ -19,7 +19,7 @@ import difflib
 import math
 from typing import TYPE_CHECKING, Literal
 
-from polyrl.errors import ConfigurationError
+from polyrl.errors import ConfigurationError, UnknownMetricError
 from polyrl.records import COMMON_METRICS
 
 if TYPE_CHECKING:
@@ -51,10 +51,6 @@ ALIASES = {
 }
 
 Mode = Literal["auto", "min", "max"]
-
-
-class UnknownMetricError(ConfigurationError):
-    """A monitored metric name that the run does not record."""
 
 
 def resolve_metric_name(name: str) -> str:

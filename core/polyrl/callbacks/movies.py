@@ -6,11 +6,11 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from polyrl.callbacks._io import replace_atomically, temporary_sibling, writable_dir
 from polyrl.callbacks.base import Callback
 from polyrl.config import PlayConfig
 from polyrl.envs import headless_render_hint
 from polyrl.errors import ConfigurationError, RenderError
+from polyrl.files import replace_atomically, temporary_sibling, writable_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,10 +89,10 @@ class _EpisodeFilm(Callback):
         self.frames = []
 
     def on_step_begin(self, context: RunContext) -> None:
-        self.frames.append(self.recorder._frame(context))
+        self.frames.append(self.recorder.frame(context))
 
     def on_episode_end(self, context: RunContext, episode: EpisodeRecord) -> None:
-        self.frames.append(self.recorder._frame(context))
+        self.frames.append(self.recorder.frame(context))
         name = f"{self.prefix}-episode-{episode.index}.{self.recorder.format}"
         self.recorder.files.append(
             write_movie(self.recorder.directory / name, self.frames, self.recorder.fps)
@@ -154,7 +154,8 @@ class MovieRecorder(Callback):
                 f"MovieRecorder needs {', '.join(missing)} for {self.format} movies: pip install {package}"
             )
 
-    def _frame(self, context: RunContext) -> Any:
+    def frame(self, context: RunContext) -> Any:
+        """The frame the env being played shows now; RenderError if it is not an RGB array."""
         frame = context.render()
         problem = _frame_problem(frame)
         if problem is not None:

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from polyrl.callbacks._io import replace_atomically, temporary_sibling, writable_file
 from polyrl.callbacks.base import Callback
 from polyrl.callbacks.monitor import LOSS_METRICS
 from polyrl.errors import ConfigurationError
+from polyrl.files import replace_atomically, temporary_sibling, writable_file
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -6,9 +6,9 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from polyrl.callbacks._io import writable_dir
 from polyrl.callbacks.base import Callback
 from polyrl.errors import ConfigurationError
+from polyrl.files import writable_dir
 from polyrl.redact import redact_uri
 
 if TYPE_CHECKING:

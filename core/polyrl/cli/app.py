@@ -4,52 +4,43 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+import warnings
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from polyrl.cli import render
 from polyrl.cli.fields import FieldFlagsCommand
+from polyrl.cli.guard import EXIT_USAGE, DebugMode, guarded
 from polyrl.cli.overrides import merge, normalize_flag, parse_flags, read_document, route
 from polyrl.config import PlayConfig, TrainConfig
-from polyrl.errors import PolyrlError
+from polyrl.errors import PluginLoadWarning
 from polyrl.spec import AgentSpec
 
-app = typer.Typer(
-    name="polyrl",
-    help="Train, play, evaluate and inspect RL agents on any installed backend.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    # One flag style in help (--eval-episodes), both accepted: --eval_episodes finds it too.
-    context_settings={"token_normalize_func": normalize_flag},
-)
+if TYPE_CHECKING:
+    from polyrl.plugins import PluginRegistry
 
-EXIT_USAGE = 2
+__all__ = ["EXIT_THRESHOLD", "EXIT_USAGE", "app", "build_app", "build_documents", "main"]
+
 EXIT_THRESHOLD = 1
-T = TypeVar("T")
 
 
-class _State:
-    debug = False
+def _new_app() -> typer.Typer:
+    return typer.Typer(
+        name="polyrl",
+        help="Train, play, evaluate and inspect RL agents on any installed backend.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        # One flag style in help (--eval-episodes), both accepted: --eval_episodes finds it too.
+        context_settings={"token_normalize_func": normalize_flag},
+    )
 
 
-def _guarded(fn: Callable[[], T]) -> T:
-    """Run a command body; user-caused errors print one clear message and exit with status 2."""
-    try:
-        return fn()
-    except (PolyrlError, ValidationError, ValueError, ImportError) as exc:
-        if _State.debug:
-            raise
-        if isinstance(exc, ValidationError):
-            render.complain(render.validation_message(exc), label="error (invalid settings)")
-        else:
-            render.complain(str(exc), label=f"error ({type(exc).__name__})")
-        render.complain("(run with --debug for the traceback)")
-        raise typer.Exit(EXIT_USAGE) from None
+# The core's own commands. `build_app` copies them into every app it builds, then lets the
+# plugins add theirs, so an app built for another registry (a test's) has them too.
+_builtin = _new_app()
 
 
 def _version(value: bool) -> None:
@@ -60,14 +51,14 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_builtin.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of short errors.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    _State.debug = debug
+    DebugMode.enabled = debug
 
 
 def build_documents(
@@ -94,7 +85,7 @@ def _default_out(spec: AgentSpec) -> Path:
     return Path("runs") / f"{env}_{spec.backend}_{spec.algorithm}{seed}"
 
 
-@app.command(
+@_builtin.command(
     cls=FieldFlagsCommand,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     help="Train an agent, save it to --out, then evaluate it. Every AgentSpec and TrainConfig field "
@@ -158,7 +149,7 @@ def train(
                 agent.save(target, metadata={"interrupted": True})
                 render.complain(f"saved what was learned to {target}", label="interrupted")
                 raise typer.Exit(130) from None
-            except polyrl.CallbackError as exc:
+            except polyrl.errors.CallbackError as exc:
                 agent.save(target, metadata={"stopped_by_error": str(exc)})
                 render.complain(f"the run failed in a callback; saved what was learned to {target}")
                 raise
@@ -189,7 +180,7 @@ def train(
         render.say(f"saved to {target}  (polyrl play {target})")
         return evaluation.return_mean
 
-    mean = _guarded(body)
+    mean = guarded(body)
     if require_return is not None and (mean is None or mean < require_return):
         render.complain(f"evaluation return mean {mean} < required {require_return}", label="below threshold")
         raise typer.Exit(EXIT_THRESHOLD)
@@ -216,7 +207,7 @@ def _play(
         for movie in movies:
             render.say(f"wrote {movie}")
 
-    _guarded(body)
+    guarded(body)
 
 
 RecordOption = Annotated[
@@ -237,7 +228,7 @@ TrustOption = Annotated[
 ]
 
 
-@app.command(help="Play episodes with a saved agent and print each episode's return and length.")
+@_builtin.command(help="Play episodes with a saved agent and print each episode's return and length.")
 def play(
     path: Annotated[Path, typer.Argument(help="Checkpoint directory.")],
     episodes: Annotated[int, typer.Option(help="Episodes to play.")] = 1,
@@ -262,10 +253,10 @@ def play(
 
     actions = "stochastic" if stochastic else "deterministic"
     title = f"play of {path}: {episodes} episode(s), {actions} actions"
-    _play(path, _guarded(config), title, record, as_json, trust_env_factory)
+    _play(path, guarded(config), title, record, as_json, trust_env_factory)
 
 
-@app.command(help="Deterministic evaluation of a saved agent: mean, spread and every episode's return.")
+@_builtin.command(help="Deterministic evaluation of a saved agent: mean, spread and every episode's return.")
 def evaluate(
     path: Annotated[Path, typer.Argument(help="Checkpoint directory.")],
     episodes: Annotated[int, typer.Option(help="Episodes to play.")] = 10,
@@ -279,10 +270,10 @@ def evaluate(
         return PlayConfig(episodes=episodes, max_steps=max_steps, seed=seed, deterministic=True)
 
     title = f"evaluation of {path}: {episodes} deterministic episode(s)"
-    _play(path, _guarded(config), title, record, as_json, trust_env_factory)
+    _play(path, guarded(config), title, record, as_json, trust_env_factory)
 
 
-@app.command(help="Show what a checkpoint holds: backend, versions, spec, counters, files.")
+@_builtin.command(help="Show what a checkpoint holds: backend, versions, spec, counters, files.")
 def show(
     path: Annotated[Path, typer.Argument(help="Checkpoint directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
@@ -299,21 +290,20 @@ def show(
         render.say("spec (the fields set differently from AgentSpec's defaults; --json shows everything):")
         render.console.print_json(manifest.spec.model_dump_json(exclude_defaults=True))
 
-    _guarded(body)
+    guarded(body)
 
 
-@app.command(
+@_builtin.command(
     help="List backends: algorithms, install state and library versions, and plugins that failed "
     "to load (imports no backend)."
 )
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
-    import warnings
-
-    from polyrl.errors import PluginLoadWarning
     from polyrl.plugins import is_installed, library_version, registry
 
     def body() -> None:
-        with warnings.catch_warnings():  # the problems are listed below: no warning text as well
+        # The problems are listed below: no warning text as well (import failures already warned
+        # when the app was built, since the plugins' commands had to be known first).
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", PluginLoadWarning)
             backends = sorted(registry().backends().items())
             problems = registry().problems()
@@ -356,29 +346,47 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
         for problem in problems:
             render.complain(problem.describe(), label="plugin failed to load")
 
-    _guarded(body)
+    guarded(body)
 
 
 def _register_experiment_commands() -> None:
     from polyrl.cli.experiments import register
 
-    register(app, _guarded)
+    register(_builtin)
 
 
 _register_experiment_commands()
-__import__("polyrl.bench.cli", fromlist=["register"]).register(app, _guarded)  # `polyrl bench`
 
 
-def _register_optional_commands() -> None:
-    # The conformance suite ships in the same distribution but stays an optional import.
-    try:
-        from polyrl_conformance.cli import conformance
-    except ImportError:
-        return
-    app.command(name="conformance", help="Run the conformance suite against installed backends.")(conformance)
+def build_app(plugin_registry: PluginRegistry | None = None) -> typer.Typer:
+    """The `polyrl` app: the core's commands, then those the plugins add (`polyrl_register_commands`).
+
+    `plugin_registry` defaults to the process-wide registry of installed plugins (a test passes
+    its own). Like llm's `register_commands(cli)`, each plugin receives the app and adds to it.
+    """
+    from polyrl.plugins import registry
+
+    cli = _new_app()
+    cli.registered_callback = _builtin.registered_callback
+    cli.registered_commands = list(_builtin.registered_commands)
+    cli.registered_groups = list(_builtin.registered_groups)
+    hook = (plugin_registry or registry()).manager.hook.polyrl_register_commands
+    # One plugin at a time, in pluggy's call order: a plugin failing here is reported and the
+    # others' commands (and the core's) still work, instead of no `polyrl` command at all.
+    for impl in reversed(hook.get_hookimpls()):
+        try:
+            impl.function(*[cli for _ in impl.argnames])  # the hook's one argument, if taken
+        except Exception as exc:
+            warnings.warn(
+                f"polyrl plugin problem: plugin {impl.plugin_name!r} failed in its polyrl_register_commands "
+                f"hook: {type(exc).__name__}: {exc}",
+                PluginLoadWarning,
+                stacklevel=2,
+            )
+    return cli
 
 
-_register_optional_commands()
+app = build_app()
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from polyrl.cli import render
 from polyrl.cli.fields import FieldFlagsCommand
+from polyrl.cli.guard import guarded
 from polyrl.cli.overrides import read_document
 from polyrl.config import TrainConfig
 from polyrl.errors import ConfigurationError, RayConnectionError
@@ -142,172 +143,179 @@ class GridFlagsCommand(FieldFlagsCommand):
     )
 
 
-def register(app: typer.Typer, guarded: Any) -> None:
-    """Add the experiment commands to the `polyrl` app."""
+#: The experiment commands; `polyrl.cli.app` adds them to the `polyrl` app.
+commands = typer.Typer()
 
-    @app.command(
-        cls=GridFlagsCommand,
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-        help=GRID_HELP,
-    )
-    def grid(
-        ctx: typer.Context,
-        name: Annotated[
-            str | None, typer.Argument(help="Experiment name (default: from backend, algorithm and env).")
-        ] = None,
-        seeds: Annotated[
-            list[str] | None,
-            typer.Option(metavar="0,1,2", help="Comma list of seeds (same as --seed 0,1,2; default 0)."),
-        ] = None,
-        steps: Annotated[
-            list[int] | None,
-            typer.Option("--steps", "--total-steps", metavar="N", help="Env steps per run."),
-        ] = None,
-        data_dir: Annotated[Path, typer.Option(help="Where experiment directories go.")] = Path("data"),
-        eval_episodes: Annotated[int, typer.Option(help="Deterministic episodes after each run.")] = 10,
-        workers: Annotated[
-            int | None, typer.Option(help="Parallel runs on this machine (default: cores).")
-        ] = None,
-        ray_address: Annotated[
-            str | None, typer.Option(help="Run on this Ray cluster (e.g. 127.0.0.1:6379 or auto).")
-        ] = None,
-        ray_connect_timeout: Annotated[
-            float | None,
-            typer.Option(
-                metavar="SECONDS",
-                help="Give up on --ray-address if no Ray cluster answers within this time (default 30).",
-            ),
-        ] = None,
-        resume: Annotated[
-            Path | None,
-            typer.Option(help="Finish an experiment directory: runs its interrupted and failed runs again."),
-        ] = None,
-        spec_file: Annotated[Path | None, typer.Option("--spec", help="Base AgentSpec JSON file.")] = None,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="Print the result as JSON (progress goes to stderr).")
-        ] = False,
-    ) -> None:
-        from polyrl.experiments.grid import ExperimentGrid, GridInterrupted, run_experiment
 
-        extra = list(ctx.args)
-        if name is not None and name.startswith("--"):  # no NAME: the first free token is a flag
-            extra.insert(0, name)
-            name = None
-
-        def body() -> int:
-            from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, check_connect_timeout
-
-            console = render.errors if as_json else None
-            interrupted = False
-            timeout = DEFAULT_CONNECT_TIMEOUT
-            if ray_connect_timeout is not None:
-                timeout = check_connect_timeout(ray_connect_timeout, "--ray-connect-timeout")
-            try:
-                if resume is not None:
-                    _check_resume(ctx, resume, name, extra)
-                    result = ExperimentGrid.resume(
-                        resume,
-                        workers=workers,
-                        ray_address=ray_address,
-                        console=console,
-                        ray_connect_timeout=timeout,
-                    )
-                else:
-                    experiment, base, config = _new_grid(name, extra, seeds, steps, data_dir, spec_file)
-                    directory = experiment.plan(base, config, eval_episodes)  # validates every spec
-                    if not as_json:
-                        render.say(f"{directory}: {_plan_line(experiment, workers, ray_address)}")
-                    try:
-                        result = run_experiment(
-                            directory, workers, ray_address, console=console, ray_connect_timeout=timeout
-                        )
-                    except RayConnectionError as exc:  # the plan stays: say how to run it later
-                        again = _resume_command(str(directory), workers, ray_address, ray_connect_timeout)
-                        raise RayConnectionError(f"{exc} The grid is planned; run it with: {again}") from exc
-            except GridInterrupted as stop:
-                result, interrupted = stop.result, True
-            return _report(result, interrupted, as_json, workers, ray_address, ray_connect_timeout)
-
-        code = guarded(body)
-        if code:
-            raise typer.Exit(code)
-
-    @app.command(help="Train again from a run directory's config.json into a new directory.")
-    def rerun(
-        path: Annotated[Path, typer.Argument(help="Run directory.")],
-        out: Annotated[Path | None, typer.Option(help="Directory of the new run.")] = None,
-    ) -> None:
-        from polyrl.experiments.runner import rerun as rerun_run
-
-        def body() -> int:
-            status = rerun_run(path, out)
-            render.say(f"{status.status}: {status.directory} (eval return {status.eval_return_mean})")
-            if status.error:
-                render.complain(status.error)
-            return 0 if status.status == "done" else 1
-
-        code = guarded(body)
-        if code:
-            raise typer.Exit(code)
-
-    @app.command(help="Plot learning curves (mean ± std over seeds per group) of run directories.")
-    def plot(
-        paths: Annotated[list[Path], typer.Argument(help="Run, experiment or data directories.")],
-        out: Annotated[Path, typer.Option(help="Output file stem; .png and .svg are written.")] = Path(
-            "curves"
+@commands.command(
+    cls=GridFlagsCommand,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help=GRID_HELP,
+)
+def grid(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="Experiment name (default: from backend, algorithm and env).")
+    ] = None,
+    seeds: Annotated[
+        list[str] | None,
+        typer.Option(metavar="0,1,2", help="Comma list of seeds (same as --seed 0,1,2; default 0)."),
+    ] = None,
+    steps: Annotated[
+        list[int] | None,
+        typer.Option("--steps", "--total-steps", metavar="N", help="Env steps per run."),
+    ] = None,
+    data_dir: Annotated[Path, typer.Option(help="Where experiment directories go.")] = Path("data"),
+    eval_episodes: Annotated[int, typer.Option(help="Deterministic episodes after each run.")] = 10,
+    workers: Annotated[
+        int | None, typer.Option(help="Parallel runs on this machine (default: cores).")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Run on this Ray cluster (e.g. 127.0.0.1:6379 or auto).")
+    ] = None,
+    ray_connect_timeout: Annotated[
+        float | None,
+        typer.Option(
+            metavar="SECONDS",
+            help="Give up on --ray-address if no Ray cluster answers within this time (default 30).",
         ),
-        group_by: Annotated[
-            list[str] | None, typer.Option("--group-by", help="Spec field(s) to group by, e.g. backend.")
-        ] = None,
-        metric: Annotated[str, typer.Option(help="Metric column of progress.csv.")] = "return_mean",
-        x: Annotated[str, typer.Option(help="x axis column.")] = "env_steps",
-        smooth: Annotated[int, typer.Option(help="Moving-average window in iterations.")] = 1,
-    ) -> None:
-        from polyrl.experiments.curves import draw_curves, save_curves
-        from polyrl.experiments.results import find_runs
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Finish an experiment directory: runs its interrupted and failed runs again."),
+    ] = None,
+    spec_file: Annotated[Path | None, typer.Option("--spec", help="Base AgentSpec JSON file.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (progress goes to stderr).")
+    ] = False,
+) -> None:
+    from polyrl.experiments.grid import ExperimentGrid, GridInterrupted, run_experiment
 
-        def body() -> None:
-            drawn = draw_curves(find_runs(paths), group_by, metric, x, smooth)
-            for label in drawn.empty:
-                render.complain(f"{label}: no {metric} values against {x}", label="not drawn", style="yellow")
-            written = save_curves(drawn, out)
-            render.say("wrote " + ", ".join(map(str, written)))
+    extra = list(ctx.args)
+    if name is not None and name.startswith("--"):  # no NAME: the first free token is a flag
+        extra.insert(0, name)
+        name = None
 
-        guarded(body)
+    def body() -> int:
+        from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, check_connect_timeout
 
-    @app.command(help="Table of final and best returns per group (mean, std over seeds) and wall time.")
-    def compare(
-        paths: Annotated[list[Path], typer.Argument(help="Run, experiment or data directories.")],
-        group_by: Annotated[
-            list[str] | None, typer.Option("--group-by", help="Spec field(s) to group by.")
-        ] = None,
-        metric: Annotated[str, typer.Option(help="Metric column of progress.csv.")] = "return_mean",
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    ) -> None:
-        from polyrl.experiments.results import find_runs, group_runs, summarize
-
-        def body() -> None:
-            groups = group_runs(find_runs(paths), list(group_by or []))
-            rows = [summarize(label, runs, metric) for label, runs in groups.items()]
-            if as_json:
-                typer.echo(json.dumps(rows, indent=2))
-                return
-            table = render.table(f"{metric} per group", show_lines=True)  # folded rows stay apart
-            render.add_columns(table, "group", "runs", "final", "best", "eval (deterministic)", "wall s")
-
-            def cell(mean: float | None, std: float | None) -> str:
-                return "-" if mean is None else f"{mean:.1f} ± {std:.1f}"
-
-            for row in rows:
-                wall = row["wall_seconds_mean"]
-                table.add_row(
-                    escape(row["group"]),
-                    str(row["runs"]),
-                    cell(row["final_mean"], row["final_std"]),
-                    cell(row["best_mean"], row["best_std"]),
-                    cell(row["eval_mean"], row["eval_std"]),
-                    "-" if wall is None else f"{wall:.1f}",
+        console = render.errors if as_json else None
+        interrupted = False
+        timeout = DEFAULT_CONNECT_TIMEOUT
+        if ray_connect_timeout is not None:
+            timeout = check_connect_timeout(ray_connect_timeout, "--ray-connect-timeout")
+        try:
+            if resume is not None:
+                _check_resume(ctx, resume, name, extra)
+                result = ExperimentGrid.resume(
+                    resume,
+                    workers=workers,
+                    ray_address=ray_address,
+                    console=console,
+                    ray_connect_timeout=timeout,
                 )
-            render.console.print(table)
+            else:
+                experiment, base, config = _new_grid(name, extra, seeds, steps, data_dir, spec_file)
+                directory = experiment.plan(base, config, eval_episodes)  # validates every spec
+                if not as_json:
+                    render.say(f"{directory}: {_plan_line(experiment, workers, ray_address)}")
+                try:
+                    result = run_experiment(
+                        directory, workers, ray_address, console=console, ray_connect_timeout=timeout
+                    )
+                except RayConnectionError as exc:  # the plan stays: say how to run it later
+                    again = _resume_command(str(directory), workers, ray_address, ray_connect_timeout)
+                    raise RayConnectionError(f"{exc} The grid is planned; run it with: {again}") from exc
+        except GridInterrupted as stop:
+            result, interrupted = stop.result, True
+        return _report(result, interrupted, as_json, workers, ray_address, ray_connect_timeout)
 
-        guarded(body)
+    code = guarded(body)
+    if code:
+        raise typer.Exit(code)
+
+
+@commands.command(help="Train again from a run directory's config.json into a new directory.")
+def rerun(
+    path: Annotated[Path, typer.Argument(help="Run directory.")],
+    out: Annotated[Path | None, typer.Option(help="Directory of the new run.")] = None,
+) -> None:
+    from polyrl.experiments.runner import rerun as rerun_run
+
+    def body() -> int:
+        status = rerun_run(path, out)
+        render.say(f"{status.status}: {status.directory} (eval return {status.eval_return_mean})")
+        if status.error:
+            render.complain(status.error)
+        return 0 if status.status == "done" else 1
+
+    code = guarded(body)
+    if code:
+        raise typer.Exit(code)
+
+
+@commands.command(help="Plot learning curves (mean ± std over seeds per group) of run directories.")
+def plot(
+    paths: Annotated[list[Path], typer.Argument(help="Run, experiment or data directories.")],
+    out: Annotated[Path, typer.Option(help="Output file stem; .png and .svg are written.")] = Path("curves"),
+    group_by: Annotated[
+        list[str] | None, typer.Option("--group-by", help="Spec field(s) to group by, e.g. backend.")
+    ] = None,
+    metric: Annotated[str, typer.Option(help="Metric column of progress.csv.")] = "return_mean",
+    x: Annotated[str, typer.Option(help="x axis column.")] = "env_steps",
+    smooth: Annotated[int, typer.Option(help="Moving-average window in iterations.")] = 1,
+) -> None:
+    from polyrl.experiments.curves import draw_curves, save_curves
+    from polyrl.experiments.results import find_runs
+
+    def body() -> None:
+        drawn = draw_curves(find_runs(paths), group_by, metric, x, smooth)
+        for label in drawn.empty:
+            render.complain(f"{label}: no {metric} values against {x}", label="not drawn", style="yellow")
+        written = save_curves(drawn, out)
+        render.say("wrote " + ", ".join(map(str, written)))
+
+    guarded(body)
+
+
+@commands.command(help="Table of final and best returns per group (mean, std over seeds) and wall time.")
+def compare(
+    paths: Annotated[list[Path], typer.Argument(help="Run, experiment or data directories.")],
+    group_by: Annotated[
+        list[str] | None, typer.Option("--group-by", help="Spec field(s) to group by.")
+    ] = None,
+    metric: Annotated[str, typer.Option(help="Metric column of progress.csv.")] = "return_mean",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    from polyrl.experiments.results import find_runs, group_runs, summarize
+
+    def body() -> None:
+        groups = group_runs(find_runs(paths), list(group_by or []))
+        rows = [summarize(label, runs, metric) for label, runs in groups.items()]
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        table = render.table(f"{metric} per group", show_lines=True)  # folded rows stay apart
+        render.add_columns(table, "group", "runs", "final", "best", "eval (deterministic)", "wall s")
+
+        def cell(mean: float | None, std: float | None) -> str:
+            return "-" if mean is None else f"{mean:.1f} ± {std:.1f}"
+
+        for row in rows:
+            wall = row["wall_seconds_mean"]
+            table.add_row(
+                escape(row["group"]),
+                str(row["runs"]),
+                cell(row["final_mean"], row["final_std"]),
+                cell(row["best_mean"], row["best_std"]),
+                cell(row["eval_mean"], row["eval_std"]),
+                "-" if wall is None else f"{wall:.1f}",
+            )
+        render.console.print(table)
+
+    guarded(body)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the experiment commands (grid, rerun, plot, compare) to the `polyrl` app."""
+    app.registered_commands.extend(commands.registered_commands)

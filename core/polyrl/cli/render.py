@@ -77,7 +77,7 @@ def _number(value: float | int | None, digits: int = 1) -> str:
 class PlainProgress(Callback):
     """Training progress for logs (not a terminal, or CI): at most one plain line a second.
 
-    On a terminal the CLI uses polyrl.ProgressBar instead.
+    On a terminal the CLI uses polyrl.callbacks.ProgressBar instead.
     """
 
     def __init__(self) -> None:

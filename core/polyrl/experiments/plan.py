@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import Field, JsonValue, field_serializer
 
 from polyrl._model import StrictModel
-from polyrl.callbacks._io import write_text_atomically
 from polyrl.config import TrainConfig
+from polyrl.files import write_text_atomically
 from polyrl.redact import redact_optional
 from polyrl.spec import AgentSpec
 

@@ -14,7 +14,7 @@ and enabled per process by an environment variable:
 - `POLYRL_MLFLOW_STRICT=1` stops a run before training when an http(s) tracking server does not
   answer (by default the run goes on without MLflow, with one TrackingUnreachableWarning).
 
-It uses the same lifecycle hooks as a Callback (with `@polyrl.hookimpl`) and the same
+It uses the same lifecycle hooks as a Callback (with `@polyrl.backend.hookimpl`) and the same
 `MLflowLogger`; a run that already has an MLflowLogger in its callbacks is not logged twice.
 """
 
@@ -64,7 +64,7 @@ class MLflowIntegration:
             tags={"polyrl.logged_by": "polyrl.integrations.mlflow"},
         )
         logger.on_train_begin(context)
-        if logger.run_id is not None and logger._client is not None:
+        if logger.connected:
             self._loggers[context] = logger
 
     @hookimpl

@@ -5,9 +5,10 @@ Registered through the "polyrl" entry-point group; this module imports neither r
 
 from __future__ import annotations
 
-from polyrl import AlgorithmInfo, BackendInfo, hookimpl
+from polyrl.backend import AlgorithmInfo, BackendInfo, hookimpl
 
-# Imported so pluggy finds the `polyrl bench` hook on this module (it imports Ray only when called).
+# Imported so pluggy finds the `polyrl bench` hooks on this module (they import Ray only when called).
+from polyrl_rllib.bench import polyrl_bench_cells  # noqa: F401
 from polyrl_rllib.direct import polyrl_direct_training  # noqa: F401
 
 BACKEND = BackendInfo(

@@ -10,7 +10,9 @@ import math
 import time
 import uuid
 
-from polyrl import AgentSpec, EnvSource, hookimpl
+from polyrl import AgentSpec
+from polyrl.backend import EnvSource, hookimpl
+from polyrl.driverkit import apply_torch_threads
 
 
 @hookimpl
@@ -23,7 +25,6 @@ def polyrl_direct_training(spec: AgentSpec, total_steps: int) -> float | None:
     """
     if spec.backend != "rllib":
         return None
-    import torch
     from ray.tune.registry import register_env
 
     from polyrl_rllib import runtime
@@ -35,7 +36,7 @@ def polyrl_direct_training(spec: AgentSpec, total_steps: int) -> float | None:
     plain = env.gym_id is not None and not spec.env_kwargs  # RLlib makes a plain id itself
     name = env.gym_id if plain else f"polyrl-direct-{uuid.uuid4().hex[:8]}"
     config = build_config(spec, name, settings)
-    torch.set_num_threads(settings.torch_threads)
+    apply_torch_threads(settings.torch_threads)
     runtime.ensure_ray(settings.address, settings.num_cpus, settings.ray_connect_timeout)
     if not plain:
         register_env(name, lambda _config: env.make())

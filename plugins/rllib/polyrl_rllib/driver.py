@@ -29,17 +29,19 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from polyrl import (
-    AgentSpec,
-    BackendDriver,
+from polyrl import AgentSpec
+from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
+from polyrl.driverkit import (
+    GlobalRandomState,
+    apply_torch_threads,
+    optimizer_learning_rate,
+    set_optimizer_learning_rate,
+)
+from polyrl.errors import (
     ConfigurationError,
     CorruptCheckpointError,
-    EffectiveHyperparameters,
-    EnvSource,
     EnvStepError,
-    IterationReport,
 )
-from polyrl.driverkit import GlobalRandomState, optimizer_learning_rate, set_optimizer_learning_rate
 from polyrl.torch_layers import describe_layers
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
@@ -227,7 +229,7 @@ class RllibDriver(BackendDriver):
         settings = read_settings(spec)
         env_name = _env_name(env)
         config = build_config(spec, env_name, settings)  # validates before Ray starts
-        torch.set_num_threads(settings.torch_threads)
+        apply_torch_threads(settings.torch_threads)
         instance = runtime.ensure_ray(settings.address, settings.num_cpus, settings.ray_connect_timeout)
         cls._check_resources(config, instance, settings)
         register_env(env_name, env_errors.EnvCreator(env, env_name))

@@ -16,8 +16,9 @@ import json
 from typing import Any
 
 import gymnasium as gym
-from polyrl import EnvironmentCreationError, EnvSource, EnvStepError
+from polyrl.backend import EnvSource
 from polyrl.env_guard import error_from_record, error_record
+from polyrl.errors import EnvironmentCreationError, EnvStepError
 
 #: Ray internal-KV key prefix under which an env runner leaves the description of its env's failure.
 FAILURE_KEY = "polyrl/env-failure/"

@@ -29,7 +29,7 @@ public attributes of the config; they win over the mapped values (`model_config`
 into polyrl's). polyrl's own options: `address` (Ray cluster address), `ray_connect_timeout`
 (seconds to wait for that address to answer, default 30), `num_env_runners`, `num_learners`,
 `num_cpus` (CPUs of a local Ray instance), `torch_threads` (torch intra-op threads of this
-process, default 1).
+process, default 1; 0 leaves torch's setting, as on every backend).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from polyrl import AgentSpec, UnsupportedOptionError
-from polyrl.driverkit import unknown_options_error
-from polyrl.errors import ConfigurationError
+from polyrl import AgentSpec
+from polyrl.driverkit import per_env_iteration_steps, torch_threads_option, unknown_options_error
+from polyrl.errors import ConfigurationError, UnsupportedOptionError
 from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, check_connect_timeout
 from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 
@@ -268,8 +268,7 @@ def read_settings(spec: AgentSpec) -> Settings:
         if isinstance(cpus, bool) or not isinstance(cpus, int | float) or cpus <= 0:
             raise UnsupportedOptionError(f"backend_options.num_cpus must be a positive number, got {cpus!r}")
         settings.num_cpus = float(cpus)
-    if "torch_threads" in options:
-        settings.torch_threads = _positive_int("torch_threads", options["torch_threads"], minimum=1)
+    settings.torch_threads = torch_threads_option(spec)
     if spec.n_envs % max(settings.num_env_runners, 1):
         raise UnsupportedOptionError(
             f"n_envs={spec.n_envs} cannot be split evenly over num_env_runners="
@@ -337,6 +336,58 @@ def _map_section(spec: AgentSpec, training: dict[str, Any], env_runners: dict[st
     return gradient_steps
 
 
+def _map_common_fields(
+    spec: AgentSpec, training: dict[str, Any], reporting: dict[str, Any], learners: int
+) -> None:
+    """Learning rate, gamma, batch size and iteration size into RLlib's training/reporting calls."""
+    if spec.learning_rate is not None:
+        if spec.algorithm == "sac":
+            training.update(
+                actor_lr=spec.learning_rate, critic_lr=spec.learning_rate, alpha_lr=spec.learning_rate
+            )
+        else:
+            training["lr"] = spec.learning_rate
+    if spec.gamma is not None:
+        training["gamma"] = spec.gamma
+    if spec.batch_size is not None:
+        key = "minibatch_size" if spec.algorithm in ON_POLICY else "train_batch_size_per_learner"
+        training[key] = spec.batch_size
+    if spec.iteration_steps is not None:
+        if spec.algorithm in ON_POLICY:
+            per_env = per_env_iteration_steps(spec.iteration_steps, spec.n_envs, spec.algorithm)
+            total = per_env * spec.n_envs
+            if total % learners:
+                raise UnsupportedOptionError(
+                    f"iteration_steps={total} cannot be split evenly over {learners} learners"
+                )
+            training["train_batch_size_per_learner"] = total // learners
+            if spec.algorithm != "ppo":
+                reporting["min_sample_timesteps_per_iteration"] = total
+        else:
+            reporting["min_sample_timesteps_per_iteration"] = spec.iteration_steps
+
+
+def _split_options(
+    spec: AgentSpec, methods: dict[str, str], calls: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Put backend_options into the builder calls they belong to; return the plain attributes.
+
+    backend_options win over everything polyrl mapped; dict-valued configs are merged key by key.
+    """
+    options = {k: v for k, v in spec.backend_options.items() if k not in POLYRL_OPTIONS}
+    attributes: dict[str, Any] = {}
+    for name, value in options.items():
+        method = methods.get(name)
+        if method is None:
+            attributes[name] = value
+            continue
+        target = calls.setdefault(method, {})
+        if name in ("model_config", "replay_buffer_config") and isinstance(value, dict):
+            value = {**target.get(name, {}), **value}
+        target[name] = value
+    return attributes
+
+
 def build_config(spec: AgentSpec, env_name: str, settings: Settings) -> Any:
     """The AlgorithmConfig for the spec, with `env_name` the name registered with Ray's registry."""
     cls = config_class(spec.algorithm)
@@ -353,54 +404,14 @@ def build_config(spec: AgentSpec, env_name: str, settings: Settings) -> Any:
     # An env that raises in a remote env runner should stop training with its error, not have
     # RLlib restart the actor again and again (backend_options can turn restarts back on).
     calls["fault_tolerance"] = {"restart_failed_env_runners": False}
-    if spec.learning_rate is not None:
-        if spec.algorithm == "sac":
-            training.update(
-                actor_lr=spec.learning_rate, critic_lr=spec.learning_rate, alpha_lr=spec.learning_rate
-            )
-        else:
-            training["lr"] = spec.learning_rate
-    if spec.gamma is not None:
-        training["gamma"] = spec.gamma
-    if spec.batch_size is not None:
-        key = "minibatch_size" if spec.algorithm in ON_POLICY else "train_batch_size_per_learner"
-        training[key] = spec.batch_size
-    if spec.iteration_steps is not None:
-        if spec.algorithm in ON_POLICY:
-            per_env = spec.iteration_steps // spec.n_envs
-            if per_env < 1:
-                raise UnsupportedOptionError(
-                    f"iteration_steps={spec.iteration_steps} is too small for n_envs={spec.n_envs}: "
-                    "each env must take at least one step per iteration"
-                )
-            total = per_env * spec.n_envs
-            if total % learners:
-                raise UnsupportedOptionError(
-                    f"iteration_steps={total} cannot be split evenly over {learners} learners"
-                )
-            training["train_batch_size_per_learner"] = total // learners
-            if spec.algorithm != "ppo":
-                reporting["min_sample_timesteps_per_iteration"] = total
-        else:
-            reporting["min_sample_timesteps_per_iteration"] = spec.iteration_steps
+    _map_common_fields(spec, training, reporting, learners)
     gradient_steps = _map_section(spec, training, env_runners)
     if spec.algorithm in ON_POLICY and training.get("minibatch_size"):
         batch = training["train_batch_size_per_learner"]
         training["minibatch_size"] = min(training["minibatch_size"], batch)
     calls["rl_module"] = {"model_config": _model_config(spec)}
     calls["debugging"] = {"seed": spec.seed, "log_level": "ERROR", "log_sys_usage": False}
-    # backend_options win over everything mapped above.
-    options = {k: v for k, v in spec.backend_options.items() if k not in POLYRL_OPTIONS}
-    attributes: dict[str, Any] = {}
-    for name, value in options.items():
-        method = methods.get(name)
-        if method is None:
-            attributes[name] = value
-            continue
-        target = calls.setdefault(method, {})
-        if name in ("model_config", "replay_buffer_config") and isinstance(value, dict):
-            value = {**target.get(name, {}), **value}
-        target[name] = value
+    attributes = _split_options(spec, methods, calls)
     for method in (
         "environment",
         "env_runners",
@@ -416,7 +427,7 @@ def build_config(spec: AgentSpec, env_name: str, settings: Settings) -> Any:
     config.environment(env=env_name)
     for name, value in attributes.items():
         setattr(config, name, value)
-    if spec.algorithm in OFF_POLICY and "training_intensity" not in options:
+    if spec.algorithm in OFF_POLICY and "training_intensity" not in spec.backend_options:
         fragment = config.get_rollout_fragment_length()
         if gradient_steps is None:
             gradient_steps = max(1, round(fragment * UPDATES_PER_STEP[spec.algorithm]))

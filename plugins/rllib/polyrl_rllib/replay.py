@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from polyrl import CheckpointError, CorruptCheckpointError
+from polyrl.errors import CheckpointError, CorruptCheckpointError
 
 FORMAT = 1
 
@@ -82,17 +82,8 @@ class _Writer:
     def encode(self, value: Any, path: tuple[str, ...]) -> Any:
         if value is None:
             return value
-        if isinstance(value, np.generic):  # first: np.float64 is a float, np.str_ a str
-            item = value.item()
-            if value.dtype.hasobject or not isinstance(item, bool | int | float | str):
-                raise _Unencodable(f"{'/'.join(path)}: a NumPy scalar of dtype {value.dtype}")
-            return {_SCALAR: [value.dtype.str, item]}
-        if isinstance(value, bool | int | float | str):
-            if self.strict and type(value) not in (bool, int, float, str):
-                raise _Unencodable(
-                    f"{'/'.join(path)}: a {_name(value)}, which would come back as its base type"
-                )
-            return value
+        if isinstance(value, np.generic | bool | int | float | str):
+            return self._scalar(value, path)
         if isinstance(value, np.ndarray):
             if value.dtype.hasobject:
                 if value.ndim != 1:
@@ -117,6 +108,16 @@ class _Writer:
                 raise _Unencodable(f"{'/'.join(path)}: a torch tensor of dtype {value.dtype}") from exc
             return {_TENSOR: self.array(path, array)}
         raise _Unencodable(f"{'/'.join(path)}: a {_name(value)}")
+
+    def _scalar(self, value: Any, path: tuple[str, ...]) -> Any:
+        if isinstance(value, np.generic):  # first: np.float64 is a float, np.str_ a str
+            item = value.item()
+            if value.dtype.hasobject or not isinstance(item, bool | int | float | str):
+                raise _Unencodable(f"{'/'.join(path)}: a NumPy scalar of dtype {value.dtype}")
+            return {_SCALAR: [value.dtype.str, item]}
+        if self.strict and type(value) not in (bool, int, float, str):
+            raise _Unencodable(f"{'/'.join(path)}: a {_name(value)}, which would come back as its base type")
+        return value
 
     def _list(self, value: list, path: tuple[str, ...]) -> Any:
         if len(value) >= _LIST_TO_ARRAY:
@@ -208,41 +209,52 @@ class _Reader:
             return value
         if len(value) == 1:
             tag, content = next(iter(value.items()))
-            if tag == _ARRAY:
-                return self.array(content)
-            if tag == _TENSOR:
-                import torch
-
-                return torch.from_numpy(self.array(content).copy())
-            if tag == _INTS:
-                return [int(x) for x in self.array(content).tolist()]
-            if tag == _FLOATS:
-                return [float(x) for x in self.array(content).tolist()]
-            if tag == _INT_TUPLES:
-                return [tuple(row) for row in self.array(content).tolist()]
-            if tag == _SCALAR:
-                dtype, item = content
-                return np.asarray(item, dtype=np.dtype(dtype))[()]
-            if tag == _TUPLE:
-                return tuple(self.decode(item) for item in content)
-            if tag == _DICT:
-                return {_hashable(self.decode(k)): self.decode(v) for k, v in content}
-            if tag == _ORDERED:
-                decoded = self.decode(content, path)
-                if not isinstance(decoded, dict):
-                    raise ValueError(f"{_ORDERED} holds a {type(decoded).__name__}")
-                return OrderedDict(decoded)
-            if tag == _OBJECTS:
-                items = [self.decode(item) for item in content]
-                array = np.empty(len(items), dtype=object)
-                for i, item in enumerate(items):
-                    array[i] = item
-                return array
-            if tag == _SPACE:
-                if content is not None:
-                    self.spaces.append((path, str(content)))
-                return None
+            if tag in self._ARRAY_TAGS:
+                return self._decode_array(tag, content)
+            if tag in (_TUPLE, _DICT, _ORDERED, _OBJECTS, _SPACE):
+                return self._decode_container(tag, content, path)
         return {key: self.decode(item, (*path, key)) for key, item in value.items()}
+
+    _ARRAY_TAGS = frozenset((_ARRAY, _TENSOR, _INTS, _FLOATS, _INT_TUPLES, _SCALAR))
+
+    def _decode_array(self, tag: str, content: Any) -> Any:
+        """A leaf stored in (or as) an array: arrays, tensors, numeric lists, NumPy scalars."""
+        if tag == _SCALAR:
+            dtype, item = content
+            return np.asarray(item, dtype=np.dtype(dtype))[()]
+        array = self.array(content)
+        if tag == _TENSOR:
+            import torch
+
+            return torch.from_numpy(array.copy())
+        if tag == _INTS:
+            return [int(x) for x in array.tolist()]
+        if tag == _FLOATS:
+            return [float(x) for x in array.tolist()]
+        if tag == _INT_TUPLES:
+            return [tuple(row) for row in array.tolist()]
+        return array
+
+    def _decode_container(self, tag: str, content: Any, path: tuple[Any, ...]) -> Any:
+        """Tuples, dicts with any keys, ordered dicts, object arrays and space placeholders."""
+        if tag == _TUPLE:
+            return tuple(self.decode(item) for item in content)
+        if tag == _DICT:
+            return {_hashable(self.decode(k)): self.decode(v) for k, v in content}
+        if tag == _ORDERED:
+            decoded = self.decode(content, path)
+            if not isinstance(decoded, dict):
+                raise ValueError(f"{_ORDERED} holds a {type(decoded).__name__}")
+            return OrderedDict(decoded)
+        if tag == _OBJECTS:
+            items = [self.decode(item) for item in content]
+            array = np.empty(len(items), dtype=object)
+            for i, item in enumerate(items):
+                array[i] = item
+            return array
+        if content is not None:  # _SPACE
+            self.spaces.append((path, str(content)))
+        return None
 
 
 def _hashable(key: Any) -> Any:

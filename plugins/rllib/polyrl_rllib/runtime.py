@@ -18,7 +18,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 
-from polyrl import ConfigurationError
+from polyrl.errors import ConfigurationError
 from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, connect_ray
 
 #: CPUs a local Ray instance gets unless `num_cpus` says otherwise (capped at the machine's).

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from polyrl import CorruptCheckpointError
 from polyrl.driverkit import optimizer_parameters
+from polyrl.errors import CorruptCheckpointError
 from ray.rllib.core import COMPONENT_LEARNER_GROUP, COMPONENT_METRICS_LOGGER, DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.tune.result import TRAINING_ITERATION

@@ -6,9 +6,10 @@ This module imports neither stable_baselines3 nor torch: the driver does, on fir
 
 from __future__ import annotations
 
-from polyrl import AlgorithmInfo, BackendInfo, hookimpl
+from polyrl.backend import AlgorithmInfo, BackendInfo, hookimpl
 
-# Imported so pluggy finds the `polyrl bench` hook on this module (it imports SB3 only when called).
+# Imported so pluggy finds the `polyrl bench` hooks on this module (they import SB3 only when called).
+from polyrl_sb3.bench import polyrl_bench_cells  # noqa: F401
 from polyrl_sb3.direct import polyrl_direct_training  # noqa: F401
 
 _OBS = ["box", "discrete", "dict", "multi_discrete", "multi_binary"]

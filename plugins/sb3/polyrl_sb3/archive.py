@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from polyrl import CorruptCheckpointError
+from polyrl.errors import CorruptCheckpointError
 
 FORMAT = "polyrl-sb3"
 FORMAT_VERSION = 1

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 
-from polyrl import AgentSpec, EnvSource, hookimpl
+from polyrl import AgentSpec
+from polyrl.backend import EnvSource, hookimpl
 
 
 @hookimpl

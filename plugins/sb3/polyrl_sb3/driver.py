@@ -9,13 +9,8 @@ from zipfile import BadZipFile
 
 import numpy as np
 import torch
-from polyrl import (
-    AgentSpec,
-    BackendDriver,
-    EffectiveHyperparameters,
-    EnvSource,
-    IterationReport,
-)
+from polyrl import AgentSpec
+from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
 from polyrl.driverkit import (
     RANDOM_STATE_FILE,
     GlobalRandomState,

@@ -18,10 +18,12 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyrl import Agent, CorruptCheckpointError
+from polyrl import Agent
+from polyrl.errors import CorruptCheckpointError
 
 if TYPE_CHECKING:
-    from polyrl import AgentSpec, EnvSource
+    from polyrl import AgentSpec
+    from polyrl.backend import EnvSource
     from polyrl.manifest import CheckpointManifest
 
     from polyrl_sb3.driver import Sb3Driver

@@ -22,8 +22,15 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from polyrl import AgentSpec, UnsupportedOptionError
-from polyrl.driverkit import unknown_options_error
+from polyrl import AgentSpec
+from polyrl.driverkit import apply_torch_threads as set_torch_threads
+from polyrl.driverkit import (
+    per_env_iteration_steps,
+    torch_threads_option,
+    unknown_options_error,
+    vec_env_option,
+)
+from polyrl.errors import UnsupportedOptionError
 from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 
 ON_POLICY = ("ppo", "a2c")
@@ -44,11 +51,35 @@ def constructor_keywords(cls: type) -> list[str]:
     return sorted(n for n in names if n not in ("self", "policy", "env", "_init_setup_model"))
 
 
-def sb3_kwargs(spec: AgentSpec, action_space: Any) -> dict[str, Any]:
-    """Constructor keywords (without policy and env) for the spec's algorithm."""
+def _td3_action_noise(spec: AgentSpec, action_space: Any) -> Any:
+    """TD3's Gaussian exploration noise (std 0.1 unless the spec says; None for 0)."""
     import numpy as np
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    std = 0.1
+    if spec.td3 is not None and spec.td3.action_noise_std is not None:
+        std = spec.td3.action_noise_std
+    if std <= 0:
+        return None
+    dim = int(np.prod(action_space.shape))
+    return NormalActionNoise(np.zeros(dim), std * np.ones(dim))
+
+
+def _policy_kwargs(spec: AgentSpec) -> dict[str, Any]:
+    """SB3's policy_kwargs for the spec's network (same layers for the actor and the critic)."""
     import torch
 
+    if spec.network is None:
+        return {}
+    hidden = list(spec.network.hidden)
+    return {
+        "net_arch": dict(pi=hidden, vf=hidden) if spec.algorithm in ON_POLICY else hidden,
+        "activation_fn": getattr(torch.nn, ACTIVATIONS[spec.network.activation]),
+    }
+
+
+def sb3_kwargs(spec: AgentSpec, action_space: Any) -> dict[str, Any]:
+    """Constructor keywords (without policy and env) for the spec's algorithm."""
     cls = algorithm_class(spec.algorithm)
     allowed = set(constructor_keywords(cls))
     kwargs: dict[str, Any] = {"seed": spec.seed, "device": "cpu", "verbose": 0}
@@ -64,13 +95,7 @@ def sb3_kwargs(spec: AgentSpec, action_space: Any) -> dict[str, Any]:
             )
         kwargs["batch_size"] = spec.batch_size
     if spec.algorithm in ON_POLICY and spec.iteration_steps is not None:
-        n_steps = spec.iteration_steps // spec.n_envs
-        if n_steps < 1 or (spec.algorithm == "ppo" and n_steps * spec.n_envs < 2):
-            raise UnsupportedOptionError(
-                f"iteration_steps={spec.iteration_steps} is too small for n_envs={spec.n_envs}: "
-                "each env must take at least one step per iteration (PPO needs 2 in all)"
-            )
-        kwargs["n_steps"] = n_steps
+        kwargs["n_steps"] = per_env_iteration_steps(spec.iteration_steps, spec.n_envs, spec.algorithm)
     section = spec.section()
     if section is not None:
         for name, value in section.model_dump(exclude_none=True).items():
@@ -80,19 +105,10 @@ def sb3_kwargs(spec: AgentSpec, action_space: Any) -> dict[str, Any]:
                 raise UnsupportedOptionError(f"sb3 {spec.algorithm} has no setting {name!r}")
             kwargs[name] = value
     if spec.algorithm == "td3":
-        std = 0.1
-        if spec.td3 is not None and spec.td3.action_noise_std is not None:
-            std = spec.td3.action_noise_std
-        if std > 0:
-            from stable_baselines3.common.noise import NormalActionNoise
-
-            dim = int(np.prod(action_space.shape))
-            kwargs["action_noise"] = NormalActionNoise(np.zeros(dim), std * np.ones(dim))
-    policy_kwargs: dict[str, Any] = {}
-    if spec.network is not None:
-        hidden = list(spec.network.hidden)
-        policy_kwargs["net_arch"] = dict(pi=hidden, vf=hidden) if spec.algorithm in ON_POLICY else hidden
-        policy_kwargs["activation_fn"] = getattr(torch.nn, ACTIVATIONS[spec.network.activation])
+        noise = _td3_action_noise(spec, action_space)
+        if noise is not None:
+            kwargs["action_noise"] = noise
+    policy_kwargs = _policy_kwargs(spec)
     options = {k: v for k, v in spec.backend_options.items() if k not in POLYRL_OPTIONS}
     unknown = sorted(set(options) - allowed)
     if unknown:
@@ -104,30 +120,14 @@ def sb3_kwargs(spec: AgentSpec, action_space: Any) -> dict[str, Any]:
     kwargs.update(options)
     if policy_kwargs:
         kwargs["policy_kwargs"] = policy_kwargs
-    vec_env = spec.backend_options.get("vec_env", "dummy")
-    if vec_env not in ("dummy", "subproc"):
-        raise UnsupportedOptionError(f"backend_options.vec_env must be 'dummy' or 'subproc', got {vec_env!r}")
-    torch_threads(spec)
+    vec_env_option(spec)
+    torch_threads_option(spec)
     return kwargs
 
 
-def torch_threads(spec: AgentSpec) -> int:
-    """The torch thread count backend_options asks for (default 1; 0: leave torch's setting)."""
-    threads = spec.backend_options.get("torch_threads", 1)
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
-        raise UnsupportedOptionError(
-            f"backend_options.torch_threads must be an int >= 0 (0 leaves torch's setting), got {threads!r}"
-        )
-    return threads
-
-
 def apply_torch_threads(spec: AgentSpec) -> None:
-    """Set torch's intra-op threads as the spec asks (2 threads on a loaded 2-core machine crawl)."""
-    import torch
-
-    threads = torch_threads(spec)
-    if threads > 0:
-        torch.set_num_threads(threads)
+    """Set torch's intra-op threads as the spec's backend_options ask."""
+    set_torch_threads(torch_threads_option(spec))
 
 
 def iteration_steps(spec: AgentSpec, model: Any) -> int:

@@ -5,9 +5,10 @@ Registered through the "polyrl" entry-point group; this module imports neither t
 
 from __future__ import annotations
 
-from polyrl import AlgorithmInfo, BackendInfo, hookimpl
+from polyrl.backend import AlgorithmInfo, BackendInfo, hookimpl
 
-# Imported so pluggy finds the `polyrl bench` hook on this module (it imports Tianshou only when called).
+# Imported so pluggy finds the `polyrl bench` hooks on this module (they import Tianshou only when called).
+from polyrl_tianshou.bench import polyrl_bench_cells  # noqa: F401
 from polyrl_tianshou.direct import polyrl_direct_training  # noqa: F401
 
 _OBS = ["box"]

@@ -10,7 +10,8 @@ import dataclasses
 import math
 import time
 
-from polyrl import AgentSpec, EnvSource, hookimpl
+from polyrl import AgentSpec
+from polyrl.backend import EnvSource, hookimpl
 
 
 @hookimpl

@@ -16,14 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from polyrl import (
-    AgentSpec,
-    BackendDriver,
-    CorruptCheckpointError,
-    EffectiveHyperparameters,
-    EnvSource,
-    IterationReport,
-)
+from polyrl import AgentSpec
+from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
 from polyrl.driverkit import (
     GlobalRandomState,
     legacy_random_state,
@@ -32,6 +26,7 @@ from polyrl.driverkit import (
     restore_legacy_random_state,
     set_optimizer_learning_rate,
 )
+from polyrl.errors import CorruptCheckpointError
 from polyrl.torch_layers import describe_layers
 from tianshou.algorithm.algorithm_base import Algorithm
 from tianshou.data import Batch, Collector, VectorReplayBuffer, to_numpy

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from polyrl import EnvSource, UnsupportedOptionError
+from polyrl.backend import EnvSource
+from polyrl.errors import UnsupportedOptionError
 from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 from tianshou.algorithm.algorithm_base import Algorithm
 from tianshou.algorithm.modelfree.ddpg import ContinuousDeterministicPolicy

@@ -46,8 +46,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from polyrl import AgentSpec, UnsupportedOptionError
-from polyrl.driverkit import unknown_options_error
+from polyrl import AgentSpec
+from polyrl.driverkit import (
+    per_env_iteration_steps,
+    torch_threads_option,
+    unknown_options_error,
+    vec_env_option,
+)
 
 ON_POLICY = ("ppo", "a2c")
 OFF_POLICY = ("dqn", "sac", "td3", "ddpg")
@@ -242,14 +247,8 @@ def _check_options(spec: AgentSpec, discrete: bool) -> None:
     unknown = sorted(set(spec.backend_options) - set(valid))
     if unknown:
         raise unknown_options_error("tianshou", spec.algorithm, unknown, valid)
-    vec_env = spec.backend_options.get("vec_env", "dummy")
-    if vec_env not in ("dummy", "subproc"):
-        raise UnsupportedOptionError(f"backend_options.vec_env must be 'dummy' or 'subproc', got {vec_env!r}")
-    threads = spec.backend_options.get("torch_threads", 1)
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
-        raise UnsupportedOptionError(
-            f"backend_options.torch_threads must be an int >= 0 (0 leaves torch's setting), got {threads!r}"
-        )
+    vec_env_option(spec)
+    torch_threads_option(spec)
 
 
 def settings(spec: AgentSpec, action_space: Any) -> Settings:
@@ -278,18 +277,13 @@ def settings(spec: AgentSpec, action_space: Any) -> Settings:
         n_envs=n_envs,
         batch_size=spec.batch_size if spec.batch_size is not None else defaults["batch_size"],
         iteration_steps=0,
-        vec_env=str(spec.backend_options.get("vec_env", "dummy")),
-        torch_threads=int(spec.backend_options.get("torch_threads", 1)),  # type: ignore[arg-type]
+        vec_env=vec_env_option(spec),
+        torch_threads=torch_threads_option(spec),
     )
     kwargs: dict[str, Any] = {"gamma": resolved.gamma}
     requested = spec.iteration_steps or defaults["iteration_steps"]
     if algorithm in ON_POLICY:
-        per_env = requested // n_envs
-        if per_env < 1 or (algorithm == "ppo" and per_env * n_envs < 2):
-            raise UnsupportedOptionError(
-                f"iteration_steps={requested} is too small for n_envs={n_envs}: each env must "
-                "take at least one step per iteration (PPO needs 2 in all)"
-            )
+        per_env = per_env_iteration_steps(requested, n_envs, algorithm)
         resolved.iteration_steps = per_env * n_envs
         resolved.n_epochs = int(value("n_epochs") or 1)
         for name in ("clip_range", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm"):

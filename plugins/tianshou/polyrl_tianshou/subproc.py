@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from polyrl import EnvSource
+from polyrl.backend import EnvSource
 from polyrl.env_guard import raise_delivered
 from tianshou.env import SubprocVectorEnv
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from polyrl import hookimpl
+from polyrl.backend import hookimpl
 from polyrl_numpy_cem import BACKEND as CEM
 
 BACKEND = CEM.model_copy(

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from polyrl import AgentSpec, EnvSource
+from polyrl import AgentSpec
+from polyrl.backend import EnvSource
 from polyrl_numpy_cem.driver import CemDriver
 
 

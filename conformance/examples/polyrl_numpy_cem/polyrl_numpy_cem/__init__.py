@@ -6,7 +6,7 @@ This module is what the "polyrl" entry point names; it only declares the backend
 
 from __future__ import annotations
 
-from polyrl import AlgorithmInfo, BackendInfo, hookimpl
+from polyrl.backend import AlgorithmInfo, BackendInfo, hookimpl
 
 BACKEND = BackendInfo(
     name="cem",

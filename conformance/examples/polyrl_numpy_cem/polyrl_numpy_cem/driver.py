@@ -26,17 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from polyrl import (
-    AgentSpec,
-    BackendDriver,
-    ConfigurationError,
-    CorruptCheckpointError,
-    EffectiveHyperparameters,
-    EnvSource,
-    IterationReport,
-    UnsupportedOptionError,
-)
+from polyrl import AgentSpec
+from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
 from polyrl.envs import space_kind
+from polyrl.errors import ConfigurationError, CorruptCheckpointError, UnsupportedOptionError
 
 DEFAULT_ITERATION_STEPS = 1000
 DEFAULT_GAMMA = 0.99

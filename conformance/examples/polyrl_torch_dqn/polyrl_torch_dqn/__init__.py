@@ -7,7 +7,7 @@ first built.
 
 from __future__ import annotations
 
-from polyrl import AlgorithmInfo, BackendInfo, hookimpl
+from polyrl.backend import AlgorithmInfo, BackendInfo, hookimpl
 
 BACKEND = BackendInfo(
     name="tdqn",

@@ -22,21 +22,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from polyrl import (
-    AgentSpec,
-    BackendDriver,
-    CorruptCheckpointError,
-    EffectiveHyperparameters,
-    EnvSource,
-    IterationReport,
-    UnsupportedOptionError,
-)
+from polyrl import AgentSpec
+from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
 from polyrl.driverkit import (
     optimizer_learning_rate,
     optimizer_parameters,
     set_optimizer_learning_rate,
     unknown_options_error,
 )
+from polyrl.errors import CorruptCheckpointError, UnsupportedOptionError
 from polyrl.torch_layers import describe_layers, torch_activation
 
 #: What a spec field left at None becomes (the `dqn` section's fields included).

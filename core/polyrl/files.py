@@ -1,4 +1,9 @@
-"""File helpers shared by the callbacks: fail-fast writability checks and atomic writes."""
+"""Writing files safely, the one place polyrl does it: fail-fast writability checks, atomic
+replacement of a file through a hidden sibling, and fsync.
+
+Callbacks, experiments, the benchmark and checkpoints (core/polyrl/checkpoint.py, which swaps
+whole directories) all write through these helpers.
+"""
 
 from __future__ import annotations
 
@@ -43,14 +48,19 @@ def temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file or a directory entry to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def replace_atomically(staging: Path, path: Path) -> None:
     """Flush `staging` to disk and rename it onto `path` (readers see the old or the new file)."""
     try:
-        fd = os.open(staging, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(staging)
         os.replace(staging, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -6,10 +6,11 @@ import math
 import statistics
 from typing import Literal
 
+from polyrl._model import StrictModel
 from pydantic import Field
 
-from polyrl._model import StrictModel
-from polyrl.bench.cells import BenchCell, Slice
+from polyrl_conformance.bench.cells import BenchCell
+from polyrl_conformance.bench.matrix import Slice
 
 
 class CurvePoint(StrictModel):
@@ -39,8 +40,13 @@ class SeedResult(StrictModel):
     directory: str | None = None
     env_steps: int = 0
     iterations: int = 0
-    setup_seconds: float = Field(default=0.0, description="Building the agent (imports, Ray start, envs).")
+    setup_seconds: float = Field(
+        default=0.0, description="Building the agent (imports, a library's runtime start, envs)."
+    )
     train_seconds: float = Field(default=0.0, description="Sum of the iterations' seconds.")
+    train_cpu_seconds: float | None = Field(
+        default=None, description="The worker process's CPU seconds over the iterations."
+    )
     eval_seconds: float = 0.0
     wall_seconds: float = Field(default=0.0, description="Everything, building and evaluations included.")
     steps_per_second: float | None = Field(default=None, description="Env steps per training second.")
@@ -70,6 +76,17 @@ class RatioResult(StrictModel):
     polyrl_median: float | None = None
     direct_median: float | None = None
     ratio: float | None = Field(default=None, description="Median polyrl seconds / median direct seconds.")
+    polyrl_cpu_seconds: list[float] = Field(
+        default_factory=list, description="CPU seconds of the measuring process per polyrl run."
+    )
+    direct_cpu_seconds: list[float] = Field(default_factory=list)
+    polyrl_cpu_median: float | None = None
+    direct_cpu_median: float | None = None
+    cpu_ratio: float | None = Field(
+        default=None,
+        description="Median polyrl CPU seconds / median direct CPU seconds: steadier than the wall-time "
+        "ratio on a machine shared with other jobs.",
+    )
     error: str | None = None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polyrl.bench.records import BaselineComparison, BaselineRow, BenchReport, CellResult
+from polyrl_conformance.bench.records import BaselineComparison, BaselineRow, BenchReport, CellResult
 
 
 def _row(now: CellResult, before: CellResult) -> BaselineRow:

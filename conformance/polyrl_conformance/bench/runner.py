@@ -1,6 +1,6 @@
 """Run benchmark cells: each seed in a fresh process, one after the other, so timings stay clean.
 
-    python -m polyrl.bench.runner RUN_DIR      # one seed: reads plan.json, writes result.json
+    python -m polyrl_conformance.bench.runner RUN_DIR      # one seed: reads plan.json, writes result.json
 
 A seed's run directory holds plan.json (cell, seed), config.json (spec, TrainConfig, versions,
 effective hyperparameters) and progress.csv (every iteration, with the evaluations), as a
@@ -20,10 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polyrl.bench.cells import BenchCell
-from polyrl.bench.records import CellResult, CurvePoint, RatioResult, SeedPlan, SeedResult
-from polyrl.callbacks._io import write_text_atomically
 from polyrl.callbacks.base import Callback
+from polyrl.files import write_text_atomically
+
+from polyrl_conformance.bench.cells import BenchCell
+from polyrl_conformance.bench.records import CellResult, CurvePoint, RatioResult, SeedPlan, SeedResult
 
 if TYPE_CHECKING:
     from polyrl.agent import Agent
@@ -49,7 +50,9 @@ class ThresholdTracker(Callback):
     """Evaluates on an env-step cadence and records when the solve threshold is first reached.
 
     The training clock is the sum of the iterations' own seconds (the driver's work only), so
-    the evaluations, which are the benchmark's and not the training's, never count. Evaluation
+    the evaluations, which are the benchmark's and not the training's, never count; the CPU
+    clock sums this process's CPU time from each iteration's start to its end (steadier than
+    wall time on a machine shared with other jobs). Evaluation
     numbers go into the iteration's record under eval_* (so progress.csv has them) before later
     callbacks see it.
     """
@@ -59,6 +62,8 @@ class ThresholdTracker(Callback):
         self.stop_at_threshold = stop_at_threshold
         self.started = started
         self.train_seconds = 0.0
+        self.train_cpu_seconds = 0.0
+        self._iteration_cpu = 0.0
         self.eval_seconds = 0.0
         self.next_eval = cell.eval_every_steps
         self.curve: list[CurvePoint] = []
@@ -74,8 +79,12 @@ class ThresholdTracker(Callback):
         if self.solved_at is None and result.return_mean >= self.cell.solve_threshold:
             self.solved_at = (point.env_steps, point.train_seconds, time.perf_counter() - self.started)
 
+    def on_iteration_begin(self, context: RunContext, iteration: int) -> None:
+        self._iteration_cpu = time.process_time()
+
     def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
         self.train_seconds += record.iteration_seconds
+        self.train_cpu_seconds += time.process_time() - self._iteration_cpu
         point = CurvePoint(
             env_steps=record.env_steps, train_seconds=self.train_seconds, return_mean=record.return_mean
         )
@@ -99,7 +108,7 @@ class ThresholdTracker(Callback):
 def thin_curve(curve: list[CurvePoint], points: int = CURVE_POINTS) -> list[CurvePoint]:
     """At most about `points` points: every evaluation, the last point, and evenly spaced others.
 
-    Keeps result files small when iterations are tiny (sb3's A2C: 5 env steps each);
+    Keeps result files small when iterations are tiny (an A2C of 5 env steps per iteration);
     progress.csv still has every iteration.
     """
     if len(curve) <= points:
@@ -144,6 +153,7 @@ def run_seed(plan: SeedPlan, directory: Path, time_limit: float | None = None) -
                 "iterations": trained.iterations,
                 "setup_seconds": setup,
                 "train_seconds": tracker.train_seconds,
+                "train_cpu_seconds": tracker.train_cpu_seconds,
                 "eval_seconds": tracker.eval_seconds,
                 "steps_per_second": trained.env_steps / tracker.train_seconds
                 if tracker.train_seconds
@@ -227,14 +237,14 @@ def finished_ratio(cell: BenchCell, repeats: int, directory: Path) -> RatioResul
 
 
 def run_seed_isolated(plan: SeedPlan, directory: Path, timeout: float | None = None) -> SeedResult:
-    """Run one seed in a fresh Python process (no torch, Ray or env state shared with others)."""
+    """Run one seed in a fresh Python process (no torch, library runtime or env state shared)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_text_atomically(
         directory / PLAN_FILE, json.dumps({"plan": plan.model_dump(mode="json"), "time_limit": timeout})
     )
     (directory / RESULT_FILE).unlink(missing_ok=True)
     began = time.perf_counter()
-    code = _run_process("polyrl.bench.runner", directory, timeout)
+    code = _run_process("polyrl_conformance.bench.runner", directory, timeout)
     if (directory / RESULT_FILE).is_file():
         return SeedResult.model_validate_json((directory / RESULT_FILE).read_text())
     why = "killed after its time limit" if code is None else f"exited with status {code}"
@@ -255,7 +265,7 @@ def measure_ratio_isolated(
     document = {"cell": cell.model_dump(mode="json"), "repeats": repeats}
     write_text_atomically(directory / RATIO_PLAN_FILE, json.dumps(document))
     (directory / RATIO_FILE).unlink(missing_ok=True)
-    code = _run_process("polyrl.bench.overhead", directory, timeout)
+    code = _run_process("polyrl_conformance.bench.overhead", directory, timeout)
     if (directory / RATIO_FILE).is_file():
         return RatioResult.model_validate_json((directory / RATIO_FILE).read_text())
     why = "killed after its time limit" if code is None else f"exited with status {code}"
@@ -306,7 +316,7 @@ def run_cells(
     `isolate=False` runs the seeds in this process (for tests with backends registered only
     here); the ratio then runs in this process too.
     """
-    from polyrl.bench.overhead import measure_ratio
+    from polyrl_conformance.bench.overhead import measure_ratio
 
     results = []
     total = len(cells) * seeds
@@ -362,7 +372,7 @@ def describe_ratio(cell: BenchCell, ratio: RatioResult) -> str:
 def main(argv: list[str]) -> int:
     """Worker entry point: run the seed planned in argv[0]."""
     if len(argv) != 1:
-        print("usage: python -m polyrl.bench.runner RUN_DIR", file=sys.stderr)
+        print("usage: python -m polyrl_conformance.bench.runner RUN_DIR", file=sys.stderr)
         return 2
     directory = Path(argv[0])
     document = json.loads((directory / PLAN_FILE).read_text())

@@ -3,20 +3,22 @@
 A long matrix is often run in pieces — one CI job per backend, a third seed added a day later
 (`polyrl bench --first-seed 2 --seeds 1`). `merge_reports` joins such results files into the
 report one run would have written: a cell's seeds are pooled, its ratio measurements are
-pooled and their medians recomputed, and it is re-judged against today's pass line (the cells
-file's, when that cell still trains alike; else the last piece's). Pieces must come from the
-same hardware (CPU model and cores; timings from different hardware are not comparable) and
-library versions, agree on every training setting of a cell they share, not repeat a seed, and
-agree on stopping at the threshold.
+pooled and their medians recomputed, and it is re-judged against today's pass line (today's
+cell, with its plugin's tuning, when it still trains alike; else the last piece's). Pieces must
+come from the same hardware (CPU model and cores; timings from different hardware are not
+comparable) and library versions, agree on every training setting of a cell they share, not
+repeat a seed, and agree on stopping at the threshold.
 """
 
 from __future__ import annotations
 
 import statistics
 
-from polyrl.bench.cells import CELLS, SLICES, BenchCell
-from polyrl.bench.records import BenchReport, CellResult, RatioResult, SeedResult
 from polyrl.errors import ConfigurationError
+
+from polyrl_conformance.bench.cells import BenchCell, declared_cells
+from polyrl_conformance.bench.matrix import SLICES
+from polyrl_conformance.bench.records import BenchReport, CellResult, RatioResult, SeedResult
 
 
 def _same_hardware(reports: list[BenchReport], names: list[str]) -> None:
@@ -56,7 +58,7 @@ def _pooled_ratio(ratios: list[RatioResult | None]) -> RatioResult | None:
     polyrl_seconds = [s for r in measured for s in r.polyrl_seconds]
     direct_seconds = [s for r in measured for s in r.direct_seconds]
     polyrl_median, direct_median = statistics.median(polyrl_seconds), statistics.median(direct_seconds)
-    return RatioResult(
+    pooled = RatioResult(
         available=True,
         env_steps=measured[0].env_steps,
         repeats=len(polyrl_seconds),
@@ -66,10 +68,24 @@ def _pooled_ratio(ratios: list[RatioResult | None]) -> RatioResult | None:
         direct_median=direct_median,
         ratio=polyrl_median / direct_median,
     )
+    if not all(r.polyrl_cpu_seconds and r.direct_cpu_seconds for r in measured):
+        return pooled  # a piece measured before CPU time was: no CPU ratio for the pool
+    polyrl_cpu = [s for r in measured for s in r.polyrl_cpu_seconds]
+    direct_cpu = [s for r in measured for s in r.direct_cpu_seconds]
+    polyrl_cpu_median, direct_cpu_median = statistics.median(polyrl_cpu), statistics.median(direct_cpu)
+    return pooled.model_copy(
+        update={
+            "polyrl_cpu_seconds": polyrl_cpu,
+            "direct_cpu_seconds": direct_cpu,
+            "polyrl_cpu_median": polyrl_cpu_median,
+            "direct_cpu_median": direct_cpu_median,
+            "cpu_ratio": polyrl_cpu_median / direct_cpu_median if direct_cpu_median > 0 else None,
+        }
+    )
 
 
 def _judged_by(stored: BenchCell, current: dict[str, BenchCell]) -> BenchCell:
-    """Today's cell of the cells file when it trains like the stored one: its pass line and note."""
+    """Today's cell when it trains like the stored one: its pass line and note."""
     today = current.get(stored.key)
     return today if today is not None and today.trains_like(stored) else stored
 
@@ -113,9 +129,9 @@ def merge_reports(reports: list[BenchReport], names: list[str], command: str) ->
                 )
             seeds[key] += result.seeds
             ratios[key].append(result.ratio)
-    current = {cell.key: cell for cell in CELLS}
+    current = {cell.key: cell for cell in declared_cells()}
     order = {key: index for index, key in enumerate(current)}
-    # The cells file's order (backend by backend, matrix order), whatever order the pieces came in.
+    # Today's cell order (backend by backend, matrix order), whatever order the pieces came in.
     cells = dict(sorted(cells.items(), key=lambda item: order.get(item[0], len(order))))
     merged = [
         CellResult.summarize(

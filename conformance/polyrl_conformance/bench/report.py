@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-
-from polyrl.bench.records import BenchReport, CellResult, MachineInfo
-from polyrl.callbacks._io import write_text_atomically
 from polyrl.errors import ConfigurationError
+from polyrl.files import write_text_atomically
+
+from polyrl_conformance.bench.records import BenchReport, CellResult, MachineInfo
 
 README_START = "<!-- bench-table:start -->"
 README_END = "<!-- bench-table:end -->"
@@ -190,7 +190,8 @@ def markdown(report: BenchReport, plot_name: str | None = None) -> str:
         "training seconds to threshold: when the evaluation first reached the environment's solve "
         "threshold (mean over the seeds that did); training seconds exclude building the agent and "
         "the evaluations. polyrl / direct: wall time through polyrl over the library's own training "
-        "loop for the same configuration, measured in the same process (median of repeats).",
+        "loop for the same configuration, measured in the same process (median of repeats; the "
+        "CPU ratio, of this process's CPU time, is the steadier one on a shared machine).",
         "",
         *cell_table(report),
         "",
@@ -205,8 +206,8 @@ def markdown(report: BenchReport, plot_name: str | None = None) -> str:
         "## Seeds",
         "",
         "| cell | seed | env steps | final eval | steps to threshold | training s to threshold "
-        "| wall s to threshold | setup s | training s | eval s | wall s | stop |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| wall s to threshold | setup s | training s | training CPU s | eval s | wall s | stop |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for c in report.cells:
         for s in c.seeds:
@@ -215,7 +216,8 @@ def markdown(report: BenchReport, plot_name: str | None = None) -> str:
                 f"| {c.cell.key} | {s.seed} | {s.env_steps:,} | {_number(s.final_return_mean)} | "
                 f"{_steps(s.steps_to_threshold)} | {_number(s.seconds_to_threshold)} | "
                 f"{_number(s.wall_seconds_to_threshold)} | "
-                f"{s.setup_seconds:.1f} | {s.train_seconds:.1f} | {s.eval_seconds:.1f} | "
+                f"{s.setup_seconds:.1f} | {s.train_seconds:.1f} | {_number(s.train_cpu_seconds)} | "
+                f"{s.eval_seconds:.1f} | "
                 f"{s.wall_seconds:.1f} | "
                 f"{stop.replace('|', '/')} |"
             )
@@ -225,15 +227,18 @@ def markdown(report: BenchReport, plot_name: str | None = None) -> str:
             "",
             "## polyrl vs the library called directly",
             "",
-            "| cell | env steps per run | polyrl s (median) | direct s (median) | ratio | runs |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            "| cell | env steps per run | polyrl s (median) | direct s (median) | ratio "
+            "| polyrl CPU s | direct CPU s | CPU ratio | runs |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for c in ratios:
             r = c.ratio
             assert r is not None
             lines.append(
                 f"| {c.cell.key} | {r.env_steps:,} | {_number(r.polyrl_median, 2)} | "
-                f"{_number(r.direct_median, 2)} | {_number(r.ratio, 3)} | {r.repeats} |"
+                f"{_number(r.direct_median, 2)} | {_number(r.ratio, 3)} | "
+                f"{_number(r.polyrl_cpu_median, 2)} | {_number(r.direct_cpu_median, 2)} | "
+                f"{_number(r.cpu_ratio, 3)} | {r.repeats} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,120 @@
+"""What stands between an Agent and its loops: the agent's parts, and one run over them.
+
+`AgentParts` is everything an agent is made of (spec, backend, env source, driver, counters);
+`Agent.__init__`, `Agent.load` and `Agent.restore` all build one through `build_parts`. A `Run`
+is one train() or play() call: it owns the callback list and times the calls the loops make
+to the driver and the env, so the loops never reach into the Agent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from polyrl.envs import EnvSource, space_kind
+from polyrl.errors import UnknownAlgorithmError, UnsupportedSpaceError
+from polyrl.plugins import ensure_installed, registry
+
+if TYPE_CHECKING:
+    from polyrl.agent import Agent
+    from polyrl.backend import BackendDriver, BackendInfo
+    from polyrl.callbacks.callback_list import CallbackList
+    from polyrl.records import IterationReport
+    from polyrl.spec import AgentSpec
+
+#: How a driver comes to be: `create` for a new agent, `load` of a checkpoint's native files.
+DriverFactory = Callable[["type[BackendDriver]", "AgentSpec", EnvSource], "BackendDriver"]
+
+
+@dataclass
+class AgentParts:
+    """The parts of one agent; its counters are the core's (the driver owns env_steps)."""
+
+    spec: AgentSpec
+    info: BackendInfo
+    env: EnvSource
+    driver: BackendDriver
+    iterations: int = 0
+    episodes: int = 0
+
+
+def check_algorithm(info: BackendInfo, spec: AgentSpec) -> None:
+    """UnknownAlgorithmError unless the backend declares the spec's algorithm."""
+    if spec.algorithm not in info.algorithms:
+        raise UnknownAlgorithmError(
+            f"backend {info.name!r} has no algorithm {spec.algorithm!r}; it provides "
+            f"{sorted(info.algorithms)}"
+        )
+
+
+def check_spaces(info: BackendInfo, spec: AgentSpec, env: EnvSource) -> None:
+    """UnsupportedSpaceError unless the algorithm declares the env's action and observation spaces."""
+    check_algorithm(info, spec)
+    algorithm = info.algorithms[spec.algorithm]
+    action_kind = space_kind(env.action_space)
+    observation_kind = space_kind(env.observation_space)
+    if action_kind not in algorithm.action_spaces:
+        fitting = sorted(n for n, a in info.algorithms.items() if action_kind in a.action_spaces)
+        raise UnsupportedSpaceError(
+            f"{info.name}/{spec.algorithm} cannot handle the {action_kind} action space of "
+            f"{env.name} ({env.action_space}); it handles {algorithm.action_spaces}. Algorithms "
+            f"of {info.name!r} for this env: {fitting}"
+        )
+    if observation_kind not in algorithm.observation_spaces:
+        raise UnsupportedSpaceError(
+            f"{info.name}/{spec.algorithm} cannot handle the {observation_kind} observation "
+            f"space of {env.name} ({env.observation_space}); it handles "
+            f"{algorithm.observation_spaces}"
+        )
+
+
+def build_parts(spec: AgentSpec, make_driver: DriverFactory) -> AgentParts:
+    """Check the spec against its backend and env (before any backend library loads), build the driver."""
+    info = registry().backend(spec.backend)
+    check_algorithm(info, spec)
+    ensure_installed(info)
+    env = EnvSource.from_spec(spec)
+    check_spaces(info, spec, env)
+    driver = make_driver(registry().driver_class(spec.backend), spec, env)
+    return AgentParts(spec, info, env, driver)
+
+
+class Run:
+    """One train() or play() call of an agent: its parts, its callbacks, the timing of its calls.
+
+    `agent` is the public Agent (what callbacks see through the context); `parts` is what the
+    loops drive. Calls reported to `on_api_call` go through `timed`.
+    """
+
+    def __init__(self, agent: Agent, parts: AgentParts, callbacks: CallbackList) -> None:
+        self.agent = agent
+        self.parts = parts
+        self.callbacks = callbacks
+        self.reports_calls = callbacks.wants("on_api_call")
+
+    def timed(self, target: str, method: str, fn: Callable[[], Any], summary: str = "") -> Any:
+        """Call `fn`, reporting it to on_api_call as `target.method` when anyone listens."""
+        if not self.reports_calls:
+            return fn()
+        began = time.perf_counter()
+        value = fn()
+        self.callbacks.call(
+            "on_api_call",
+            context=None,
+            target=target,
+            method=method,
+            seconds=time.perf_counter() - began,
+            summary=summary,
+        )
+        return value
+
+    def train_iteration(self, horizon: int | None) -> IterationReport:
+        """One driver iteration toward the run's planned end; the core's counters follow it."""
+        parts = self.parts
+        parts.driver.set_horizon(horizon)
+        report = self.timed("driver", "train_iteration", parts.driver.train_iteration)
+        parts.iterations += 1
+        parts.episodes += len(report.episodes)
+        return report
