@@ -31,6 +31,10 @@ from polyrl_conformance.bench.records import RatioResult
 WARMUP_STEPS = 1000
 
 
+#: The ratio process reads its plan from, and writes its result to, these files of its run directory.
+RATIO_PLAN_FILE = "ratio_plan.json"
+RATIO_FILE = "ratio.json"
+
 def polyrl_seconds(cell: BenchCell, seed: int, steps: int) -> float:
     """Seconds polyrl takes to build the agent and train `steps` env steps."""
     from polyrl.agent import Agent
@@ -112,7 +116,6 @@ def main(argv: list[str]) -> int:
     """Entry point of the ratio process: measure the cell planned in argv[0]."""
     from polyrl.files import write_text_atomically
 
-    from polyrl_conformance.bench.runner import RATIO_FILE, RATIO_PLAN_FILE
 
     if len(argv) != 1:
         print("usage: python -m polyrl_conformance.bench.overhead RUN_DIR", file=sys.stderr)

@@ -24,6 +24,7 @@ from polyrl.callbacks.base import Callback
 from polyrl.files import write_text_atomically
 
 from polyrl_conformance.bench.cells import BenchCell
+from polyrl_conformance.bench.overhead import RATIO_FILE, RATIO_PLAN_FILE, measure_ratio
 from polyrl_conformance.bench.records import CellResult, CurvePoint, RatioResult, SeedPlan, SeedResult
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 PLAN_FILE = "plan.json"
 RESULT_FILE = "result.json"
-RATIO_PLAN_FILE = "ratio_plan.json"
-RATIO_FILE = "ratio.json"
 CONFIG_FILE = "config.json"
 PROGRESS_FILE = "progress.csv"
 LOG_FILE = "output.log"
@@ -316,8 +315,6 @@ def run_cells(
     `isolate=False` runs the seeds in this process (for tests with backends registered only
     here); the ratio then runs in this process too.
     """
-    from polyrl_conformance.bench.overhead import measure_ratio
-
     results = []
     total = len(cells) * seeds
     done = 0
