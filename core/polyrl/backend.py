@@ -35,10 +35,14 @@ __all__ = [
 ]
 
 
+def _box_only() -> list[SpaceKind]:
+    return ["box"]
+
+
 class AlgorithmInfo(StrictModel):
     """One algorithm of a backend and the spaces it handles."""
 
-    observation_spaces: list[SpaceKind] = Field(default_factory=lambda: ["box"])
+    observation_spaces: list[SpaceKind] = Field(default_factory=_box_only)
     action_spaces: list[SpaceKind]
     on_policy: bool
     description: str = ""

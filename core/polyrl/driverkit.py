@@ -183,7 +183,9 @@ class GlobalRandomState:
 
     def save(self, directory: Path) -> None:
         """Write the states as NumPy arrays (no pickle) into `directory`."""
-        np.savez(directory / RANDOM_STATE_FILE, **self._state)
+        # Typed as a plain mapping: mypy would otherwise match a key against savez's allow_pickle.
+        arrays: dict[str, Any] = self._state
+        np.savez(directory / RANDOM_STATE_FILE, **arrays)
 
     def load(self, directory: Path) -> bool:
         """Take the states saved in `directory`; False (and nothing changed) when none were saved."""

@@ -69,7 +69,7 @@ class EnvSource:
         """A short human name: the id, or the factory's import path."""
         return self.env if isinstance(self.env, str) else self.env.factory
 
-    def make(self, render_mode: str | None = None) -> gym.Env:
+    def make(self, render_mode: str | None = None) -> gym.Env[Any, Any]:
         """A new environment instance (render_mode "human" needs a display: RenderError without one)."""
         import gymnasium as gym
 
@@ -110,7 +110,7 @@ class EnvSource:
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
-    def __call__(self) -> gym.Env:
+    def __call__(self) -> gym.Env[Any, Any]:
         return self.make()
 
 
@@ -149,7 +149,7 @@ def is_single_observation(observation: Any, space: Any) -> bool:
     if isinstance(space, spaces.Discrete):
         return np.ndim(observation) == 0
     shape = space.shape or ()
-    return np.shape(observation) == tuple(shape)
+    return bool(np.shape(observation) == tuple(shape))
 
 
 def batch_observations(observations: list[Any], space: Any) -> Any:

@@ -18,7 +18,7 @@ from polyrl.callbacks.base import Callback
 from polyrl.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.context import TrainContext
     from polyrl.records import IterationRecord, TrainResult
 
 #: Key in `context.shared` holding the MLflow run id of the run, so two loggers never double-log.
@@ -82,7 +82,7 @@ class MLflowLogger(Callback):
         self.run_id: str | None = None
         self._client: Any = None
 
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         self._client = None
         if context.shared.get(SHARED_RUN_ID):
             return  # another MLflow logger of this run already logs it
@@ -126,7 +126,7 @@ class MLflowLogger(Callback):
             client.log_batch(self.run_id, params=items[start : start + _PARAMS_PER_BATCH])
         client.log_text(self.run_id, spec.model_dump_json(indent=2), "spec.json")
 
-    def on_iteration_end(self, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         if self._client is None:
             return
         from mlflow.entities import Metric
@@ -140,7 +140,7 @@ class MLflowLogger(Callback):
         ]
         self._client.log_batch(self.run_id, metrics=metrics)
 
-    def on_train_end(self, context: RunContext, result: TrainResult) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
         client, self._client = self._client, None
         if client is None:
             return

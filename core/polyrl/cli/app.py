@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -204,8 +203,9 @@ def _play(
         from polyrl.cli.recording import recorded_play
 
         with polyrl.Agent.load(path, trust_env_factory=trust) as agent:
+            movies: list[Path] = []
             if record is None:
-                result, movies = agent.play(config), []
+                result = agent.play(config)
             else:
                 result, movies = recorded_play(agent, config, record)
         if as_json:
@@ -387,4 +387,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 from polyrl.errors import ConfigurationError
@@ -39,7 +40,9 @@ def _crashed(directory: Path, error: BaseException) -> RunStatus:
     return status
 
 
-def run_local(directories: list[Path], workers: int, on_tick: Callable[[], None]) -> Iterator[RunStatus]:
+def run_local(
+    directories: list[Path], workers: int, on_tick: Callable[[], None]
+) -> Generator[RunStatus, None, None]:
     """Run each directory's plan in a fresh Python process, `workers` at a time; yield as they end.
 
     A process per run (`python -m polyrl.experiments.worker DIR`) means no torch, Ray or env
@@ -97,7 +100,9 @@ def _ended(directory: Path, returncode: int) -> RunStatus:
     return _crashed(directory, RuntimeError(f"exit status {returncode}; last output:\n{detail}"))
 
 
-def run_ray(directories: list[Path], address: str, on_tick: Callable[[], None]) -> Iterator[RunStatus]:
+def run_ray(
+    directories: list[Path], address: str, on_tick: Callable[[], None]
+) -> Generator[RunStatus, None, None]:
     """Run each plan as a Ray task (one CPU, a fresh worker process each) on the cluster at `address`.
 
     The cluster's nodes must see the run directories (one machine, or a shared file system).
@@ -117,7 +122,9 @@ def run_ray(directories: list[Path], address: str, on_tick: Callable[[], None]) 
             )
     else:
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            ray.init(
+                address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+            )
         except ConnectionError as exc:
             raise ConfigurationError(
                 f"cannot reach a Ray cluster at {address!r} ({exc}); start one with `ray start --head "

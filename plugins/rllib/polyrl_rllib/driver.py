@@ -509,7 +509,7 @@ class RllibDriver(BackendDriver):
             buffer.rng = np.random.default_rng(seed)
         group = self.algo.learner_group
         if group.is_local:
-            queue = getattr(group._learner, "_learner_thread_in_queue", None)
+            queue: Any = getattr(group._learner, "_learner_thread_in_queue", None)
             if isinstance(getattr(queue, "_rng", None), np.random.Generator):
                 queue._rng = np.random.default_rng(seed)
 
@@ -688,7 +688,7 @@ class RllibDriver(BackendDriver):
         it draws the same random numbers. Also returns the observations batch of that pass.
         """
         runner, vector = self._local_vector_env()
-        if runner is None or getattr(runner, "_needs_initial_reset", True):
+        if runner is None or vector is None or getattr(runner, "_needs_initial_reset", True):
             return False, {}
         if not bool(np.all(vector._autoreset_envs)):
             return False, {}
@@ -701,7 +701,7 @@ class RllibDriver(BackendDriver):
     def _continue_after_finished_episodes(self, cached: dict[str, Any] | None) -> None:
         """Put the fresh local EnvRunner where the saver's was: every env awaiting its autoreset."""
         runner, vector = self._local_vector_env()
-        if runner is None or not all(
+        if runner is None or vector is None or not all(
             hasattr(runner, name)
             for name in ("_reset_envs_and_episodes", "_new_episode", "_ongoing_episodes")
         ):
@@ -905,11 +905,13 @@ class RllibDriver(BackendDriver):
             if pending is not None:
                 replay.write_state(pending, directory, {}, {}, stem=PENDING_WEIGHTS)
         (directory / STATE_FILE).write_text(json.dumps(state))
-        arrays = {f"to_module.{k}": v for k, v in cached.items()}
+        # Typed as plain mappings: mypy would otherwise match a key against savez's allow_pickle.
+        arrays: dict[str, Any] = {f"to_module.{k}": v for k, v in cached.items()}
         arrays.update({f"module.{k}": v for k, v in self._env_runner_weights().items()})
         if arrays:
             np.savez(directory / ENV_RUNNER_FILE, **arrays)
-        np.savez(directory / PARAMETERS_FILE, **self.parameters())
+        parameters: dict[str, Any] = self.parameters()
+        np.savez(directory / PARAMETERS_FILE, **parameters)
         buffer = self._replay_buffer()
         if buffer is not None:
             from ray.rllib.utils.serialization import gym_space_to_dict

@@ -214,7 +214,7 @@ def write_state(
         tree = writer.encode(state, ())
     except _Unencodable as exc:
         raise CorruptCheckpointError(f"cannot save the replay buffer without pickle: {exc}") from exc
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}  # not dict[str, ndarray]: mypy would match a key against savez's allow_pickle
     groups = []
     for index, ((path, dtype, ndim, _), members) in enumerate(writer.groups.items()):
         groups.append({"path": "/".join(path), "dtype": dtype, "ndim": ndim})

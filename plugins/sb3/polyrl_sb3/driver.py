@@ -23,6 +23,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from polyrl_sb3.params import (
@@ -159,7 +161,7 @@ class Sb3Driver(BackendDriver):
                 total_timesteps=self._chunk,
                 callback=self._collector,
                 reset_num_timesteps=False,
-                log_interval=None,  # type: ignore[arg-type] - SB3 skips dumping on None
+                log_interval=None,  # type: ignore[arg-type]  # SB3 annotates int, but skips dumping on None
                 progress_bar=False,
             )
         values = dict(self.model.logger.name_to_value)
@@ -169,8 +171,12 @@ class Sb3Driver(BackendDriver):
             losses["q_loss"] = losses["loss"]
         if "loss" not in losses and {"actor_loss", "critic_loss"} <= losses.keys():
             losses["loss"] = losses["actor_loss"] + losses["critic_loss"]
-        if "loss" not in losses and {"policy_loss", "value_loss"} <= losses.keys():
-            model = self.model
+        model = self.model
+        if (
+            "loss" not in losses
+            and {"policy_loss", "value_loss"} <= losses.keys()
+            and isinstance(model, OnPolicyAlgorithm)  # PPO, A2C: the only ones reporting both
+        ):
             losses["loss"] = (
                 losses["policy_loss"]
                 + model.vf_coef * losses["value_loss"]
@@ -243,7 +249,7 @@ class Sb3Driver(BackendDriver):
     def save(self, directory: Path) -> None:
         """SB3's zip (policy, optimizer state, counters) plus the replay buffer if any."""
         self.model.save(directory / MODEL_FILE)
-        if getattr(self.model, "replay_buffer", None) is not None:
+        if isinstance(self.model, OffPolicyAlgorithm) and self.model.replay_buffer is not None:
             self.model.save_replay_buffer(directory / REPLAY_FILE)
         # DQN explores with model.action_space.sample(): its generator is part of the random state.
         action_rng = self.model.action_space.np_random.bit_generator.state
@@ -253,7 +259,7 @@ class Sb3Driver(BackendDriver):
 
     # -- introspection -----------------------------------------------------------------------
     def _actor_layers(self) -> list[torch.nn.Module]:
-        policy = self.model.policy
+        policy: Any = self.model.policy  # the algorithm's own policy class, told apart by name below
         if self.spec.algorithm in ON_POLICY:
             return list(policy.mlp_extractor.policy_net)
         if self.spec.algorithm == "dqn":
@@ -266,7 +272,7 @@ class Sb3Driver(BackendDriver):
         """Read from the SB3 model and its torch modules, not from the spec."""
         layers = self._actor_layers()
         hidden, activation = describe_layers(layers)
-        model = self.model
+        model: Any = self.model  # read by name: each algorithm class has its own attributes
         native: dict[str, Any] = {"class": type(model).__name__, "policy": type(model.policy).__name__}
         for name in (
             "n_steps",

@@ -28,8 +28,9 @@ from polyrl.driverkit import (
 )
 from polyrl.errors import CorruptCheckpointError
 from polyrl.torch_layers import describe_layers
-from tianshou.algorithm.algorithm_base import Algorithm
-from tianshou.data import Batch, Collector, VectorReplayBuffer, to_numpy
+from tianshou.algorithm.algorithm_base import Algorithm, OffPolicyAlgorithm, OnPolicyAlgorithm
+from tianshou.algorithm.modelfree.dqn import DiscreteQLearningPolicy
+from tianshou.data import Batch, Collector, CollectStats, VectorReplayBuffer, to_numpy
 from tianshou.env import DummyVectorEnv, SubprocVectorEnv
 from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
@@ -84,7 +85,7 @@ class TianshouDriver(BackendDriver):
             for index, owner in enumerate(self._samplers()):
                 owner._random_state = np.random.RandomState(spec.seed + index)
             self.venv.seed(spec.seed)
-        self.collector = Collector(
+        self.collector: Collector[CollectStats] = Collector(
             self.algorithm, self.venv, self.buffer, exploration_noise=not resolved.on_policy
         )
         self.collector.reset()
@@ -99,7 +100,7 @@ class TianshouDriver(BackendDriver):
 
     def _trainer_params(self) -> OnPolicyTrainerParams | OffPolicyTrainerParams:
         s = self.settings
-        common = {
+        common: dict[str, Any] = {
             "training_collector": self.collector,
             "epoch_num_steps": s.iteration_steps,
             "max_epochs": 1,
@@ -174,11 +175,13 @@ class TianshouDriver(BackendDriver):
     def _on_policy_iteration(self) -> IterationReport:
         params = self.trainer_params
         assert isinstance(params, OnPolicyTrainerParams)
+        algorithm = self.algorithm
+        assert isinstance(algorithm, OnPolicyAlgorithm)
         with policy_within_training_step(self.policy):
             # no gradients are needed while acting; Tianshou's collector would record them
             with torch.no_grad():
                 collected = self.collector.collect(n_step=params.collection_step_num_env_steps)
-            stats = self.algorithm.update(
+            stats = algorithm.update(
                 buffer=self.buffer,
                 batch_size=params.batch_size,
                 repeat=params.update_step_num_repetitions,
@@ -193,6 +196,8 @@ class TianshouDriver(BackendDriver):
     def _off_policy_iteration(self) -> IterationReport:
         params = self.trainer_params
         assert isinstance(params, OffPolicyTrainerParams)
+        algorithm = self.algorithm
+        assert isinstance(algorithm, OffPolicyAlgorithm)
         s = self.settings
         steps, episodes, values, updates = 0, [], [], 0
         while steps < params.epoch_num_steps:
@@ -210,7 +215,7 @@ class TianshouDriver(BackendDriver):
                     continue
                 count = round(params.update_step_num_gradient_steps_per_sample * collected.n_collected_steps)
                 for _ in range(count):
-                    stats = self.algorithm.update(sample_size=params.batch_size, buffer=self.buffer)
+                    stats = algorithm.update(sample_size=params.batch_size, buffer=self.buffer)
                     values.append(stats.get_loss_stats_dict())
                 updates += count
         self._gradient_steps += updates
@@ -227,7 +232,9 @@ class TianshouDriver(BackendDriver):
     def _set_exploration(self) -> None:
         rate = self._exploration_rate()
         if rate is not None:
-            self.policy.set_eps_training(rate)  # type: ignore[operator]
+            policy = self.policy
+            assert isinstance(policy, DiscreteQLearningPolicy)  # exploration settings are DQN's
+            policy.set_eps_training(rate)
 
     @staticmethod
     def _episodes(collected: Any) -> list[tuple[float, int]]:
@@ -376,7 +383,8 @@ class TianshouDriver(BackendDriver):
 
     def _save_buffer(self, path: Path) -> None:
         buffer = self.buffer
-        arrays = {f"data_{key}": np.asarray(buffer._meta[key]) for key in _BUFFER_KEYS}
+        # Typed as a plain mapping: mypy would otherwise match a key against savez's allow_pickle.
+        arrays: dict[str, Any] = {f"data_{key}": np.asarray(buffer._meta[key]) for key in _BUFFER_KEYS}
         arrays["insertion_index"] = np.array([b._insertion_idx for b in buffer.buffers])
         arrays["size"] = np.array([b._size for b in buffer.buffers])
         arrays["last_index"] = np.asarray(buffer.last_index)
