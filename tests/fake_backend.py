@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import polyrl
 from polyrl import AgentSpec
-from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
+from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
 
 CREATED: list[AgentSpec] = []
 
@@ -49,7 +49,7 @@ class FakeDriver(BackendDriver):
         driver.steps, driver.lr = state["steps"], state["lr"]
         return driver
 
-    def train_iteration(self) -> IterationReport:
+    def train_iteration(self) -> DriverReport:
         episodes = []
         for _ in range(self.chunk):
             action = self.act(np.asarray(self.obs)[None], deterministic=False)[0]
@@ -62,7 +62,7 @@ class FakeDriver(BackendDriver):
                 self.obs, _ = self.env.reset()
                 self.episode_return, self.episode_length = 0.0, 0
         self.weights += self.lr * self.rng.normal(size=self.weights.shape)
-        return IterationReport(env_steps=self.chunk, episodes=episodes, losses={"loss": 1.0})
+        return DriverReport(env_steps=self.chunk, episodes=episodes, losses={"loss": 1.0})
 
     def act(self, observations: Any, deterministic: bool) -> np.ndarray:
         logits = np.asarray(observations, dtype=np.float64).reshape(len(observations), -1) @ self.weights

@@ -137,8 +137,8 @@ BUGS = (
             ),
             (
                 "driver.py",
-                "self.rng.integers(self.q_net[-1].out_features, size=len(greedy))",
-                "np.random.randint(self.q_net[-1].out_features, size=len(greedy))",
+                "self.rng.integers(head.out_features, size=len(greedy))",
+                "np.random.randint(head.out_features, size=len(greedy))",
             ),
             (
                 "driver.py",

@@ -33,7 +33,7 @@ WARMUP_CAP = 8
 RESUME_BEFORE, RESUME_AFTER = 2, 2
 #: Tolerances of "the same parameters" after a resume (float32 training on one machine).
 PARAMETER_RTOL, PARAMETER_ATOL = 1e-5, 1e-6
-#: The losses of the common vocabulary (IterationReport's docstring).
+#: The losses of the common vocabulary (DriverReport's docstring).
 COMMON_LOSSES = ("loss", "policy_loss", "value_loss", "entropy_loss", "q_loss", "actor_loss", "critic_loss")
 #: A time limit short enough that a tiny run needs several iterations to pass it... or one.
 TIME_LIMIT = 0.3

@@ -131,7 +131,8 @@ class PointGoalEnv(gym.Env):
         truncated = not terminated and self._steps >= self._max_steps
         return self._observation(), -distance, terminated, truncated, {}
 
-    def render(self) -> np.ndarray | None:
+    # gymnasium types render() with a TypeVar bound to nothing (RenderFrame), which no concrete type matches.
+    def render(self) -> np.ndarray | None:  # type: ignore[override]  # gymnasium: an unbound TypeVar return
         """A tiny picture: the point in white, the goal in red."""
         if self.render_mode != "rgb_array":
             return None

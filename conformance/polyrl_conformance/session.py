@@ -10,7 +10,7 @@ import io
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -161,7 +161,8 @@ class ConformanceSession:
     # -- outcomes --------------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Fold each phase's outcome into the check's result (any failing phase fails it)."""
-        labels = dict(report.user_properties).get(PROPERTY)
+        # The labels pytest_collection_modifyitems attached (a dict), or None for other tests.
+        labels = cast("dict[str, Any] | None", dict(report.user_properties).get(PROPERTY))
         if labels is None:
             return
         entry = self.results.setdefault(

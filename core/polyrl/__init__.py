@@ -102,6 +102,7 @@ _MOVED = {
             "BackendDriver",
             "BackendInfo",
             "EffectiveHyperparameters",
+            "DriverReport",
             "EnvSource",
             "IterationReport",
             "hookimpl",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
@@ -29,8 +29,11 @@ from polyrl.training import run_training
 from polyrl.versions import environment_versions, polyrl_version
 
 ConfigT = TypeVar("ConfigT", TrainConfig, PlayConfig)
+T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from gymnasium.spaces import Box
+
     from polyrl.backend import BackendDriver, BackendInfo, EffectiveHyperparameters
     from polyrl.records import PlayResult, TrainResult
 
@@ -256,15 +259,16 @@ class Agent:
     def _conform(self, actions: Any) -> np.ndarray:
         space = self._parts.env.action_space
         kind = space_kind(space)
-        actions = np.asarray(actions)
+        array: np.ndarray = np.asarray(actions)
         if kind == "box":
-            actions = np.clip(actions.astype(space.dtype, copy=False), space.low, space.high)
-            return actions.reshape((-1, *space.shape))
+            box = cast("Box", space)  # space_kind found a Box
+            clipped: np.ndarray = np.clip(array.astype(box.dtype, copy=False), box.low, box.high)
+            return clipped.reshape((-1, *box.shape))
         if kind == "discrete":
-            return actions.astype(np.int64, copy=False).reshape(-1)
-        return actions.astype(space.dtype, copy=False)
+            return array.astype(np.int64, copy=False).reshape(-1)
+        return array.astype(space.dtype, copy=False)
 
-    def _timed(self, target: str, method: str, fn: Callable[[], Any], summary: str) -> Any:
+    def _timed(self, target: str, method: str, fn: Callable[[], T], summary: str) -> T:
         """Call `fn`, reported to the innermost run's on_api_call listeners (if a run is on)."""
         return self._runs[-1].timed(target, method, fn, summary) if self._runs else fn()
 

@@ -1,7 +1,7 @@
 """What a backend plugin provides: a BackendInfo describing it and a BackendDriver doing the work.
 
 The backend author's names, all importable from here: `BackendInfo`, `AlgorithmInfo`,
-`BackendDriver`, `IterationReport` (what `train_iteration` returns), `EffectiveHyperparameters`,
+`BackendDriver`, `DriverReport` (what `train_iteration` returns), `EffectiveHyperparameters`,
 `EnvSource` (what the core hands a driver) and `hookimpl` (to mark `polyrl_backends`).
 See docs/plugin-authors.md.
 """
@@ -17,7 +17,7 @@ from pydantic import Field, JsonValue
 from polyrl._model import StrictModel
 from polyrl.envs import EnvSource, SpaceKind
 from polyrl.hookspecs import hookimpl
-from polyrl.records import IterationReport
+from polyrl.records import DriverReport, IterationReport
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
     "AlgorithmInfo",
     "BackendDriver",
     "BackendInfo",
+    "DriverReport",
     "EffectiveHyperparameters",
     "EnvSource",
     "IterationReport",
@@ -35,10 +36,14 @@ __all__ = [
 ]
 
 
+def _box_only() -> list[SpaceKind]:
+    return ["box"]
+
+
 class AlgorithmInfo(StrictModel):
     """One algorithm of a backend and the spaces it handles."""
 
-    observation_spaces: list[SpaceKind] = Field(default_factory=lambda: ["box"])
+    observation_spaces: list[SpaceKind] = Field(default_factory=_box_only)
     action_spaces: list[SpaceKind]
     on_policy: bool
     description: str = ""
@@ -105,7 +110,7 @@ class BackendDriver(ABC):
         """Rebuild an agent from files `save` wrote into `directory`, ready to act and train."""
 
     @abstractmethod
-    def train_iteration(self) -> IterationReport:
+    def train_iteration(self) -> DriverReport:
         """Run one collect + update cycle and report it."""
 
     @abstractmethod

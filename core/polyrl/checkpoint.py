@@ -113,7 +113,7 @@ def _lock(directory: Path) -> int | None:
 def _remove_stale_staging(path: Path) -> list[Path]:
     """Remove the staging dirs of saves to `path` that were killed (their flock is gone)."""
     pattern = _staging_pattern(path.name)
-    removed = []
+    removed: list[Path] = []
     for entry in path.parent.iterdir():
         if not pattern.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
             continue

@@ -8,6 +8,7 @@ backend. Nothing here imports torch: it works on the optimizer objects a driver 
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 from collections.abc import Iterable, Iterator
@@ -90,6 +91,22 @@ def per_env_iteration_steps(iteration_steps: int, n_envs: int, algorithm: str) -
             "at least one step per iteration (PPO needs 2 in all)"
         )
     return per_env
+
+
+def native_settings(source: object, names: Iterable[str]) -> dict[str, bool | int | float | str]:
+    """The plain settings `names` of a library object, for EffectiveHyperparameters.native.
+
+    Read with getattr; missing ones and non-scalars are left out; a non-finite float becomes its
+    string ("inf"), so the report stays valid JSON.
+    """
+    found: dict[str, bool | int | float | str] = {}
+    for name in names:
+        value = getattr(source, name, None)
+        if isinstance(value, float) and not math.isfinite(value):
+            found[name] = str(value)
+        elif isinstance(value, bool | int | float | str):
+            found[name] = value
+    return found
 
 
 # -- trainable parameters --------------------------------------------------------------------
@@ -183,7 +200,9 @@ class GlobalRandomState:
 
     def save(self, directory: Path) -> None:
         """Write the states as NumPy arrays (no pickle) into `directory`."""
-        np.savez(directory / RANDOM_STATE_FILE, **self._state)
+        # Typed as a plain mapping: mypy would otherwise match a key against savez's allow_pickle.
+        arrays: dict[str, Any] = self._state
+        np.savez(directory / RANDOM_STATE_FILE, **arrays)
 
     def load(self, directory: Path) -> bool:
         """Take the states saved in `directory`; False (and nothing changed) when none were saved."""

@@ -17,7 +17,7 @@ is checked element by element (a sum can overflow to infinity on finite values).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gymnasium as gym
@@ -188,7 +188,7 @@ def non_finite_reward_error(env: str, step: int, episode: int, reward: Any) -> N
     )  # fmt: skip
 
 
-class EnvGuard(gym.Wrapper):
+class EnvGuard(gym.Wrapper[Any, Any, Any, Any]):
     """Turns exceptions and non-finite data of an env's reset()/step() into typed polyrl errors.
 
     `check_finite=False` keeps only the exception wrapping. `on_error` is called with each error
@@ -201,7 +201,7 @@ class EnvGuard(gym.Wrapper):
 
     def __init__(
         self,
-        env: gym.Env,
+        env: gym.Env[Any, Any],
         name: str,
         *,
         check_finite: bool = True,
@@ -288,7 +288,7 @@ class EnvGuard(gym.Wrapper):
         return self.observation_space.sample()
 
 
-def raise_delivered(infos: Sequence[Any]) -> None:
+def raise_delivered(infos: Iterable[Any]) -> None:
     """Raise the first error a `deliver_errors` guard put into these infos (one per env)."""
     for info in infos:
         if isinstance(info, dict) and ERROR_INFO_KEY in info:

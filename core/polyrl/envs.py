@@ -90,7 +90,7 @@ class EnvSource:
         *,
         on_error: Callable[[EnvStepError], None] | None = None,
         deliver_errors: bool = False,
-    ) -> gym.Env:
+    ) -> gym.Env[Any, Any]:
         """A new environment instance, guarded (render_mode "human" needs a display: RenderError without one).
 
         `on_error` and `deliver_errors` go to the guard (see EnvGuard): for drivers whose envs run
@@ -105,7 +105,7 @@ class EnvSource:
             env, self.name, check_finite=self.check_finite, on_error=on_error, deliver_errors=deliver_errors
         )
 
-    def _build(self, render_mode: str | None) -> gym.Env:
+    def _build(self, render_mode: str | None) -> gym.Env[Any, Any]:
         import gymnasium as gym
 
         if render_mode == "human" and not has_display():
@@ -145,7 +145,7 @@ class EnvSource:
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
-    def __call__(self) -> gym.Env:
+    def __call__(self) -> gym.Env[Any, Any]:
         return self.make()
 
 
@@ -184,7 +184,7 @@ def is_single_observation(observation: Any, space: Any) -> bool:
     if isinstance(space, spaces.Discrete):
         return np.ndim(observation) == 0
     shape = space.shape or ()
-    return np.shape(observation) == tuple(shape)
+    return bool(np.shape(observation) == tuple(shape))
 
 
 def batch_observations(observations: list[Any], space: Any) -> Any:

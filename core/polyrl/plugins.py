@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
@@ -196,9 +196,9 @@ class PluginRegistry:
             self._register_loaded(record, plugin)
         # Every hookspec is known now: a hookimpl matching none is misspelt (pluggy's check_pending).
         for _plugin, name, message in self._reject_unknown_hooks():
-            record = self._loaded.get(name or "")
-            if record is not None:
-                record.plugin, record.stage, record.error = None, "register", message
+            rejected = self._loaded.get(name or "")
+            if rejected is not None:
+                rejected.plugin, rejected.stage, rejected.error = None, "register", message
         # Before backends() runs only import and registration failures are known; warn now.
         self._warn(self._outcome(record) for record in self._loaded.values() if record.error)
 
@@ -225,9 +225,9 @@ class PluginRegistry:
         if hasattr(self.manager, "list_plugin_distributions"):
             store.append((plugin, dist))
         else:  # pragma: no cover - pluggy 1.5/1.6
-            from pluggy._manager import DistFacade
-
-            store.append((plugin, DistFacade(dist)))
+            # Looked up at run time: pluggy 1.5/1.6 define DistFacade in pluggy._manager, 1.7 moved it.
+            facade = importlib.import_module("pluggy._manager").DistFacade
+            store.append((plugin, facade(dist)))
 
     def _reject_unknown_hooks(self) -> list[tuple[object, str | None, str]]:
         """Unregister every plugin with a hookimpl matching no hookspec (pluggy's check_pending).
@@ -273,7 +273,8 @@ class PluginRegistry:
             self._hook_failures = {}
             for impl in self.manager.hook.polyrl_backends.get_hookimpls():
                 try:
-                    infos = [BackendInfo.model_validate(info) for info in impl.function() or []]
+                    declared: Any = impl.function()  # a plugin's answer: checked by model_validate
+                    infos = [BackendInfo.model_validate(info) for info in declared or []]
                 except Exception as exc:
                     record = self._loaded.get(impl.plugin_name)
                     if record is None or record.plugin is not impl.plugin:
@@ -349,9 +350,10 @@ class PluginRegistry:
         module_name, _, class_name = info.driver.partition(":")
         module = importlib.import_module(module_name)
         try:
-            return getattr(module, class_name)
+            driver: type[BackendDriver] = getattr(module, class_name)
         except AttributeError as exc:
             raise PluginError(f"backend {name!r}: {info.driver!r} does not exist") from exc
+        return driver
 
     def lifecycle_plugins(self) -> list[object]:
         """Installed plugins implementing callback hooks (integrations that see every run)."""

@@ -217,6 +217,27 @@ def _connection_advice(address: str, exc: BaseException) -> str | None:
     return None
 
 
+def ensure_reachable(
+    address: str, timeout: float, *, instead: str, timeout_setting: str
+) -> tuple[Endpoint | None, str]:
+    """Probe the endpoint `address` names; RayConnectionError if it does not answer as Ray.
+
+    Returns the endpoint (None for forms that are not probed) and how messages name the address.
+    """
+    endpoint = resolve_endpoint(address)
+    where = f"{address!r}"
+    if endpoint is not None and endpoint.source:
+        where += f" ({endpoint.host}:{endpoint.port}, from {endpoint.source})"
+    if endpoint is not None:
+        failure = probe(endpoint, timeout)
+        if failure is not None:
+            reason, timed_out = failure
+            raise RayConnectionError(
+                _message(where, reason, endpoint, timeout, timed_out, instead, timeout_setting)
+            )
+    return endpoint, where
+
+
 def connect_ray(
     address: str,
     timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -232,17 +253,7 @@ def connect_ray(
     Raises ConfigurationError for an address that is not an address, and for a missing ray.
     """
     timeout = check_connect_timeout(timeout, timeout_setting)
-    endpoint = resolve_endpoint(address)
-    where = f"{address!r}"
-    if endpoint is not None and endpoint.source:
-        where += f" ({endpoint.host}:{endpoint.port}, from {endpoint.source})"
-    if endpoint is not None:
-        failure = probe(endpoint, timeout)
-        if failure is not None:
-            reason, timed_out = failure
-            raise RayConnectionError(
-                _message(where, reason, endpoint, timeout, timed_out, instead, timeout_setting)
-            )
+    endpoint, where = ensure_reachable(address, timeout, instead=instead, timeout_setting=timeout_setting)
     with bounded_ray_waits(timeout):
         try:
             import ray

@@ -27,7 +27,7 @@ COMMON_METRICS = (
 )
 
 
-class IterationReport(StrictModel):
+class DriverReport(StrictModel):
     """What a backend driver reports after one training iteration; the core makes the record.
 
     `episodes` holds (return, length) of every episode that ended during the iteration;
@@ -39,6 +39,10 @@ class IterationReport(StrictModel):
     episodes: list[tuple[float, int]] = Field(default_factory=list)
     losses: dict[str, float] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
+
+
+#: The old name of DriverReport (it read too much like IterationRecord); removed in 0.3.
+IterationReport = DriverReport
 
 
 class IterationRecord(StrictModel):

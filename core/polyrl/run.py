@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from polyrl.envs import EnvSource, space_kind
 from polyrl.errors import UnknownAlgorithmError, UnsupportedSpaceError
@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     from polyrl.agent import Agent
     from polyrl.backend import BackendDriver, BackendInfo
     from polyrl.callbacks.callback_list import CallbackList
-    from polyrl.records import IterationReport
+    from polyrl.records import DriverReport
     from polyrl.spec import AgentSpec
+
+T = TypeVar("T")
 
 #: How a driver comes to be: `create` for a new agent, `load` of a checkpoint's native files.
 DriverFactory = Callable[["type[BackendDriver]", "AgentSpec", EnvSource], "BackendDriver"]
@@ -94,7 +96,7 @@ class Run:
         self.callbacks = callbacks
         self.reports_calls = callbacks.wants("on_api_call")
 
-    def timed(self, target: str, method: str, fn: Callable[[], Any], summary: str = "") -> Any:
+    def timed(self, target: str, method: str, fn: Callable[[], T], summary: str = "") -> T:
         """Call `fn`, reporting it to on_api_call as `target.method` when anyone listens."""
         if not self.reports_calls:
             return fn()
@@ -110,7 +112,7 @@ class Run:
         )
         return value
 
-    def train_iteration(self, horizon: int | None) -> IterationReport:
+    def train_iteration(self, horizon: int | None) -> DriverReport:
         """One driver iteration toward the run's planned end; the core's counters follow it."""
         parts = self.parts
         parts.driver.set_horizon(horizon)

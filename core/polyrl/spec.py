@@ -107,7 +107,7 @@ class EnvFactorySpec(StrictModel):
             return self._callable
         module_name, _, attr_path = self.factory.partition(":")
         try:
-            target: Any = importlib.import_module(module_name)
+            target: object = importlib.import_module(module_name)
             for part in attr_path.split("."):
                 target = getattr(target, part)
         except (ImportError, AttributeError) as exc:
@@ -290,5 +290,6 @@ class AgentSpec(SpecModel):
     def section(self) -> StrictModel | None:
         """The algorithm-specific section of this spec, if the algorithm has one and it is set."""
         if self.algorithm in SECTION_NAMES:
-            return getattr(self, self.algorithm)
+            section: StrictModel | None = getattr(self, self.algorithm)
+            return section
         return None

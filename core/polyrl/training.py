@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from polyrl.config import PlayConfig
 from polyrl.errors import CallbackError
-from polyrl.records import IterationRecord, IterationReport, TrainResult
+from polyrl.records import DriverReport, IterationRecord, TrainResult
 
 if TYPE_CHECKING:
     from polyrl.agent import Agent
@@ -44,7 +44,7 @@ def _horizon(context: TrainContext, start_steps: int, run_iterations: int) -> in
 
 
 def make_record(
-    agent: Agent, report: IterationReport, iteration_seconds: float, wall_seconds: float
+    agent: Agent, report: DriverReport, iteration_seconds: float, wall_seconds: float
 ) -> IterationRecord:
     """Turn a driver's report into the common-vocabulary record."""
     returns = [float(r) for r, _ in report.episodes]

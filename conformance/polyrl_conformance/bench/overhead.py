@@ -17,6 +17,7 @@ library's remote workers) is not in it.
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import sys
@@ -34,6 +35,7 @@ WARMUP_STEPS = 1000
 #: The ratio process reads its plan from, and writes its result to, these files of its run directory.
 RATIO_PLAN_FILE = "ratio_plan.json"
 RATIO_FILE = "ratio.json"
+
 
 def polyrl_seconds(cell: BenchCell, seed: int, steps: int) -> float:
     """Seconds polyrl takes to build the agent and train `steps` env steps."""
@@ -83,11 +85,11 @@ def measure_ratio(cell: BenchCell, repeats: int = 3) -> RatioResult:
             # Alternate the order so a drift in machine load hits both sides alike.
             for side in ("direct", "polyrl") if repeat % 2 == 0 else ("polyrl", "direct"):
                 if side == "direct":
-                    seconds, cpu = timed(lambda seed=repeat: direct_seconds(cell, seed, steps))
+                    seconds, cpu = timed(functools.partial(direct_seconds, cell, repeat, steps))
                     direct.append(seconds or 0.0)
                     direct_cpu.append(cpu)
                 else:
-                    seconds, cpu = timed(lambda seed=repeat: polyrl_seconds(cell, seed, steps))
+                    seconds, cpu = timed(functools.partial(polyrl_seconds, cell, repeat, steps))
                     ours.append(seconds or 0.0)
                     our_cpu.append(cpu)
     except Exception as exc:  # a failing measurement is reported, the benchmark goes on
@@ -115,7 +117,6 @@ def measure_ratio(cell: BenchCell, repeats: int = 3) -> RatioResult:
 def main(argv: list[str]) -> int:
     """Entry point of the ratio process: measure the cell planned in argv[0]."""
     from polyrl.files import write_text_atomically
-
 
     if len(argv) != 1:
         print("usage: python -m polyrl_conformance.bench.overhead RUN_DIR", file=sys.stderr)

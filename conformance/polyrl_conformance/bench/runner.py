@@ -75,7 +75,8 @@ class ThresholdTracker(Callback):
         self.eval_seconds += time.perf_counter() - began
         point.eval_return_mean = result.return_mean
         point.eval_return_std = result.return_std
-        if self.solved_at is None and result.return_mean >= self.cell.solve_threshold:
+        reached = result.return_mean is not None and result.return_mean >= self.cell.solve_threshold
+        if self.solved_at is None and reached:
             self.solved_at = (point.env_steps, point.train_seconds, time.perf_counter() - self.started)
 
     def on_iteration_begin(self, context: RunContext, iteration: int) -> None:

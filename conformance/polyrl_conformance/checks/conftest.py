@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from polyrl.backend import BackendInfo
@@ -22,7 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _session(config: pytest.Config) -> ConformanceSession:
-    return config.pluginmanager.get_plugin(SESSION_PLUGIN)
+    # Registered in pytest_configure.
+    return cast(ConformanceSession, config.pluginmanager.get_plugin(SESSION_PLUGIN))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

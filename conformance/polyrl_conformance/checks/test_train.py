@@ -61,14 +61,18 @@ def test_metrics(scenario: AlgorithmScenario) -> None:
         missing = [name for name in polyrl.COMMON_METRICS if name not in flat]
         assert not missing, f"{where}: missing common metrics {missing}"
         for name in _COUNTERS:
-            assert isinstance(flat[name], int) and flat[name] >= 0, f"{where}: {name}={flat[name]!r}"
+            value = flat[name]
+            assert isinstance(value, int) and value >= 0, f"{where}: {name}={value!r}"
         for name in _ALWAYS_FINITE:
             assert finite(flat[name]), f"{where}: {name}={flat[name]!r} is not finite"
         if record.iteration_episodes > 0:
             for name in _EPISODE_STATS:
                 assert finite(flat[name]), f"{where}: {name}={flat[name]!r} although episodes ended"
-            assert record.return_min <= record.return_mean <= record.return_max  # type: ignore[operator]
-            assert record.episode_length_mean > 0  # type: ignore[operator]
+            low, mean, high = record.return_min, record.return_mean, record.return_max
+            assert low is not None and mean is not None and high is not None  # finite: checked above
+            assert low <= mean <= high
+            length = record.episode_length_mean
+            assert length is not None and length > 0
         else:
             assert all(flat[name] is None for name in _EPISODE_STATS), (
                 f"{where}: episode statistics without episodes: { {n: flat[n] for n in _EPISODE_STATS} }"

@@ -14,11 +14,12 @@ from polyrl.callbacks.evaluation import Evaluation
 from polyrl.callbacks.loggers import CSVLogger, JSONLinesLogger, RunConfig, RunConfigLogger, run_loggers
 from polyrl.callbacks.lr_schedule import LearningRateScheduler, ReduceLROnPlateau
 from polyrl.callbacks.mlflow import MLflowLogger
-from polyrl.callbacks.monitor import Monitor, UnknownMetricError, declare_metrics
-from polyrl.callbacks.movies import MovieRecorder, RenderError
+from polyrl.callbacks.monitor import Monitor, declare_metrics
+from polyrl.callbacks.movies import MovieRecorder
 from polyrl.callbacks.plots import PlotCallback
 from polyrl.callbacks.progress import ProgressBar
 from polyrl.callbacks.tensorboard import TensorBoard
+from polyrl.errors import RenderError, UnknownMetricError
 
 __all__ = [
     "APICall",

@@ -11,7 +11,7 @@ from polyrl.callbacks.base import Callback
 from polyrl.files import writable_file
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.context import PlayContext, RunContext, TrainContext
 
 
 class APICall(NamedTuple):
@@ -51,10 +51,10 @@ class APICallLogger(Callback):
         if self.path is not None:
             self.path = writable_file(self.path, repr(self))
 
-    def on_train_begin(self) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         self._check_path()
 
-    def on_play_begin(self) -> None:
+    def on_play_begin(self, context: PlayContext) -> None:
         self._check_path()
 
     def on_api_call(

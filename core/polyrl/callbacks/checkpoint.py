@@ -13,7 +13,7 @@ from polyrl.errors import ConfigurationError
 from polyrl.files import writable_dir, write_text_atomically
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.context import TrainContext
     from polyrl.records import IterationRecord, TrainResult
 
 INDEX_NAME = "checkpoints.json"
@@ -69,14 +69,14 @@ class ModelCheckpoint(Callback):
         """Where the best checkpoint is (it exists once one was saved)."""
         return self.directory / "best"
 
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         self.directory = writable_dir(self.directory, repr(self))
         self.monitor.start()
 
-    def on_iteration_begin(self, context: RunContext) -> None:
+    def on_iteration_begin(self, context: TrainContext, iteration: int) -> None:
         self.monitor.check(context)
 
-    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         value = self.monitor.value(context, record)
         if record.iteration % self.every:
             return
@@ -93,14 +93,14 @@ class ModelCheckpoint(Callback):
                 shutil.rmtree(self.saved.pop(0), ignore_errors=True)
         self._write_index()
 
-    def on_train_end(self, context: RunContext, result: TrainResult) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
         if self.save_last and result.last is not None:
             record = result.last
             self._save(context, self.directory / "last", "last", record, self.monitor.value(context, record))
             self._write_index()
 
     def _save(
-        self, context: RunContext, path: Path, kind: str, record: IterationRecord, value: float | None
+        self, context: TrainContext, path: Path, kind: str, record: IterationRecord, value: float | None
     ) -> None:
         metadata = {
             "saved_by": "ModelCheckpoint",

@@ -53,7 +53,8 @@ class RunContext:
         """A frame of the env being played (its `render()`), reported to on_api_call like other env calls."""
         if self.env is None:
             raise RuntimeError("render() works during play only, once the env exists (after on_play_begin)")
-        return self._run.timed("env", "render", self.env.render)
+        frame: np.ndarray | None = self._run.timed("env", "render", self.env.render)
+        return frame
 
     @property
     def learning_rate(self) -> float:

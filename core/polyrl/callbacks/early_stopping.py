@@ -12,7 +12,7 @@ from polyrl.callbacks.monitor import Mode, Monitor
 from polyrl.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.context import TrainContext
     from polyrl.records import IterationRecord, TrainResult
 
 
@@ -58,7 +58,7 @@ class EarlyStopping(Callback):
         self.wait = 0
         self._snapshots: Path | None = None
 
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         self.monitor.start()
         self.best_value, self.best_iteration, self.stopped_iteration, self.wait = None, None, None, 0
         if self._snapshots is not None:  # left by a run that failed before on_train_end
@@ -67,10 +67,10 @@ class EarlyStopping(Callback):
         if self.restore_best:
             self._snapshots = Path(tempfile.mkdtemp(prefix="polyrl-early-stopping-"))
 
-    def on_iteration_begin(self, context: RunContext) -> None:
+    def on_iteration_begin(self, context: TrainContext, iteration: int) -> None:
         self.monitor.check(context)
 
-    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         value = self.monitor.value(context, record)
         if value is None:
             return
@@ -94,7 +94,7 @@ class EarlyStopping(Callback):
                 f"{self.wait} iterations (best {self.best_value:g} at iteration {self.best_iteration})"
             )
 
-    def on_train_end(self, context: RunContext, result: TrainResult) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
         snapshots, self._snapshots = self._snapshots, None
         if snapshots is None:
             return

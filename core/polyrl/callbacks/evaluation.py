@@ -16,7 +16,7 @@ from polyrl.config import PlayConfig
 from polyrl.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.context import TrainContext
     from polyrl.records import IterationRecord, PlayResult, TrainResult
 
 
@@ -51,18 +51,18 @@ class Evaluation(Callback):
         self.results: list[dict[str, float | int | None]] = []
         self.final_result: PlayResult | None = None
 
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         config = context.config
         config.eval_every = self.every
         config.eval_episodes = self.episodes
         config.eval_max_steps = self.max_steps
         config.eval_seed = self.seed
 
-    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         if context.evaluations and context.evaluations[-1].get("iteration") == record.iteration:
             self.results.append(dict(context.evaluations[-1]))
 
-    def on_train_end(self, context: RunContext, result: TrainResult) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
         if self.final:
             play = PlayConfig(
                 episodes=self.episodes, max_steps=self.max_steps, seed=self.seed, deterministic=True

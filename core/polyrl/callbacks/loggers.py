@@ -25,8 +25,8 @@ from polyrl.spec import AgentSpec
 from polyrl.versions import environment_versions, polyrl_version
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
-    from polyrl.records import IterationRecord
+    from polyrl.callbacks.context import TrainContext
+    from polyrl.records import IterationRecord, TrainResult
 
 RUN_FILE = "run.json"
 CSV_FILE = "progress.csv"
@@ -65,7 +65,7 @@ class CSVLogger(_FileLogger):
         self._rows: list[dict[str, Any]] = []
         self._handle: IO[str] | None = None
 
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         self.columns, self._rows = list(COMMON_METRICS), []
         if self._prepare():
             with self.path.open(newline="", encoding="utf-8") as handle:
@@ -74,7 +74,7 @@ class CSVLogger(_FileLogger):
                 self.columns += [c for c in reader.fieldnames or [] if c not in self.columns]
         self._rewrite()
 
-    def on_iteration_end(self, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         row = record.flat()
         self._rows.append(row)
         new = [name for name in row if name not in self.columns]
@@ -86,10 +86,10 @@ class CSVLogger(_FileLogger):
         self._writer(self._handle).writerow(row)
         self._handle.flush()
 
-    def on_train_end(self) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
         self._close()
 
-    def _writer(self, handle: IO[str]) -> csv.DictWriter:
+    def _writer(self, handle: IO[str]) -> csv.DictWriter[str]:
         return csv.DictWriter(
             handle, self.columns, delimiter=self.separator, restval="", extrasaction="ignore"
         )
@@ -116,17 +116,20 @@ class JSONLinesLogger(_FileLogger):
         super().__init__(path, append)
         self._handle: IO[str] | None = None
 
-    def on_train_begin(self, context: RunContext) -> None:
-        self.on_train_end()  # a file left open by a run that raised
+    def on_train_begin(self, context: TrainContext) -> None:
+        self._close()  # a file left open by a run that raised
         mode = "a" if self._prepare() else "w"
         self._handle = self.path.open(mode, encoding="utf-8")
 
-    def on_iteration_end(self, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         if self._handle is not None:
             self._handle.write(record.model_dump_json() + "\n")
             self._handle.flush()
 
-    def on_train_end(self) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
+        self._close()
+
+    def _close(self) -> None:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
@@ -176,18 +179,18 @@ class RunConfigLogger(_FileLogger):
         self._pending = False
         self._started = datetime.now(UTC)
 
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         self._prepare()
         self._started = datetime.now(UTC)
         self._write(context)
         self._pending = True
 
-    def on_iteration_begin(self, context: RunContext) -> None:
+    def on_iteration_begin(self, context: TrainContext, iteration: int) -> None:
         if self._pending:
             self._pending = False
             self._write(context)
 
-    def _write(self, context: RunContext) -> None:
+    def _write(self, context: TrainContext) -> None:
         agent = context.agent
         run = RunConfig(
             polyrl_version=polyrl_version(),

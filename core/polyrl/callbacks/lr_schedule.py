@@ -17,7 +17,7 @@ from polyrl.callbacks.monitor import Mode, Monitor
 from polyrl.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.context import TrainContext
     from polyrl.records import IterationRecord
 
 
@@ -75,24 +75,24 @@ class LearningRateScheduler(Callback):
         self._started = 0.0
         self._run_iterations = 0
 
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         self._start_steps = context.env_steps
         self._started = time.perf_counter()
         self._run_iterations = 0
 
-    def progress(self, context: RunContext) -> float:
+    def progress(self, context: TrainContext) -> float:
         """The fraction of the run done so far, by its nearest limit, in [0, 1]."""
         config = context.config
         fractions = [0.0]
-        if getattr(config, "total_steps", None):
+        if config.total_steps:
             fractions.append((context.env_steps - self._start_steps) / config.total_steps)
-        if getattr(config, "iterations", None):
+        if config.iterations:
             fractions.append(self._run_iterations / config.iterations)
-        if getattr(config, "time_limit", None):
+        if config.time_limit:
             fractions.append((time.perf_counter() - self._started) / config.time_limit)
         return min(max(fractions), 1.0)
 
-    def on_iteration_begin(self, context: RunContext, iteration: int) -> None:
+    def on_iteration_begin(self, context: TrainContext, iteration: int) -> None:
         x: float = iteration if self.by == "iteration" else self.progress(context)
         raw = self.schedule(x, context.learning_rate) if self._with_rate else self.schedule(x)
         rate = _checked_rate(raw, repr(self), f"for {self.by} {x:g}")
@@ -100,7 +100,7 @@ class LearningRateScheduler(Callback):
             context.learning_rate = rate
         self.history.append((iteration, rate))
 
-    def on_iteration_end(self, context: RunContext) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         self._run_iterations += 1
 
     def __repr__(self) -> str:
@@ -144,14 +144,14 @@ class ReduceLROnPlateau(Callback):
         self._cooldown_left = 0
         self.reductions: list[tuple[int, float, float]] = []
 
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         self.monitor.start()
         self.best_value, self.wait, self._cooldown_left = None, 0, 0
 
-    def on_iteration_begin(self, context: RunContext) -> None:
+    def on_iteration_begin(self, context: TrainContext, iteration: int) -> None:
         self.monitor.check(context)
 
-    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         value = self.monitor.value(context, record)
         if value is None:
             return

@@ -27,7 +27,7 @@ from polyrl.errors import ConfigurationError, TrackingUnreachableError, Tracking
 from polyrl.redact import redact_uri
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.context import TrainContext
     from polyrl.records import IterationRecord, TrainResult
 
 #: Key in `context.shared` holding the MLflow run id of the run, so two loggers never double-log.
@@ -157,7 +157,7 @@ class MLflowLogger(Callback):
         self.run_id: str | None = None
         self._client: Any = None
 
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         self._client = None
         if context.shared.get(SHARED_RUN_ID):
             return  # another MLflow logger of this run already logs it
@@ -224,7 +224,7 @@ class MLflowLogger(Callback):
         )
         return False
 
-    def on_iteration_end(self, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         if self._client is None:
             return
         from mlflow.entities import Metric
@@ -238,7 +238,7 @@ class MLflowLogger(Callback):
         ]
         self._client.log_batch(self.run_id, metrics=metrics)
 
-    def on_train_end(self, context: RunContext, result: TrainResult) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
         client, self._client = self._client, None
         if client is None:
             return

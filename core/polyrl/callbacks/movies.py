@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from polyrl.agent import Agent
-    from polyrl.callbacks.context import RunContext
-    from polyrl.records import EpisodeRecord, IterationRecord
+    from polyrl.callbacks.context import PlayContext, RunContext, TrainContext
+    from polyrl.records import EpisodeRecord, IterationRecord, PlayResult
 
 
 def _frame_problem(frame: Any) -> str | None:
@@ -44,7 +44,7 @@ def check_rgb_array(agent: Agent) -> None:
     try:
         modes = (getattr(env, "metadata", None) or {}).get("render_modes")
         env.reset(seed=0)
-        frame = env.render()
+        frame: Any = env.render()  # checked below: whatever the env returns
         problem = _frame_problem(frame)
     except Exception as exc:
         problem = f"render() raised {type(exc).__name__}: {exc}"
@@ -85,13 +85,13 @@ class _EpisodeFilm(Callback):
         self.prefix = prefix
         self.frames: list[Any] = []
 
-    def on_episode_begin(self) -> None:
+    def on_episode_begin(self, context: PlayContext, index: int) -> None:
         self.frames = []
 
-    def on_step_begin(self, context: RunContext) -> None:
+    def on_step_begin(self, context: PlayContext, observation: Any) -> None:
         self.frames.append(self.recorder.frame(context))
 
-    def on_episode_end(self, context: RunContext, episode: EpisodeRecord) -> None:
+    def on_episode_end(self, context: PlayContext, episode: EpisodeRecord) -> None:
         self.frames.append(self.recorder.frame(context))
         name = f"{self.prefix}-episode-{episode.index}.{self.recorder.format}"
         self.recorder.files.append(
@@ -165,13 +165,13 @@ class MovieRecorder(Callback):
         return frame
 
     # -- training: film every N iterations ----------------------------------------------------
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         self._check_writer()
         self.directory = writable_dir(self.directory, repr(self))
         if self.every is not None:
             check_rgb_array(context.agent)
 
-    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         if self.every is None or record.iteration % self.every:
             return
         play = PlayConfig(
@@ -184,7 +184,7 @@ class MovieRecorder(Callback):
         context.agent.play(play, callbacks=[_EpisodeFilm(self, f"iteration-{record.iteration:06d}")])
 
     # -- play: film the episodes of the play() this recorder was passed to ----------------------
-    def on_play_begin(self, context: RunContext) -> None:
+    def on_play_begin(self, context: PlayContext) -> None:
         config = context.config
         if config.render_mode == "human":
             raise RenderError(
@@ -198,19 +198,19 @@ class MovieRecorder(Callback):
         self._film = _EpisodeFilm(self, f"play-{self._plays:03d}")
         self._plays += 1
 
-    def on_episode_begin(self) -> None:
+    def on_episode_begin(self, context: PlayContext, index: int) -> None:
         if self._film is not None:
-            self._film.on_episode_begin()
+            self._film.on_episode_begin(context, index)
 
-    def on_step_begin(self, context: RunContext) -> None:
+    def on_step_begin(self, context: PlayContext, observation: Any) -> None:
         if self._film is not None:
-            self._film.on_step_begin(context)
+            self._film.on_step_begin(context, observation)
 
-    def on_episode_end(self, context: RunContext, episode: EpisodeRecord) -> None:
+    def on_episode_end(self, context: PlayContext, episode: EpisodeRecord) -> None:
         if self._film is not None:
             self._film.on_episode_end(context, episode)
 
-    def on_play_end(self) -> None:
+    def on_play_end(self, context: PlayContext, result: PlayResult) -> None:
         self._film = None
 
     def __repr__(self) -> str:

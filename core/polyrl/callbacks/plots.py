@@ -16,7 +16,7 @@ from polyrl.files import replace_atomically, temporary_sibling, writable_file
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.context import TrainContext
     from polyrl.records import IterationRecord, TrainResult
 
 
@@ -84,17 +84,17 @@ class PlotCallback(Callback):
         self._live = False
         self._handle: Any = None
 
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         self.path = writable_file(self.path, repr(self))
         self._live = in_notebook() if self.live is None else bool(self.live)
         self._handle = None
 
-    def on_iteration_end(self, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         self.records.append(record)
         if self._live and len(self.records) % self.every == 0:
             self._show()
 
-    def on_train_end(self, result: TrainResult) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
         self.save(self.path)
         if self._live:
             self._show()

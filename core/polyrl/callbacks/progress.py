@@ -10,8 +10,8 @@ from polyrl.callbacks.base import Callback
 from polyrl.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
-    from polyrl.records import IterationRecord
+    from polyrl.callbacks.context import TrainContext
+    from polyrl.records import IterationRecord, TrainResult
 
 
 def _interactive(stream: Any) -> bool:
@@ -53,7 +53,7 @@ class ProgressBar(Callback):
         self._start_steps = 0
         self._iteration_steps: int | None = None
 
-    def _total(self, context: RunContext) -> int | None:
+    def _total(self, context: TrainContext) -> int | None:
         config = context.config
         if config.total_steps is not None:
             return config.total_steps
@@ -63,8 +63,8 @@ class ProgressBar(Callback):
             return config.iterations * self._iteration_steps
         return None
 
-    def on_train_begin(self, context: RunContext) -> None:
-        self.on_train_end()  # a bar left open by a run that raised
+    def on_train_begin(self, context: TrainContext) -> None:
+        self._close()  # a bar left open by a run that raised
         self._iteration_steps = None
         stream = self.stream if self.stream is not None else sys.stderr
         if self.console is not None and self.enabled is None:
@@ -106,7 +106,7 @@ class ProgressBar(Callback):
         self._bar.start()
         self._task = self._bar.add_task(label, total=total, iteration=context.iteration, ret="-")
 
-    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         if self._bar is None:
             return
         done = record.env_steps - self._start_steps
@@ -123,7 +123,10 @@ class ProgressBar(Callback):
             ret=_number(record.return_mean),
         )
 
-    def on_train_end(self) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
+        self._close()
+
+    def _close(self) -> None:
         bar, self._bar = self._bar, None
         if bar is None:
             return

@@ -12,8 +12,8 @@ from polyrl.files import writable_dir
 from polyrl.redact import redact_uri
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
-    from polyrl.records import IterationRecord
+    from polyrl.callbacks.context import TrainContext
+    from polyrl.records import IterationRecord, TrainResult
 
 Writer = Literal["auto", "tensorboardX", "torch"]
 
@@ -61,8 +61,8 @@ class TensorBoard(Callback):
         self.writer = writer
         self._writer: Any = None
 
-    def on_train_begin(self, context: RunContext) -> None:
-        self.on_train_end()  # a writer left open by a run that raised
+    def on_train_begin(self, context: TrainContext) -> None:
+        self._close()  # a writer left open by a run that raised
         library = _available(self.writer)
         self.log_dir = writable_dir(self.log_dir, repr(self))
         if library == "tensorboardX":
@@ -77,7 +77,7 @@ class TensorBoard(Callback):
         self._writer.add_text("spec", f"```\n{spec}\n```", step)
         self._writer.add_text("train_config", f"```\n{config}\n```", step)
 
-    def on_iteration_end(self, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         if self._writer is None:
             return
         step = record.env_steps if self.step == "env_steps" else record.iteration
@@ -86,7 +86,10 @@ class TensorBoard(Callback):
                 self._writer.add_scalar(name, float(value), step)
         self._writer.flush()
 
-    def on_train_end(self) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
+        self._close()
+
+    def _close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -195,8 +194,9 @@ def _play(
         from polyrl.cli.recording import recorded_play
 
         with polyrl.Agent.load(path, trust_env_factory=trust) as agent:
+            movies: list[Path] = []
             if record is None:
-                result, movies = agent.play(config), []
+                result = agent.play(config)
             else:
                 result, movies = recorded_play(agent, config, record)
         if as_json:
@@ -395,4 +395,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -12,9 +12,8 @@ import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import click
 import typer.core
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -25,6 +24,10 @@ from rich.table import Table
 
 from polyrl.config import TrainConfig
 from polyrl.spec import SECTION_NAMES, AgentSpec
+
+if TYPE_CHECKING:
+    # Typer ships its own copy of click (typer._click, no click dependency); its commands take those types.
+    from typer._click import Context, HelpFormatter, Parameter
 
 _SCALAR_NAMES = {int: "int", float: "float", str: "str", bool: "bool"}
 
@@ -67,7 +70,7 @@ def type_name(annotation: Any) -> str:
 
 def _default_text(field: FieldInfo, unset: str) -> str:
     if field.default_factory is not None:
-        return str(field.default_factory())  # type: ignore[call-arg]  # pydantic's factories take no args here
+        return str(field.get_default(call_default_factory=True))
     if field.default is None:
         return unset
     return str(field.default)
@@ -146,7 +149,7 @@ def field_flags() -> list[FieldFlag]:
     return [flag for flag in flags if flag.path != ("backend_options",)]
 
 
-def _named(params: Iterable[click.Parameter]) -> set[str]:
+def _named(params: Iterable[Parameter]) -> set[str]:
     from polyrl.cli.overrides import ALIASES
 
     names = set()
@@ -176,7 +179,7 @@ class FieldFlagsCommand(typer.core.TyperCommand):
 
     field_note = "Every AgentSpec and TrainConfig field is a flag: --field value or --field=value."
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
         super().format_help(ctx, formatter)
         named = _named(self.get_params(ctx))
         groups: dict[str, list[FieldFlag]] = {}

@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from polyrl.callbacks.movies import MovieRecorder
 from polyrl.errors import ConfigurationError
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from polyrl.config import PlayConfig
     from polyrl.records import PlayResult
 
-FORMATS = {".gif": "gif", ".mp4": "mp4"}
+FORMATS: dict[str, Literal["gif", "mp4"]] = {".gif": "gif", ".mp4": "mp4"}
 
 
 def movie_names(target: Path, episodes: int) -> list[Path]:
@@ -45,7 +45,7 @@ def recorded_play(agent: Agent, config: PlayConfig, target: Path) -> tuple[PlayR
         raise ConfigurationError(f"--record {target}: the folder {parent} does not exist; create it first")
     staging = Path(tempfile.mkdtemp(prefix=".polyrl-record-", dir=parent))
     try:
-        recorder = MovieRecorder(staging, format=movie_format)  # type: ignore[arg-type]  # checked above
+        recorder = MovieRecorder(staging, format=movie_format)
         result = agent.play(config, callbacks=[recorder])
         written = list(recorder.files)  # in episode order
         names = movie_names(target, len(written))

@@ -164,8 +164,8 @@ def manifest_table(manifest: CheckpointManifest) -> Table:
     }
     for key, value in rows.items():
         table.add_row(key, escape(value))
-    for key, value in manifest.metadata.items():
-        table.add_row(f"metadata.{escape(key)}", escape(str(value)))
+    for name, datum in manifest.metadata.items():
+        table.add_row(f"metadata.{escape(name)}", escape(str(datum)))
     return table
 
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 from polyrl.errors import ConfigurationError
 from polyrl.experiments.plan import RunPlan, RunStatus
 from polyrl.experiments.runner import execute_run
-from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, connect_ray
+from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, check_connect_timeout, connect_ray, ensure_reachable
 
 TICK_SECONDS = 1.0
 GRACE_SECONDS = 2.0
@@ -41,7 +42,9 @@ def _crashed(directory: Path, error: BaseException) -> RunStatus:
     return status
 
 
-def run_local(directories: list[Path], workers: int, on_tick: Callable[[], None]) -> Iterator[RunStatus]:
+def run_local(
+    directories: list[Path], workers: int, on_tick: Callable[[], None]
+) -> Generator[RunStatus, None, None]:
     """Run each directory's plan in a fresh Python process, `workers` at a time; yield as they end.
 
     A process per run (`python -m polyrl.experiments.worker DIR`) means no torch, Ray or env
@@ -104,7 +107,7 @@ def run_ray(
     address: str,
     on_tick: Callable[[], None],
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-) -> Iterator[RunStatus]:
+) -> Generator[RunStatus, None, None]:
     """Run each plan as a Ray task (one CPU, a fresh worker process each) on the cluster at `address`.
 
     The cluster's nodes must see the run directories (one machine, or a shared file system).
@@ -115,10 +118,15 @@ def run_ray(
         raise ConfigurationError(
             "running a grid on a Ray cluster needs ray: pip install 'polyrl[rllib]' (or ray)"
         )
+    instead = "drop --ray-address to run the grid on this machine's process pool"
+    timeout_setting = "--ray-connect-timeout (ray_connect_timeout= in Python)"
     running = sys.modules.get("ray")
     if running is not None and running.is_initialized():
         connected = running.get_runtime_context().gcs_address
         if address not in ("auto", connected):
+            # An address that does not answer is that first (the same error as from a fresh process).
+            timeout = check_connect_timeout(connect_timeout, timeout_setting)
+            ensure_reachable(address, timeout, instead=instead, timeout_setting=timeout_setting)
             raise ConfigurationError(
                 f"this process is already connected to Ray at {connected}, not {address!r}; run the "
                 "grid from a fresh process or pass that address"
@@ -127,11 +135,11 @@ def run_ray(
         connect_ray(
             address,
             connect_timeout,
-            instead="drop --ray-address to run the grid on this machine's process pool",
-            timeout_setting="--ray-connect-timeout (ray_connect_timeout= in Python)",
+            instead=instead,
+            timeout_setting=timeout_setting,
             include_dashboard=False,
             log_to_driver=False,
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
         )
     import ray
 

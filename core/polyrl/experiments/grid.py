@@ -106,9 +106,9 @@ def _check_backend(spec: AgentSpec) -> None:
 
 
 def _nested(key: str, value: Any) -> dict[str, Any]:
-    parts = key.replace(":", ".").split(".")
-    document: Any = value
-    for part in reversed(parts):
+    *outer, inner = key.replace(":", ".").split(".")
+    document: dict[str, Any] = {inner: value}
+    for part in reversed(outer):
         document = {part: document}
     return document
 

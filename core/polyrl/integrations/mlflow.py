@@ -28,7 +28,7 @@ from polyrl.callbacks.mlflow import MLflowLogger
 from polyrl.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from polyrl.callbacks.context import RunContext
+    from polyrl.callbacks.context import TrainContext
     from polyrl.records import IterationRecord, TrainResult
 
 URI_VARIABLE = "POLYRL_MLFLOW_TRACKING_URI"
@@ -43,7 +43,7 @@ class MLflowIntegration:
 
     def __init__(self) -> None:
         # Keyed weakly by the run's context so a run that raised leaves nothing behind.
-        self._loggers: weakref.WeakKeyDictionary[RunContext, MLflowLogger] = weakref.WeakKeyDictionary()
+        self._loggers: weakref.WeakKeyDictionary[TrainContext, MLflowLogger] = weakref.WeakKeyDictionary()
 
     @staticmethod
     def enabled() -> bool:
@@ -53,7 +53,7 @@ class MLflowIntegration:
         return os.environ.get(ENABLE_VARIABLE, "").strip().lower() not in _FALSE
 
     @hookimpl
-    def on_train_begin(self, context: RunContext) -> None:
+    def on_train_begin(self, context: TrainContext) -> None:
         """Start an MLflow run for this train() call when enabled."""
         if not self.enabled():
             return
@@ -68,14 +68,14 @@ class MLflowIntegration:
             self._loggers[context] = logger
 
     @hookimpl
-    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
+    def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         """Log the iteration's metrics."""
         logger = self._loggers.get(context)
         if logger is not None:
-            logger.on_iteration_end(record)
+            logger.on_iteration_end(context, record)
 
     @hookimpl
-    def on_train_end(self, context: RunContext, result: TrainResult) -> None:
+    def on_train_end(self, context: TrainContext, result: TrainResult) -> None:
         """Upload the final checkpoint and close the run."""
         logger = self._loggers.pop(context, None)
         if logger is not None:

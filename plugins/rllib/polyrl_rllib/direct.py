@@ -33,8 +33,11 @@ def polyrl_direct_training(spec: AgentSpec, total_steps: int) -> float | None:
     began = time.perf_counter()
     env = EnvSource.from_spec(spec, guard=False)  # the library alone: without polyrl's env guard
     settings = read_settings(spec)
-    plain = env.gym_id is not None and not spec.env_kwargs  # RLlib makes a plain id itself
-    name = env.gym_id if plain else f"polyrl-direct-{uuid.uuid4().hex[:8]}"
+    gym_id = env.gym_id
+    if gym_id is not None and not spec.env_kwargs:  # RLlib makes a plain id itself
+        plain, name = True, gym_id
+    else:
+        plain, name = False, f"polyrl-direct-{uuid.uuid4().hex[:8]}"
     config = build_config(spec, name, settings)
     apply_torch_threads(settings.torch_threads)
     runtime.ensure_ray(settings.address, settings.num_cpus, settings.ray_connect_timeout)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 import secrets
 import sys
@@ -30,10 +29,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 from polyrl import AgentSpec
-from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
+from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
 from polyrl.driverkit import (
     GlobalRandomState,
     apply_torch_threads,
+    native_settings,
     optimizer_learning_rate,
     set_optimizer_learning_rate,
 )
@@ -281,7 +281,7 @@ class RllibDriver(BackendDriver):
             buffer.rng = np.random.default_rng(seed)
         group = self.algo.learner_group
         if group.is_local:
-            queue = getattr(group._learner, "_learner_thread_in_queue", None)
+            queue: Any = getattr(group._learner, "_learner_thread_in_queue", None)
             if isinstance(getattr(queue, "_rng", None), np.random.Generator):
                 queue._rng = np.random.default_rng(seed)
 
@@ -469,7 +469,7 @@ class RllibDriver(BackendDriver):
         it draws the same random numbers. Also returns the observations batch of that pass.
         """
         runner, vector = self._local_vector_env()
-        if runner is None or getattr(runner, "_needs_initial_reset", True):
+        if runner is None or vector is None or getattr(runner, "_needs_initial_reset", True):
             return False, {}
         if not bool(np.all(vector._autoreset_envs)):
             return False, {}
@@ -482,9 +482,13 @@ class RllibDriver(BackendDriver):
     def _continue_after_finished_episodes(self, cached: dict[str, Any] | None) -> None:
         """Put the fresh local EnvRunner where the saver's was: every env awaiting its autoreset."""
         runner, vector = self._local_vector_env()
-        if runner is None or not all(
-            hasattr(runner, name)
-            for name in ("_reset_envs_and_episodes", "_new_episode", "_ongoing_episodes")
+        if (
+            runner is None
+            or vector is None
+            or not all(
+                hasattr(runner, name)
+                for name in ("_reset_envs_and_episodes", "_new_episode", "_ongoing_episodes")
+            )
         ):
             return  # another RLlib version: the runner starts fresh, as RLlib's own restore does
         runner._reset_envs_and_episodes(explore=True)  # the seeded first reset a new runner does
@@ -500,7 +504,7 @@ class RllibDriver(BackendDriver):
         return env_errors.explain(exc, doing, key, source)
 
     # -- training ----------------------------------------------------------------------------
-    def train_iteration(self) -> IterationReport:
+    def train_iteration(self) -> DriverReport:
         """One algo.train(): sample + update, reported in polyrl's vocabulary."""
         before = self.env_steps
         try:
@@ -533,7 +537,7 @@ class RllibDriver(BackendDriver):
             for key, common in _METRICS.items()
             if isinstance(learner.get(key), int | float)
         }
-        return IterationReport(
+        return DriverReport(
             env_steps=self.env_steps - before, episodes=episodes, losses=losses, metrics=metrics
         )
 
@@ -669,11 +673,13 @@ class RllibDriver(BackendDriver):
             if pending is not None:
                 replay.write_tree(pending, directory, PENDING_WEIGHTS, _PENDING)
         (directory / STATE_FILE).write_text(json.dumps(state))
-        arrays = {f"to_module.{k}": v for k, v in cached.items()}
+        # Typed as plain mappings: mypy would otherwise match a key against savez's allow_pickle.
+        arrays: dict[str, Any] = {f"to_module.{k}": v for k, v in cached.items()}
         arrays.update({f"module.{k}": v for k, v in self._env_runner_weights().items()})
         if arrays:
             np.savez(directory / ENV_RUNNER_FILE, **arrays)
-        np.savez(directory / PARAMETERS_FILE, **self.parameters())
+        parameters: dict[str, Any] = self.parameters()
+        np.savez(directory / PARAMETERS_FILE, **parameters)
         buffer = self._replay_buffer()
         if buffer is not None:
             from ray.rllib.utils.serialization import gym_space_to_dict
@@ -707,46 +713,46 @@ class RllibDriver(BackendDriver):
         hidden, activation = describe_layers(layers)
         config = self.algo.config
         native: dict[str, Any] = {"class": type(self.algo).__name__, "module": type(self._module()).__name__}
-        for name in (
-            "lr",
-            "actor_lr",
-            "critic_lr",
-            "alpha_lr",
-            "gamma",
-            "train_batch_size_per_learner",
-            "minibatch_size",
-            "num_epochs",
-            "lambda_",
-            "clip_param",
-            "vf_clip_param",
-            "vf_loss_coeff",
-            "entropy_coeff",
-            "use_kl_loss",
-            "kl_coeff",
-            "grad_clip",
-            "num_env_runners",
-            "num_envs_per_env_runner",
-            "num_learners",
-            "rollout_fragment_length",
-            "min_sample_timesteps_per_iteration",
-            "min_time_s_per_iteration",
-            "training_intensity",
-            "num_steps_sampled_before_learning_starts",
-            "target_network_update_freq",
-            "tau",
-            "initial_alpha",
-            "n_step",
-            "double_q",
-            "dueling",
-            "seed",
-            "normalize_actions",
-            "clip_actions",
-        ):
-            value = getattr(config, name, None)
-            if isinstance(value, float) and not math.isfinite(value):
-                native[name] = str(value)  # e.g. vf_clip_param=inf: "inf" stays valid JSON
-            elif isinstance(value, bool | int | float | str):
-                native[name] = value
+        native.update(
+            native_settings(
+                config,
+                (
+                    "lr",
+                    "actor_lr",
+                    "critic_lr",
+                    "alpha_lr",
+                    "gamma",
+                    "train_batch_size_per_learner",
+                    "minibatch_size",
+                    "num_epochs",
+                    "lambda_",
+                    "clip_param",
+                    "vf_clip_param",
+                    "vf_loss_coeff",
+                    "entropy_coeff",
+                    "use_kl_loss",
+                    "kl_coeff",
+                    "grad_clip",
+                    "num_env_runners",
+                    "num_envs_per_env_runner",
+                    "num_learners",
+                    "rollout_fragment_length",
+                    "min_sample_timesteps_per_iteration",
+                    "min_time_s_per_iteration",
+                    "training_intensity",
+                    "num_steps_sampled_before_learning_starts",
+                    "target_network_update_freq",
+                    "tau",
+                    "initial_alpha",
+                    "n_step",
+                    "double_q",
+                    "dueling",
+                    "seed",
+                    "normalize_actions",
+                    "clip_actions",
+                ),
+            )
+        )
         buffer = getattr(config, "replay_buffer_config", None)
         if isinstance(buffer, dict):
             native["replay_buffer_type"] = str(buffer.get("type"))

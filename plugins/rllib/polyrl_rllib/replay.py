@@ -264,7 +264,7 @@ def _hashable(key: Any) -> Any:
 def _write(writer: _Writer, state: Any, directory: Path, stem: str, extra: dict[str, Any]) -> None:
     """Encode `state` with `writer` and write `<stem>.npz` and `<stem>.json` into `directory`."""
     tree = writer.encode(state, ())
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}  # not dict[str, ndarray]: mypy would match a key against savez's allow_pickle
     groups = []
     for index, ((path, dtype, ndim, _), members) in enumerate(writer.groups.items()):
         groups.append({"path": "/".join(path), "dtype": dtype, "ndim": ndim})

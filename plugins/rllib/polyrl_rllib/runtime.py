@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from polyrl.errors import ConfigurationError
 from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, connect_ray
@@ -103,7 +104,7 @@ def ensure_ray(
                     "polyrl_rllib.runtime.shutdown() first (it stops every rllib agent's workers)."
                 )
             return _instance
-        common = dict(
+        common: dict[str, Any] = dict(
             include_dashboard=False,
             logging_level=logging.ERROR,
             log_to_driver=False,
@@ -115,7 +116,11 @@ def ensure_ray(
             address = os.environ["RAY_ADDRESS"]
         if address is None:
             cpus = _local_num_cpus(num_cpus)
-            ray.init(num_cpus=cpus, object_store_memory=OBJECT_STORE_BYTES, **common)
+            ray.init(
+                num_cpus=cpus,  # type: ignore[arg-type]  # ray annotates int; a float CPU count works
+                object_store_memory=OBJECT_STORE_BYTES,
+                **common,
+            )
         else:
             if num_cpus is not None:
                 raise ConfigurationError(

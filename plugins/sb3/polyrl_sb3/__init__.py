@@ -6,13 +6,18 @@ This module imports neither stable_baselines3 nor torch: the driver does, on fir
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from polyrl.backend import AlgorithmInfo, BackendInfo, hookimpl
 
 # Imported so pluggy finds the `polyrl bench` hooks on this module (they import SB3 only when called).
 from polyrl_sb3.bench import polyrl_bench_cells  # noqa: F401
 from polyrl_sb3.direct import polyrl_direct_training  # noqa: F401
 
-_OBS = ["box", "discrete", "dict", "multi_discrete", "multi_binary"]
+if TYPE_CHECKING:
+    from polyrl.envs import SpaceKind
+
+_OBS: list[SpaceKind] = ["box", "discrete", "dict", "multi_discrete", "multi_binary"]
 
 BACKEND = BackendInfo(
     name="sb3",

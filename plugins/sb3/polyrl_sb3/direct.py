@@ -31,5 +31,7 @@ def polyrl_direct_training(spec: AgentSpec, total_steps: int) -> float | None:
     )
     model.learn(total_timesteps=total_steps, progress_bar=False)
     seconds = time.perf_counter() - began
-    model.get_env().close()
+    vec_env = model.get_env()
+    if vec_env is not None:  # always: the model was built with one
+        vec_env.close()
     return seconds

@@ -10,10 +10,11 @@ from zipfile import BadZipFile
 import numpy as np
 import torch
 from polyrl import AgentSpec
-from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
+from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
 from polyrl.driverkit import (
     RANDOM_STATE_FILE,
     GlobalRandomState,
+    native_settings,
     optimizer_learning_rate,
     optimizer_parameters,
     set_optimizer_learning_rate,
@@ -24,6 +25,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from polyrl_sb3 import legacy
@@ -107,6 +109,8 @@ class Sb3Driver(BackendDriver):
     # -- building ----------------------------------------------------------------------------
     @staticmethod
     def _vec_env(spec: AgentSpec, env: EnvSource) -> Any:
+        factory: Callable[[], Any]
+        vec_cls: type[DummyVecEnv | GuardedSubprocVecEnv]
         if spec.backend_options.get("vec_env") == "subproc":
             # SB3's workers die on an env exception: their guards hand polyrl's errors back instead.
             factory, vec_cls = delivering_factory(env), GuardedSubprocVecEnv
@@ -132,7 +136,9 @@ class Sb3Driver(BackendDriver):
                 if restore is not None:
                     restore(model)
             except BaseException:
-                model.get_env().close()  # subprocess envs would outlive the failed load
+                vec_env = model.get_env()
+                if vec_env is not None:
+                    vec_env.close()  # subprocess envs would outlive the failed load
                 raise
             random_state = GlobalRandomState()
         return cls(spec, env, model, random_state)
@@ -182,7 +188,7 @@ class Sb3Driver(BackendDriver):
         """Remember the run's planned end so SB3's schedules span the run, not one chunk."""
         self._collector.horizon = end_env_steps
 
-    def train_iteration(self) -> IterationReport:
+    def train_iteration(self) -> DriverReport:
         """One learn() call of exactly one rollout+update (on-policy) or `iteration_steps` steps."""
         before = self.model.num_timesteps
         self._collector.episodes = []
@@ -191,7 +197,7 @@ class Sb3Driver(BackendDriver):
                 total_timesteps=self._chunk,
                 callback=self._collector,
                 reset_num_timesteps=False,
-                log_interval=None,  # type: ignore[arg-type] - SB3 skips dumping on None
+                log_interval=None,  # type: ignore[arg-type]  # SB3 annotates int, but skips dumping on None
                 progress_bar=False,
             )
         values = dict(self.model.logger.name_to_value)
@@ -201,15 +207,19 @@ class Sb3Driver(BackendDriver):
             losses["q_loss"] = losses["loss"]
         if "loss" not in losses and {"actor_loss", "critic_loss"} <= losses.keys():
             losses["loss"] = losses["actor_loss"] + losses["critic_loss"]
-        if "loss" not in losses and {"policy_loss", "value_loss"} <= losses.keys():
-            model = self.model
+        model = self.model
+        if (
+            "loss" not in losses
+            and {"policy_loss", "value_loss"} <= losses.keys()
+            and isinstance(model, OnPolicyAlgorithm)  # PPO, A2C: the only ones reporting both
+        ):
             losses["loss"] = (
                 losses["policy_loss"]
                 + model.vf_coef * losses["value_loss"]
                 + model.ent_coef * losses.get("entropy_loss", 0.0)
             )
         metrics = {common: float(values[key]) for key, common in _METRICS.items() if key in values}
-        return IterationReport(
+        return DriverReport(
             env_steps=self.model.num_timesteps - before,
             episodes=list(self._collector.episodes),
             losses=losses,
@@ -290,7 +300,7 @@ class Sb3Driver(BackendDriver):
 
     # -- introspection -----------------------------------------------------------------------
     def _actor_layers(self) -> list[torch.nn.Module]:
-        policy = self.model.policy
+        policy: Any = self.model.policy  # the algorithm's own policy class, told apart by name below
         if self.spec.algorithm in ON_POLICY:
             return list(policy.mlp_extractor.policy_net)
         if self.spec.algorithm == "dqn":
@@ -303,30 +313,32 @@ class Sb3Driver(BackendDriver):
         """Read from the SB3 model and its torch modules, not from the spec."""
         layers = self._actor_layers()
         hidden, activation = describe_layers(layers)
-        model = self.model
+        model: Any = self.model  # read by name: each algorithm class has its own attributes
         native: dict[str, Any] = {"class": type(model).__name__, "policy": type(model.policy).__name__}
-        for name in (
-            "n_steps",
-            "n_epochs",
-            "gae_lambda",
-            "ent_coef",
-            "vf_coef",
-            "max_grad_norm",
-            "buffer_size",
-            "learning_starts",
-            "tau",
-            "gradient_steps",
-            "target_update_interval",
-            "exploration_fraction",
-            "exploration_initial_eps",
-            "exploration_final_eps",
-            "policy_delay",
-            "target_policy_noise",
-            "target_noise_clip",
-        ):
-            value = getattr(model, name, None)
-            if isinstance(value, bool | int | float | str):
-                native[name] = value
+        native.update(
+            native_settings(
+                model,
+                (
+                    "n_steps",
+                    "n_epochs",
+                    "gae_lambda",
+                    "ent_coef",
+                    "vf_coef",
+                    "max_grad_norm",
+                    "buffer_size",
+                    "learning_starts",
+                    "tau",
+                    "gradient_steps",
+                    "target_update_interval",
+                    "exploration_fraction",
+                    "exploration_initial_eps",
+                    "exploration_final_eps",
+                    "policy_delay",
+                    "target_policy_noise",
+                    "target_noise_clip",
+                ),
+            )
+        )
         clip = getattr(model, "clip_range", None)
         if clip is not None:
             native["clip_range"] = float(clip(1.0)) if callable(clip) else float(clip)

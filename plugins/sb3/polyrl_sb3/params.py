@@ -20,7 +20,7 @@ process (default 1; 0 leaves torch's setting).
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyrl import AgentSpec
 from polyrl.driverkit import apply_torch_threads as set_torch_threads
@@ -33,19 +33,29 @@ from polyrl.driverkit import (
 from polyrl.errors import UnsupportedOptionError
 from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
 ON_POLICY = ("ppo", "a2c")
 OFF_POLICY_ITERATION_STEPS = 1000
 POLYRL_OPTIONS = ("vec_env", "torch_threads")
 
 
-def algorithm_class(name: str) -> type:
+def algorithm_class(name: str) -> type[BaseAlgorithm]:
     """The SB3 class of a polyrl algorithm name."""
     import stable_baselines3 as sb3
 
-    return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN, "sac": sb3.SAC, "td3": sb3.TD3}[name]
+    classes: dict[str, type[BaseAlgorithm]] = {
+        "ppo": sb3.PPO,
+        "a2c": sb3.A2C,
+        "dqn": sb3.DQN,
+        "sac": sb3.SAC,
+        "td3": sb3.TD3,
+    }
+    return classes[name]
 
 
-def constructor_keywords(cls: type) -> list[str]:
+def constructor_keywords(cls: type[BaseAlgorithm]) -> list[str]:
     """The keyword names an SB3 algorithm class accepts (what backend_options may use)."""
     names = inspect.signature(cls.__init__).parameters
     return sorted(n for n in names if n not in ("self", "policy", "env", "_init_setup_model"))
@@ -115,8 +125,10 @@ def sb3_kwargs(spec: AgentSpec, action_space: Any) -> dict[str, Any]:
         raise unknown_options_error(
             "sb3", spec.algorithm, unknown, [*constructor_keywords(cls), *POLYRL_OPTIONS]
         )
-    if isinstance(options.get("policy_kwargs"), dict):
-        policy_kwargs.update(options.pop("policy_kwargs"))
+    extra_policy_kwargs = options.get("policy_kwargs")
+    if isinstance(extra_policy_kwargs, dict):
+        del options["policy_kwargs"]
+        policy_kwargs.update(extra_policy_kwargs)
     kwargs.update(options)
     if policy_kwargs:
         kwargs["policy_kwargs"] = policy_kwargs
@@ -137,7 +149,7 @@ def iteration_steps(spec: AgentSpec, model: Any) -> int:
     wanted = spec.iteration_steps or OFF_POLICY_ITERATION_STEPS
     # SB3 collects train_freq steps in every env between updates: learn() stops at the first
     # multiple of that unit at or past the request, so that multiple is what one iteration takes.
-    frequency = getattr(model, "train_freq", None)
+    frequency: Any = getattr(model, "train_freq", None)
     per_env = (
         frequency.frequency
         if getattr(frequency, "unit", None) is not None and frequency.unit.value == "step"

@@ -33,7 +33,9 @@ def write_replay(buffer: Any, directory: Path) -> dict[str, Any]:
     """Write the buffer's filled rows to the .npz; return what the JSON keeps (position, sizes)."""
     rows = _filled_rows(buffer.buffer_size, buffer.pos, buffer.full)
     fields = _replay_fields(buffer)
-    np.savez(directory / REPLAY_FILE, **{name: array[:rows] for name, array in fields.items()})
+    # Typed Any: mypy would match a key of a **dict[str, ndarray] against savez's allow_pickle.
+    arrays: dict[str, Any] = {name: array[:rows] for name, array in fields.items()}
+    np.savez(directory / REPLAY_FILE, **arrays)
     return {
         "buffer_size": int(buffer.buffer_size),
         "n_envs": int(buffer.n_envs),
@@ -55,7 +57,11 @@ def restore_replay(buffer: Any, meta: Any, directory: Path) -> None:
             f"{buffer.buffer_size} x {buffer.n_envs}: {SPEC_CHANGED}",
         )
     if not (
-        isinstance(pos, int) and not isinstance(pos, bool) and 0 <= pos < size and isinstance(full, bool)
+        isinstance(size, int)
+        and isinstance(pos, int)
+        and not isinstance(pos, bool)
+        and 0 <= pos < size
+        and isinstance(full, bool)
     ):
         raise corrupt(STATE_FILE, f"replay position {pos!r} / full {full!r} is invalid")
     rows = _filled_rows(size, pos, full)

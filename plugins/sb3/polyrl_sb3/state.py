@@ -48,7 +48,7 @@ def _child(name: str, key: object) -> str:
     return f"{name}/{key}" if name else str(key)
 
 
-def _encode(value: Any, name: str, arrays: dict[str, np.ndarray]) -> Any:
+def _encode(value: Any, name: str, arrays: dict[str, Any]) -> Any:
     """Tagged JSON for `value`; its tensors go into `arrays` under their path below `name`."""
     if isinstance(value, torch.Tensor):
         if name in arrays:
@@ -262,7 +262,7 @@ def _restore_episode_infos(model: BaseAlgorithm, name: str, saved: Any) -> None:
 # -- the whole model -------------------------------------------------------------------------
 def write_model_state(model: BaseAlgorithm, directory: Path, extra: dict[str, Any]) -> None:
     """Write the model's training state (the three files above); `extra` joins the JSON."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}  # not dict[str, ndarray]: mypy would match a key against savez's allow_pickle
     state: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, **extra}
     state["counters"] = _counters(model)
     state["ep_info_buffer"] = _episode_infos(model.ep_info_buffer)
@@ -290,4 +290,5 @@ def restore_model_state(model: BaseAlgorithm, directory: Path, state: dict[str, 
     if buffer is not None:
         restore_replay(buffer, state["replay"], directory)
     if model.use_sde:
-        model.policy.reset_noise()  # as SB3's load: a fresh gSDE exploration matrix
+        policy: Any = model.policy  # reset_noise exists on the SDE policies only
+        policy.reset_noise()  # as SB3's load: a fresh gSDE exploration matrix

@@ -5,14 +5,20 @@ Registered through the "polyrl" entry-point group; this module imports neither t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from polyrl.backend import AlgorithmInfo, BackendInfo, hookimpl
 
 # Imported so pluggy finds the `polyrl bench` hooks on this module (they import Tianshou only when called).
 from polyrl_tianshou.bench import polyrl_bench_cells  # noqa: F401
 from polyrl_tianshou.direct import polyrl_direct_training  # noqa: F401
 
-_OBS = ["box"]
-_TINY_OFF_POLICY = {"learning_starts": 50, "buffer_size": 1000}
+if TYPE_CHECKING:
+    from polyrl.envs import SpaceKind
+    from pydantic import JsonValue
+
+_OBS: list[SpaceKind] = ["box"]
+_TINY_OFF_POLICY: dict[str, JsonValue] = {"learning_starts": 50, "buffer_size": 1000}
 
 BACKEND = BackendInfo(
     name="tianshou",

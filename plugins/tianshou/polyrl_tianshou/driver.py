@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 from polyrl import AgentSpec
-from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
+from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
 from polyrl.driverkit import (
     GlobalRandomState,
     legacy_random_state,
+    native_settings,
     optimizer_learning_rate,
     optimizer_parameters,
     restore_legacy_random_state,
@@ -28,8 +29,9 @@ from polyrl.driverkit import (
 )
 from polyrl.errors import CorruptCheckpointError
 from polyrl.torch_layers import describe_layers
-from tianshou.algorithm.algorithm_base import Algorithm
-from tianshou.data import Batch, Collector, VectorReplayBuffer, to_numpy
+from tianshou.algorithm.algorithm_base import Algorithm, OffPolicyAlgorithm, OnPolicyAlgorithm
+from tianshou.algorithm.modelfree.dqn import DiscreteQLearningPolicy
+from tianshou.data import Batch, Collector, CollectStats, VectorReplayBuffer, to_numpy
 from tianshou.env import DummyVectorEnv
 from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
@@ -85,7 +87,7 @@ class TianshouDriver(BackendDriver):
             for index, owner in enumerate(self._samplers()):
                 owner._random_state = np.random.RandomState(spec.seed + index)
             self.venv.seed(spec.seed)
-        self.collector = Collector(
+        self.collector: Collector[CollectStats] = Collector(
             self.algorithm, self.venv, self.buffer, exploration_noise=not resolved.on_policy
         )
         self.collector.reset()
@@ -100,7 +102,7 @@ class TianshouDriver(BackendDriver):
 
     def _trainer_params(self) -> OnPolicyTrainerParams | OffPolicyTrainerParams:
         s = self.settings
-        common = {
+        common: dict[str, Any] = {
             "training_collector": self.collector,
             "epoch_num_steps": s.iteration_steps,
             "max_epochs": 1,
@@ -164,7 +166,7 @@ class TianshouDriver(BackendDriver):
         if end_env_steps is not None:
             self._horizon = end_env_steps
 
-    def train_iteration(self) -> IterationReport:
+    def train_iteration(self) -> DriverReport:
         """One trainer epoch: a single collect + update (on-policy), or collection steps of
         `train_freq` env steps per env, each followed by `gradient_steps` updates (off-policy)."""
         with self.random.active():
@@ -172,14 +174,16 @@ class TianshouDriver(BackendDriver):
                 return self._on_policy_iteration()
             return self._off_policy_iteration()
 
-    def _on_policy_iteration(self) -> IterationReport:
+    def _on_policy_iteration(self) -> DriverReport:
         params = self.trainer_params
         assert isinstance(params, OnPolicyTrainerParams)
+        algorithm = self.algorithm
+        assert isinstance(algorithm, OnPolicyAlgorithm)
         with policy_within_training_step(self.policy):
             # no gradients are needed while acting; Tianshou's collector would record them
             with torch.no_grad():
                 collected = self.collector.collect(n_step=params.collection_step_num_env_steps)
-            stats = self.algorithm.update(
+            stats = algorithm.update(
                 buffer=self.buffer,
                 batch_size=params.batch_size,
                 repeat=params.update_step_num_repetitions,
@@ -191,9 +195,11 @@ class TianshouDriver(BackendDriver):
         values = stats.get_loss_stats_dict()
         return self._report(collected.n_collected_steps, self._episodes(collected), [values], updates)
 
-    def _off_policy_iteration(self) -> IterationReport:
+    def _off_policy_iteration(self) -> DriverReport:
         params = self.trainer_params
         assert isinstance(params, OffPolicyTrainerParams)
+        algorithm = self.algorithm
+        assert isinstance(algorithm, OffPolicyAlgorithm)
         s = self.settings
         steps, episodes, values, updates = 0, [], [], 0
         while steps < params.epoch_num_steps:
@@ -211,7 +217,7 @@ class TianshouDriver(BackendDriver):
                     continue
                 count = round(params.update_step_num_gradient_steps_per_sample * collected.n_collected_steps)
                 for _ in range(count):
-                    stats = self.algorithm.update(sample_size=params.batch_size, buffer=self.buffer)
+                    stats = algorithm.update(sample_size=params.batch_size, buffer=self.buffer)
                     values.append(stats.get_loss_stats_dict())
                 updates += count
         self._gradient_steps += updates
@@ -228,7 +234,9 @@ class TianshouDriver(BackendDriver):
     def _set_exploration(self) -> None:
         rate = self._exploration_rate()
         if rate is not None:
-            self.policy.set_eps_training(rate)  # type: ignore[operator]
+            policy = self.policy
+            assert isinstance(policy, DiscreteQLearningPolicy)  # exploration settings are DQN's
+            policy.set_eps_training(rate)
 
     @staticmethod
     def _episodes(collected: Any) -> list[tuple[float, int]]:
@@ -236,7 +244,7 @@ class TianshouDriver(BackendDriver):
 
     def _report(
         self, steps: int, episodes: list[tuple[float, int]], values: list[dict[str, float]], updates: int
-    ) -> IterationReport:
+    ) -> DriverReport:
         mean: dict[str, float] = {}
         for key in {k for v in values for k in v}:
             numbers = [float(v[key]) for v in values if key in v and v[key] is not None]
@@ -267,7 +275,7 @@ class TianshouDriver(BackendDriver):
         rate = self._exploration_rate()
         if rate is not None:
             metrics["exploration_rate"] = rate
-        return IterationReport(env_steps=steps, episodes=episodes, losses=losses, metrics=metrics)
+        return DriverReport(env_steps=steps, episodes=episodes, losses=losses, metrics=metrics)
 
     @property
     def env_steps(self) -> int:
@@ -377,7 +385,8 @@ class TianshouDriver(BackendDriver):
 
     def _save_buffer(self, path: Path) -> None:
         buffer = self.buffer
-        arrays = {f"data_{key}": np.asarray(buffer._meta[key]) for key in _BUFFER_KEYS}
+        # Typed as a plain mapping: mypy would otherwise match a key against savez's allow_pickle.
+        arrays: dict[str, Any] = {f"data_{key}": np.asarray(buffer._meta[key]) for key in _BUFFER_KEYS}
         arrays["insertion_index"] = np.array([b._insertion_idx for b in buffer.buffers])
         arrays["size"] = np.array([b._size for b in buffer.buffers])
         arrays["last_index"] = np.asarray(buffer.last_index)
@@ -436,29 +445,31 @@ class TianshouDriver(BackendDriver):
                 params.update_step_num_gradient_steps_per_sample
             )
             native["learning_starts"] = self.settings.learning_starts
-        for name in (
-            "eps_clip",
-            "dual_clip",
-            "value_clip",
-            "advantage_normalization",
-            "recompute_adv",
-            "gae_lambda",
-            "ent_coef",
-            "vf_coef",
-            "max_grad_norm",
-            "return_scaling",
-            "tau",
-            "n_step",
-            "n_step_return_horizon",
-            "target_update_freq",
-            "is_double",
-            "update_actor_freq",
-            "policy_noise",
-            "noise_clip",
-        ):
-            value = getattr(algorithm, name, None)
-            if isinstance(value, bool | int | float | str):
-                native[name] = value
+        native.update(
+            native_settings(
+                algorithm,
+                (
+                    "eps_clip",
+                    "dual_clip",
+                    "value_clip",
+                    "advantage_normalization",
+                    "recompute_adv",
+                    "gae_lambda",
+                    "ent_coef",
+                    "vf_coef",
+                    "max_grad_norm",
+                    "return_scaling",
+                    "tau",
+                    "n_step",
+                    "n_step_return_horizon",
+                    "target_update_freq",
+                    "is_double",
+                    "update_actor_freq",
+                    "policy_noise",
+                    "noise_clip",
+                ),
+            )
+        )
         alpha = getattr(algorithm, "alpha", None)
         if alpha is not None:
             native["alpha"] = float(alpha.value)
@@ -466,10 +477,8 @@ class TianshouDriver(BackendDriver):
         noise = getattr(self.policy, "exploration_noise", None)
         if noise is not None and hasattr(noise, "_sigma"):
             native["exploration_noise_sigma"] = float(noise._sigma)
-        for name in ("deterministic_eval", "action_scaling", "action_bound_method", "eps_training"):
-            value = getattr(self.policy, name, None)
-            if isinstance(value, bool | int | float | str):
-                native[name] = value
+        names = ("deterministic_eval", "action_scaling", "action_bound_method", "eps_training")
+        native.update(native_settings(self.policy, names))
         return EffectiveHyperparameters(
             learning_rate=self.get_learning_rate(),
             gamma=float(algorithm.gamma),

@@ -11,6 +11,7 @@ the env's bounds by the policy (`action_scaling`), as Tianshou's collector expec
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,14 @@ from polyrl_tianshou.params import Settings, algorithm_class
 
 #: Target entropy of discrete SAC's automatic entropy coefficient, as a fraction of log |A|.
 DISCRETE_SAC_TARGET_ENTROPY = 0.6
+#: polyrl's policy keywords for PPO/A2C on Box actions (backend_options may override them).
+_PPO_BOX_POLICY: dict[str, Any] = {
+    "deterministic_eval": True,
+    "action_scaling": True,
+    "action_bound_method": "clip",
+}
+#: polyrl's policy keywords for TD3/DDPG (backend_options may override them).
+_DETERMINISTIC_BOX_POLICY: dict[str, Any] = {"action_scaling": True, "action_bound_method": "clip"}
 
 
 def gaussian(loc_scale: tuple[torch.Tensor, torch.Tensor]) -> torch.distributions.Distribution:
@@ -88,13 +97,18 @@ def build_algorithm(s: Settings, env: EnvSource) -> Algorithm:
 
 def _build(s: Settings, env: EnvSource) -> Algorithm:
     obs_space, action_space = env.observation_space, env.action_space
-    discrete = isinstance(action_space, spaces.Discrete)
-    action_shape = int(action_space.n) if discrete else action_space.shape
+    action_shape: Any  # what Tianshou's heads take: the number of actions (Discrete) or the Box's shape
+    if isinstance(action_space, spaces.Discrete):
+        discrete, action_shape = True, int(action_space.n)
+    else:
+        discrete, action_shape = False, action_space.shape
     optim = AdamOptimizerFactory(lr=s.learning_rate)
     kwargs = dict(s.algorithm_kwargs)
     policy_kwargs = dict(s.policy_kwargs)
-    cls = algorithm_class(s.algorithm, discrete)
-    spaces_kwargs = {"action_space": action_space, "observation_space": obs_space}
+    # Each algorithm class takes its own keywords (critic, optim, policy_optim, ...).
+    cls: Callable[..., Algorithm] = algorithm_class(s.algorithm, discrete)
+    spaces_kwargs: dict[str, Any] = {"action_space": action_space, "observation_space": obs_space}
+    actor: Any  # the actor class depends on the algorithm and the action space
     if s.algorithm in ("ppo", "a2c"):
         policy: Any
         if discrete:
@@ -110,8 +124,7 @@ def _build(s: Settings, env: EnvSource) -> Algorithm:
             policy = ProbabilisticActorPolicy(
                 actor=actor,
                 dist_fn=gaussian,
-                **{"deterministic_eval": True, "action_scaling": True, "action_bound_method": "clip"}
-                | policy_kwargs,
+                **_PPO_BOX_POLICY | policy_kwargs,
                 **spaces_kwargs,
             )
             critic = ContinuousCritic(preprocess_net=_net(s, obs_space))
@@ -149,7 +162,7 @@ def _build(s: Settings, env: EnvSource) -> Algorithm:
             policy = ContinuousDeterministicPolicy(
                 actor=actor,
                 exploration_noise=noise,
-                **{"action_scaling": True, "action_bound_method": "clip"} | policy_kwargs,
+                **_DETERMINISTIC_BOX_POLICY | policy_kwargs,
                 **spaces_kwargs,
             )
     optimizers = {f"{name}_optim": AdamOptimizerFactory(lr=s.learning_rate) for name in critics}

@@ -44,7 +44,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyrl import AgentSpec
 from polyrl.driverkit import (
@@ -53,6 +53,9 @@ from polyrl.driverkit import (
     unknown_options_error,
     vec_env_option,
 )
+
+if TYPE_CHECKING:
+    from tianshou.algorithm.algorithm_base import Algorithm
 
 ON_POLICY = ("ppo", "a2c")
 OFF_POLICY = ("dqn", "sac", "td3", "ddpg")
@@ -176,7 +179,7 @@ _OBJECT_ARGUMENTS = {
     "critic_optim",
     "critic2_optim",
 }
-_POLICY_OPTIONS = {
+_POLICY_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "ppo": {"box": ("deterministic_eval", "action_scaling", "action_bound_method"), "discrete": ()},
     "a2c": {"box": ("deterministic_eval", "action_scaling", "action_bound_method"), "discrete": ()},
     "dqn": {"discrete": ()},
@@ -186,16 +189,24 @@ _POLICY_OPTIONS = {
 }
 
 
-def algorithm_class(name: str, discrete: bool) -> type:
+def algorithm_class(name: str, discrete: bool) -> type[Algorithm[Any, Any]]:
     """The Tianshou Algorithm class of a polyrl algorithm name (discrete SAC for Discrete actions)."""
     from tianshou.algorithm import A2C, DDPG, DQN, PPO, SAC, TD3, DiscreteSAC
 
     if name == "sac" and discrete:
         return DiscreteSAC
-    return {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC, "td3": TD3, "ddpg": DDPG}[name]
+    classes: dict[str, type[Algorithm[Any, Any]]] = {
+        "ppo": PPO,
+        "a2c": A2C,
+        "dqn": DQN,
+        "sac": SAC,
+        "td3": TD3,
+        "ddpg": DDPG,
+    }
+    return classes[name]
 
 
-def algorithm_keywords(cls: type) -> list[str]:
+def algorithm_keywords(cls: type[Algorithm[Any, Any]]) -> list[str]:
     """The JSON-settable keywords of a Tianshou algorithm's constructor."""
     names = inspect.signature(cls.__init__).parameters
     return sorted(n for n in names if n not in _OBJECT_ARGUMENTS)

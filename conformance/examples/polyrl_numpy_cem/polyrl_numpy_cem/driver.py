@@ -22,12 +22,13 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from polyrl import AgentSpec
-from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
+from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
 from polyrl.envs import space_kind
 from polyrl.errors import ConfigurationError, CorruptCheckpointError, UnsupportedOptionError
 
@@ -49,7 +50,7 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": np.tanh,
     "relu": lambda x: np.maximum(x, 0.0),
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
@@ -94,11 +95,11 @@ class CemDriver(BackendDriver):
             )
         if spec.batch_size is not None:
             raise UnsupportedOptionError("cem has no batch size: remove batch_size (set iteration_steps)")
-        options = {**OPTIONS, **spec.backend_options}
-        self.population = int(options["population"])  # type: ignore[arg-type]
-        self.elite_fraction = float(options["elite_fraction"])  # type: ignore[arg-type]
-        self.noise_floor = float(options["noise_floor"])  # type: ignore[arg-type]
-        self.action_noise = float(options["action_noise"])  # type: ignore[arg-type]
+        options: dict[str, Any] = {**OPTIONS, **spec.backend_options}  # JSON values: converted below
+        self.population = int(options["population"])
+        self.elite_fraction = float(options["elite_fraction"])
+        self.noise_floor = float(options["noise_floor"])
+        self.action_noise = float(options["action_noise"])
         if self.population < 2 or not 0 < self.elite_fraction <= 1:
             raise ConfigurationError("cem needs population >= 2 and 0 < elite_fraction <= 1")
         self.learning_rate = spec.learning_rate if spec.learning_rate is not None else DEFAULT_LEARNING_RATE
@@ -119,17 +120,20 @@ class CemDriver(BackendDriver):
         # n_envs envs step in lockstep, each scoring its own candidate: the population is
         # scored in rounds of n_envs candidates.
         self.envs = [env.make() for _ in range(spec.n_envs)]
-        self.action_space = env.action_space
-        self.discrete = space_kind(env.action_space) == "discrete"
-        inputs = int(np.prod(env.observation_space.shape))
-        outputs = int(env.action_space.n) if self.discrete else int(np.prod(env.action_space.shape))
+        # A Discrete or a Box (`discrete` tells which); observations are a Box.
+        action_space: Any = env.action_space
+        observation_space: Any = env.observation_space
+        self.action_space = action_space
+        self.discrete = space_kind(action_space) == "discrete"
+        inputs = int(np.prod(observation_space.shape))
+        outputs = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
         network = spec.network
         self.policy = PolicyNetwork(
             inputs, outputs, network.hidden if network else [], network.activation if network else "tanh"
         )
         self.rng = np.random.default_rng(spec.seed)
         self.mean = self.rng.normal(0.0, 0.1, size=self.policy.size)
-        self.std = np.full(self.policy.size, float(options["init_std"]))  # type: ignore[arg-type]
+        self.std = np.full(self.policy.size, float(options["init_std"]))
         self.steps = 0
 
     @staticmethod
@@ -142,12 +146,12 @@ class CemDriver(BackendDriver):
 
     # -- building ------------------------------------------------------------------------------
     @classmethod
-    def create(cls, spec: AgentSpec, env: EnvSource) -> CemDriver:
+    def create(cls, spec: AgentSpec, env: EnvSource) -> Self:
         """A fresh CEM search around small random weights."""
         return cls(spec, env)
 
     @classmethod
-    def load(cls, directory: Path, spec: AgentSpec, env: EnvSource) -> CemDriver:
+    def load(cls, directory: Path, spec: AgentSpec, env: EnvSource) -> Self:
         """Restore the search distribution, counters and random state saved by `save`."""
         params, state = directory / PARAMS_FILE, directory / STATE_FILE
         if not params.is_file() or not state.is_file():
@@ -233,7 +237,7 @@ class CemDriver(BackendDriver):
         scores = [np.mean(done) if done else last for done, last in zip(finished, discounted, strict=True)]
         return np.array(scores, dtype=np.float64), ended
 
-    def train_iteration(self) -> IterationReport:
+    def train_iteration(self) -> DriverReport:
         """Score a population of weight vectors and move the search towards the elite ones."""
         candidates = self.mean + self.std * self.rng.normal(size=(self.population, self.policy.size))
         scores = np.empty(self.population)
@@ -250,7 +254,7 @@ class CemDriver(BackendDriver):
             self.mean = (1 - rate) * self.mean + rate * elite.mean(axis=0)
             self.std = (1 - rate) * self.std + rate * (elite.std(axis=0) + self.noise_floor)
         self.steps += self.iteration_steps
-        return IterationReport(
+        return DriverReport(
             env_steps=self.iteration_steps,
             episodes=episodes,
             # CEM is gradient-free: what it maximises is the elite candidates' score, so the loss

@@ -17,13 +17,13 @@ import itertools
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 import torch
 from polyrl import AgentSpec
-from polyrl.backend import BackendDriver, EffectiveHyperparameters, EnvSource, IterationReport
+from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
 from polyrl.driverkit import (
     optimizer_learning_rate,
     optimizer_parameters,
@@ -114,29 +114,34 @@ class DqnDriver(BackendDriver):
         # Whole vector-env steps only: round iteration_steps up to a multiple of n_envs.
         self.iteration_steps = math.ceil(self.config["iteration_steps"] / self.n_envs) * self.n_envs
         # The agent's own random state. Without a seed: fresh OS entropy (not the global RNGs).
-        seed = spec.seed if spec.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        # (A fresh SeedSequence's entropy is an int.)
+        seed = spec.seed if spec.seed is not None else cast(int, np.random.SeedSequence().entropy) % 2**31
         self.rng = np.random.default_rng(seed)  # exploration
         self.generator = torch.Generator().manual_seed(seed)  # minibatch indices
 
         # Its own envs, each seeded once at creation; same-step autoreset gives the final
         # observation of an ended episode in `infos` and the next episode's first in `obs`.
-        self.envs = gym.vector.SyncVectorEnv(
+        self.envs: gym.vector.VectorEnv[np.ndarray, np.ndarray, np.ndarray] = gym.vector.SyncVectorEnv(
             [env.make for _ in range(self.n_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
         )
+        self.observations: np.ndarray
         self.observations, _ = self.envs.reset(seed=[seed + i for i in range(self.n_envs)])
         self.episode_returns = np.zeros(self.n_envs)
         self.episode_lengths = np.zeros(self.n_envs, dtype=np.int64)
 
         # Q-network and target; the init draws from a forked, seeded torch RNG (global one untouched).
         network = spec.network
-        sizes = [int(np.prod(env.observation_space.shape)), *(network.hidden if network else HIDDEN)]
+        # Spaces as the backend declares them (polyrl checked): a Box of observations, Discrete actions.
+        observation_space: Any = env.observation_space
+        action_space: Any = env.action_space
+        sizes = [int(np.prod(observation_space.shape)), *(network.hidden if network else HIDDEN)]
         activation = torch_activation(network.activation if network else ACTIVATION)
         layers: list[torch.nn.Module] = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for inputs, outputs in itertools.pairwise(sizes):
                 layers += [torch.nn.Linear(inputs, outputs), activation()]
-            self.q_net = torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-1], int(env.action_space.n)))
+            self.q_net = torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-1], int(action_space.n)))
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.config["learning_rate"])
         self.buffer = ReplayBuffer(self.config["buffer_size"], sizes[0])
@@ -188,10 +193,11 @@ class DqnDriver(BackendDriver):
         if deterministic:
             return greedy
         explore = self.rng.random(len(greedy)) < self.epsilon()
-        return np.where(explore, self.rng.integers(self.q_net[-1].out_features, size=len(greedy)), greedy)
+        head = cast(torch.nn.Linear, self.q_net[-1])  # the output layer: one unit per action
+        return np.where(explore, self.rng.integers(head.out_features, size=len(greedy)), greedy)
 
     # -- training --------------------------------------------------------------------------------
-    def train_iteration(self) -> IterationReport:
+    def train_iteration(self) -> DriverReport:
         """Collect exactly `iteration_steps` env steps; update every `train_freq` vector steps."""
         episodes: list[tuple[float, int]] = []
         losses: list[float] = []
@@ -215,7 +221,7 @@ class DqnDriver(BackendDriver):
             if ready and (self.native_steps // self.n_envs) % self.config["train_freq"] == 0:
                 losses += [self._update() for _ in range(self.config["gradient_steps"])]
         loss = float(np.mean(losses)) if losses else None
-        return IterationReport(
+        return DriverReport(
             env_steps=self.iteration_steps,
             episodes=episodes,
             losses={"loss": loss, "q_loss": loss} if loss is not None else {},
