@@ -18,8 +18,6 @@ import functools
 import json
 import re
 import secrets
-import sys
-import time
 import uuid
 import warnings
 from pathlib import Path
@@ -33,23 +31,18 @@ from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters
 from polyrl.driverkit import (
     GlobalRandomState,
     apply_torch_threads,
-    native_settings,
-    optimizer_learning_rate,
-    set_optimizer_learning_rate,
 )
 from polyrl.errors import (
     ConfigurationError,
     CorruptCheckpointError,
     EnvStepError,
 )
-from polyrl.torch_layers import describe_layers
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
-from ray.rllib.utils.schedules.scheduler import Scheduler
 from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
 from ray.tune.registry import register_env
 
-from polyrl_rllib import env_errors, replay, runtime
+from polyrl_rllib import describe, env_errors, learners, replay, runtime
 from polyrl_rllib.env_errors import FAILURE_KEY as _FAILURE_KEY
 from polyrl_rllib.params import (
     ON_POLICY,
@@ -79,7 +72,6 @@ PARAMETERS_FILE = "polyrl_parameters.npz"
 ENV_RUNNER_FILE = "polyrl_env_runner.npz"
 PENDING_WEIGHTS = "polyrl_pending_weights"
 _PENDING = "IMPALA/APPO's pending weights snapshot"
-EPISODES_KEY = "polyrl_episodes"
 
 # RLlib learner result keys -> polyrl's common loss names
 _LOSSES = {
@@ -105,93 +97,6 @@ _METRICS = {
 #: The environment raised inside an RLlib env runner: polyrl's EnvStepError, as on every backend
 #: (NonFiniteDataError for NaN/infinite data); the name stays for code written against it.
 EnvRunnerError = EnvStepError
-
-
-def _record_episode(*, episode: Any, metrics_logger: Any, prev_episode_chunks: Any = (), **_: Any) -> None:
-    """RLlib on_episode_end callback: log (return, length) of the whole episode, unreduced."""
-    chunks = [*(prev_episode_chunks or ()), episode]
-    total = float(sum(chunk.get_return() for chunk in chunks))
-    # Not sum(len(chunk)): with a local env runner PPO's learner connector appends one artificial
-    # (zero-reward) step to truncated chunks in place, which would count once per cut.
-    length = int(episode.t - chunks[0].t_started)
-    metrics_logger.log_value(EPISODES_KEY, {"return": total, "length": length}, reduce="item_series")
-
-
-def _episodes(logged: Any) -> list[tuple[float, int]]:
-    """The episodes RLlib's item_series reduced to: NaN for none, the bare item for one, else a list."""
-    if isinstance(logged, dict):
-        logged = [logged]
-    if not isinstance(logged, list | tuple):
-        return []
-    return [(float(item["return"]), int(item["length"])) for item in logged]
-
-
-def _set_learner_lrs(learner: Any, rates: dict[str, float]) -> None:
-    """Set the named optimizers' learning rates and make RLlib's lr schedulers keep them."""
-    for name, optimizer in learner.get_optimizers_for_module(DEFAULT_MODULE_ID):
-        if name not in rates:
-            continue
-        set_optimizer_learning_rate([optimizer], rates[name])
-        # The Learner re-applies its scheduler after every update; replace it or the change is undone.
-        learner._optimizer_lr_schedules[optimizer] = Scheduler(
-            fixed_value_or_schedule=rates[name], framework="torch", device=learner._device
-        )
-
-
-def _learner_lrs(learner: Any) -> dict[str, float]:
-    return {
-        name: optimizer_learning_rate([optimizer])
-        for name, optimizer in learner.get_optimizers_for_module(DEFAULT_MODULE_ID)
-    }
-
-
-# -- IMPALA/APPO: the Learner's background thread ----------------------------------------------
-#: Seconds to wait for the IMPALA/APPO learner thread to finish the batches of an iteration.
-LEARNER_THREAD_TIMEOUT = 600.0
-
-
-def _circular_buffer_waiting(queue: Any, thread: Any) -> bool:
-    """Whether APPO's learner thread is idle in CircularBuffer.get's wait loop (nothing to take).
-
-    The loop is `while len(self) == 0: time.sleep(...)`; the thread's innermost Python frame then
-    is `get` on one of those two lines. Taking a batch and updating happen past them.
-    """
-    import inspect
-
-    frame = sys._current_frames().get(thread.ident)
-    get = getattr(type(queue), "get", None)
-    if frame is None or get is None or frame.f_code is not get.__code__:
-        return False
-    lines, first = inspect.getsourcelines(get)
-    waiting = {first + i for i, text in enumerate(lines) if "len(self) == 0" in text or "time.sleep" in text}
-    return frame.f_lineno in waiting
-
-
-def _wait_for_learner_thread(learner: Any) -> None:
-    """Block until IMPALA/APPO's learner thread has applied every batch it was given.
-
-    RLlib's IMPALA/APPO Learner updates in a background thread, even locally; without this an
-    iteration could end (and be saved, and its parameters read) with batches still queued.
-    """
-    thread = getattr(learner, "_learner_thread", None)
-    queue = getattr(learner, "_learner_thread_in_queue", None)
-    if thread is None or queue is None or not thread.is_alive():
-        return
-
-    def idle() -> bool:
-        if hasattr(queue, "unfinished_tasks"):  # queue.Queue: task_done() follows each update
-            return queue.unfinished_tasks == 0
-        return queue.qsize() == 0 and _circular_buffer_waiting(queue, thread)
-
-    deadline = time.monotonic() + LEARNER_THREAD_TIMEOUT
-    while not idle():
-        if not thread.is_alive():
-            raise RuntimeError("RLlib's learner thread stopped with batches left to learn from")
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"RLlib's learner thread did not finish its batches in {LEARNER_THREAD_TIMEOUT:g} s"
-            )
-        time.sleep(0.0005)
 
 
 def _env_name(source: EnvSource) -> str:
@@ -233,7 +138,7 @@ class RllibDriver(BackendDriver):
         instance = runtime.ensure_ray(settings.address, settings.num_cpus, settings.ray_connect_timeout)
         cls._check_resources(config, instance, settings)
         register_env(env_name, env_errors.EnvCreator(env, env_name))
-        config.callbacks(on_episode_end=_record_episode)
+        config.callbacks(on_episode_end=learners.record_episode)
         # Unseeded agents still get states of their own (from fresh entropy), not copies of the
         # caller's: RLlib seeds the global generators only when a seed is given.
         random_state = GlobalRandomState(spec.seed if spec.seed is not None else secrets.randbits(63))
@@ -302,7 +207,7 @@ class RllibDriver(BackendDriver):
         if not group.is_local:
             return
         learner = group._learner
-        _wait_for_learner_thread(learner)
+        learners.wait_for_learner_thread(learner)
         results = getattr(learner, "_learner_thread_out_queue", None)
         if results is None:
             return
@@ -516,7 +421,7 @@ class RllibDriver(BackendDriver):
                 raise
             raise explained from env_errors.cause(explained, exc)
         runners = result.get(ENV_RUNNER_RESULTS, {})
-        episodes = _episodes(runners.get(EPISODES_KEY))
+        episodes = learners.logged_episodes(runners.get(learners.EPISODES_KEY))
         learner = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
         losses = {common: float(learner[key]) for key, common in _LOSSES.items() if key in learner}
         if "entropy" in learner:
@@ -591,7 +496,7 @@ class RllibDriver(BackendDriver):
 
     # -- learning rate -----------------------------------------------------------------------
     def _learning_rates(self) -> dict[str, float]:
-        return self._on_learners(_learner_lrs)[0]
+        return self._on_learners(learners.learner_lrs)[0]
 
     def get_learning_rate(self) -> float:
         """The learning rate of the Learner's (policy) optimizer."""
@@ -610,7 +515,7 @@ class RllibDriver(BackendDriver):
         """Set optimizers by name on every Learner, and the config's matching lr fields."""
         if not rates:
             return
-        self.algo.learner_group.foreach_learner(functools.partial(_set_learner_lrs, rates=rates))
+        self.algo.learner_group.foreach_learner(functools.partial(learners.set_learner_lrs, rates=rates))
         config = self.algo.config
         config._is_frozen = False  # keep algo.config (saved in RLlib's checkpoint) truthful
         try:
@@ -694,84 +599,10 @@ class RllibDriver(BackendDriver):
     def _iteration_steps(self) -> int:
         return iteration_steps(self.algo.config, self.spec.algorithm)
 
-    def _actor_layers(self) -> list[torch.nn.Module]:
-        module = self._module()
-        if self.spec.algorithm in ON_POLICY:
-            encoder = getattr(module.encoder, "actor_encoder", module.encoder)
-            head = module.pi
-        elif self.spec.algorithm == "dqn":
-            encoder, head = module.encoder, module.af
-        else:
-            encoder, head = module.pi_encoder, module.pi
-        head_layers = list(head.modules())
-        last_linear = max(i for i, m in enumerate(head_layers) if isinstance(m, torch.nn.Linear))
-        return [*encoder.modules(), *head_layers[:last_linear]]
-
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
         """Read back from the built Algorithm's config, its Learner optimizers and its RLModule."""
-        layers = self._actor_layers()
-        hidden, activation = describe_layers(layers)
-        config = self.algo.config
-        native: dict[str, Any] = {"class": type(self.algo).__name__, "module": type(self._module()).__name__}
-        native.update(
-            native_settings(
-                config,
-                (
-                    "lr",
-                    "actor_lr",
-                    "critic_lr",
-                    "alpha_lr",
-                    "gamma",
-                    "train_batch_size_per_learner",
-                    "minibatch_size",
-                    "num_epochs",
-                    "lambda_",
-                    "clip_param",
-                    "vf_clip_param",
-                    "vf_loss_coeff",
-                    "entropy_coeff",
-                    "use_kl_loss",
-                    "kl_coeff",
-                    "grad_clip",
-                    "num_env_runners",
-                    "num_envs_per_env_runner",
-                    "num_learners",
-                    "rollout_fragment_length",
-                    "min_sample_timesteps_per_iteration",
-                    "min_time_s_per_iteration",
-                    "training_intensity",
-                    "num_steps_sampled_before_learning_starts",
-                    "target_network_update_freq",
-                    "tau",
-                    "initial_alpha",
-                    "n_step",
-                    "double_q",
-                    "dueling",
-                    "seed",
-                    "normalize_actions",
-                    "clip_actions",
-                ),
-            )
-        )
-        buffer = getattr(config, "replay_buffer_config", None)
-        if isinstance(buffer, dict):
-            native["replay_buffer_type"] = str(buffer.get("type"))
-            native["replay_buffer_capacity"] = int(buffer.get("capacity", 0))
-        epsilon = getattr(config, "epsilon", None)
-        if self.spec.algorithm == "dqn" and isinstance(epsilon, list | tuple):
-            native["epsilon"] = json.dumps([list(point) for point in epsilon])
-        native["fcnet_hiddens"] = json.dumps(list(config.model_config.get("fcnet_hiddens", [])))
-        native["fcnet_activation"] = str(config.model_config.get("fcnet_activation"))
-        batch = config.minibatch_size if self.spec.algorithm in ON_POLICY else config.total_train_batch_size
-        return EffectiveHyperparameters(
-            learning_rate=self.get_learning_rate(),
-            gamma=float(config.gamma),
-            hidden=hidden,
-            activation=activation,
-            n_envs=int(config.num_envs_per_env_runner) * max(int(config.num_env_runners), 1),
-            batch_size=int(batch) if batch is not None else None,
-            iteration_steps=self._iteration_steps(),
-            native=native,
+        return describe.effective_hyperparameters(
+            self.algo, self._module(), self.spec.algorithm, self.get_learning_rate(), self._iteration_steps()
         )
 
     def native(self) -> Any:

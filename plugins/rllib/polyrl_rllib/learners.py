@@ -1,0 +1,102 @@
+"""RLlib Learner-side helpers of the driver: episode logging, optimizer learning rates, and
+waiting for IMPALA/APPO's background learner thread."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from polyrl.driverkit import optimizer_learning_rate, set_optimizer_learning_rate
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.utils.schedules.scheduler import Scheduler
+
+#: Where the driver's on_episode_end callback logs each finished episode.
+EPISODES_KEY = "polyrl_episodes"
+
+
+def record_episode(*, episode: Any, metrics_logger: Any, prev_episode_chunks: Any = (), **_: Any) -> None:
+    """RLlib on_episode_end callback: log (return, length) of the whole episode, unreduced."""
+    chunks = [*(prev_episode_chunks or ()), episode]
+    total = float(sum(chunk.get_return() for chunk in chunks))
+    # Not sum(len(chunk)): with a local env runner PPO's learner connector appends one artificial
+    # (zero-reward) step to truncated chunks in place, which would count once per cut.
+    length = int(episode.t - chunks[0].t_started)
+    metrics_logger.log_value(EPISODES_KEY, {"return": total, "length": length}, reduce="item_series")
+
+
+def logged_episodes(logged: Any) -> list[tuple[float, int]]:
+    """The episodes RLlib's item_series reduced to: NaN for none, the bare item for one, else a list."""
+    if isinstance(logged, dict):
+        logged = [logged]
+    if not isinstance(logged, list | tuple):
+        return []
+    return [(float(item["return"]), int(item["length"])) for item in logged]
+
+
+def set_learner_lrs(learner: Any, rates: dict[str, float]) -> None:
+    """Set the named optimizers' learning rates and make RLlib's lr schedulers keep them."""
+    for name, optimizer in learner.get_optimizers_for_module(DEFAULT_MODULE_ID):
+        if name not in rates:
+            continue
+        set_optimizer_learning_rate([optimizer], rates[name])
+        # The Learner re-applies its scheduler after every update; replace it or the change is undone.
+        learner._optimizer_lr_schedules[optimizer] = Scheduler(
+            fixed_value_or_schedule=rates[name], framework="torch", device=learner._device
+        )
+
+
+def learner_lrs(learner: Any) -> dict[str, float]:
+    return {
+        name: optimizer_learning_rate([optimizer])
+        for name, optimizer in learner.get_optimizers_for_module(DEFAULT_MODULE_ID)
+    }
+
+
+# -- IMPALA/APPO: the Learner's background thread ----------------------------------------------
+#: Seconds to wait for the IMPALA/APPO learner thread to finish the batches of an iteration.
+LEARNER_THREAD_TIMEOUT = 600.0
+
+
+def _circular_buffer_waiting(queue: Any, thread: Any) -> bool:
+    """Whether APPO's learner thread is idle in CircularBuffer.get's wait loop (nothing to take).
+
+    The loop is `while len(self) == 0: time.sleep(...)`; the thread's innermost Python frame then
+    is `get` on one of those two lines. Taking a batch and updating happen past them.
+    """
+    import inspect
+
+    frame = sys._current_frames().get(thread.ident)
+    get = getattr(type(queue), "get", None)
+    if frame is None or get is None or frame.f_code is not get.__code__:
+        return False
+    lines, first = inspect.getsourcelines(get)
+    waiting = {first + i for i, text in enumerate(lines) if "len(self) == 0" in text or "time.sleep" in text}
+    return frame.f_lineno in waiting
+
+
+def wait_for_learner_thread(learner: Any) -> None:
+    """Block until IMPALA/APPO's learner thread has applied every batch it was given.
+
+    RLlib's IMPALA/APPO Learner updates in a background thread, even locally; without this an
+    iteration could end (and be saved, and its parameters read) with batches still queued.
+    """
+    thread = getattr(learner, "_learner_thread", None)
+    queue = getattr(learner, "_learner_thread_in_queue", None)
+    if thread is None or queue is None or not thread.is_alive():
+        return
+
+    def idle() -> bool:
+        if hasattr(queue, "unfinished_tasks"):  # queue.Queue: task_done() follows each update
+            return queue.unfinished_tasks == 0
+        return queue.qsize() == 0 and _circular_buffer_waiting(queue, thread)
+
+    deadline = time.monotonic() + LEARNER_THREAD_TIMEOUT
+    while not idle():
+        if not thread.is_alive():
+            raise RuntimeError("RLlib's learner thread stopped with batches left to learn from")
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"RLlib's learner thread did not finish its batches in {LEARNER_THREAD_TIMEOUT:g} s"
+            )
+        time.sleep(0.0005)
