@@ -52,7 +52,7 @@ def vec_env_option(spec: Any) -> str:
     kind = spec.backend_options.get("vec_env", "dummy")
     if kind not in VEC_ENV_KINDS:
         raise UnsupportedOptionError(
-            f"backend_options.vec_env must be one of {', '.join(map(repr, VEC_ENV_KINDS))}, got {kind!r}"
+            f"backend_options.vec_env must be 'dummy' or 'subproc' (one process per env), got {kind!r}"
         )
     return str(kind)
 
