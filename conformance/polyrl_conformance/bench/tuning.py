@@ -8,7 +8,8 @@ naming the plugin, so a typo in an environment name does not silently leave a ce
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from polyrl._model import StrictModel
 from polyrl.errors import ConfigurationError
@@ -44,6 +45,26 @@ class CellTuning(StrictModel):
     def entry(self) -> tuple[str, str]:
         """The matrix entry tuned: (algorithm, env)."""
         return (self.algorithm, self.env)
+
+    @classmethod
+    def from_lines(
+        cls,
+        backend: str,
+        lines: Mapping[tuple[str, str], tuple[float, str]],
+        specs: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+    ) -> list[CellTuning]:
+        """A plugin's tunings from its table (algorithm, env) -> (pass line, note), specs beside it."""
+        return [
+            cls(
+                backend=backend,
+                algorithm=algorithm,
+                env=env,
+                min_return=line,
+                note=note,
+                spec=dict((specs or {}).get((algorithm, env), {})),
+            )
+            for (algorithm, env), (line, note) in lines.items()
+        ]
 
 
 def _checked(plugin: str, declared: set[str], items: object) -> list[CellTuning]:

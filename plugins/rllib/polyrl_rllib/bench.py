@@ -57,14 +57,4 @@ def polyrl_bench_cells() -> list[CellTuning]:
     """The rllib backend's tuning of the bench's cells."""
     from polyrl_conformance.bench.tuning import CellTuning
 
-    return [
-        CellTuning(
-            backend=BACKEND,
-            algorithm=algorithm,
-            env=env,
-            min_return=line,
-            note=note,
-            spec=SPEC.get((algorithm, env), {}),
-        )
-        for (algorithm, env), (line, note) in LINES.items()
-    ]
+    return CellTuning.from_lines(BACKEND, LINES, SPEC)

@@ -53,7 +53,4 @@ def polyrl_bench_cells() -> list[CellTuning]:
     """The sb3 backend's tuning of the bench's cells."""
     from polyrl_conformance.bench.tuning import CellTuning
 
-    return [
-        CellTuning(backend=BACKEND, algorithm=algorithm, env=env, min_return=line, note=note)
-        for (algorithm, env), (line, note) in LINES.items()
-    ]
+    return CellTuning.from_lines(BACKEND, LINES)
