@@ -21,6 +21,7 @@ from polyrl.errors import (
     UntrustedCheckpointError,
 )
 from polyrl.manifest import NATIVE_DIR, CheckpointManifest, FileEntry
+from polyrl.observations.encoding import encode_for_act
 from polyrl.playing import run_play
 from polyrl.plugins import library_version, registry
 from polyrl.run import AgentParts, Run, build_parts
@@ -228,16 +229,23 @@ class Agent:
         """The action for one observation, or actions for a batch (leading axis = batch).
 
         A single Discrete action comes back as an int; Box actions as arrays of the space's
-        dtype and shape, clipped into its bounds.
+        dtype and shape, clipped into its bounds. Observations are those of the agent's env
+        (after the spec's wrappers); a Discrete, Tuple or Dict observation may be given as the
+        env returns it (polyrl encodes it) or already encoded. With `normalize`, the agent
+        normalises them with its frozen statistics.
         """
-        space = self._parts.env.observation_space
+        source = self._parts.env
+        space = source.observation_space
         try:
-            single = is_single_observation(observation, space)
+            observation, single = encode_for_act(source, observation)
+            single = single or is_single_observation(observation, space)
             batch = batch_observations([observation], space) if single else self._as_batch(observation)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidObservationError(
                 f"cannot read the observation as one of {space} or a batch of them: {exc}"
             ) from exc
+        if source.normalizer is not None:
+            batch = source.normalizer.normalize_observation(batch)
         actions = self._conform(self._parts.driver.act(batch, deterministic))
         if single:
             action = actions[0]
@@ -298,7 +306,7 @@ class Agent:
             )
 
         return self._timed(
-            "driver", "save", lambda: write_checkpoint(Path(path), parts.driver.save, manifest), str(path)
+            "driver", "save", lambda: write_checkpoint(Path(path), _native_writer(parts), manifest), str(path)
         )
 
     @classmethod
@@ -309,6 +317,7 @@ class Agent:
         backend: str | None = None,
         *,
         trust_env_factory: bool = False,
+        device: str | None = None,
     ) -> Agent:
         """Rebuild an agent from a checkpoint directory; training continues where it stopped.
 
@@ -317,9 +326,10 @@ class Agent:
         factory ("module:function", or a Gymnasium id with a "module:" prefix) names code that
         loading would import and call: that needs `env=` (you supply the env) or
         `trust_env_factory=True` (you trust whoever wrote the checkpoint), else
-        UntrustedCheckpointError. See docs/security.md.
+        UntrustedCheckpointError. See docs/security.md. `device` loads onto another device than
+        the saved spec's ("cpu" for a GPU-trained agent on a laptop).
         """
-        return cls._from_parts(_load_parts(Path(path), env, backend, trust_env_factory))
+        return cls._from_parts(_load_parts(Path(path), env, backend, trust_env_factory, device))
 
     def restore(self, path: str | Path) -> None:
         """Put this agent, in place, into the state saved at `path` (weights, optimizer, counters).
@@ -365,6 +375,17 @@ def _config_from(kind: type[ConfigT], config: ConfigT | None, fields: dict[str, 
     return config.model_copy()
 
 
+def _native_writer(parts: AgentParts) -> Callable[[Path], None]:
+    """What a save writes into the native directory: the driver's files, and the normalisation statistics."""
+
+    def write(native: Path) -> None:
+        parts.driver.save(native)
+        if parts.env.normalizer is not None:
+            parts.env.normalizer.save(native)
+
+    return write
+
+
 def _create(driver_class: type[BackendDriver], spec: AgentSpec, env: EnvSource) -> BackendDriver:
     return driver_class.create(spec, env)
 
@@ -374,6 +395,7 @@ def _load_parts(
     env: str | Callable[..., Any] | EnvFactorySpec | None,
     backend: str | None,
     trust_env_factory: bool,
+    device: str | None = None,
 ) -> AgentParts:
     """The parts of the agent saved at `path`, built the way a new agent is, then restored."""
     manifest = read_manifest(path)
@@ -387,11 +409,16 @@ def _load_parts(
         _refuse_named_code(path, spec)
     if env is not None:
         spec = AgentSpec.model_validate({**spec.model_dump(exclude={"env"}), "env": env})
+    if device is not None:
+        # Validated by the field's own rule; model_copy keeps a callable env as it is.
+        spec = spec.model_copy(update={"device": AgentSpec(device=device).device})
 
     def load(driver_class: type[BackendDriver], spec: AgentSpec, env: EnvSource) -> BackendDriver:
         return driver_class.load(path / NATIVE_DIR, spec, env)
 
     parts = build_parts(spec, load)
+    if parts.env.normalizer is not None:
+        parts.env.normalizer.load(path / NATIVE_DIR)
     parts.iterations, parts.episodes = manifest.iterations, manifest.episodes
     if abs(parts.driver.get_learning_rate() - manifest.learning_rate) > 1e-12:
         parts.driver.set_learning_rate(manifest.learning_rate)

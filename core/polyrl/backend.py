@@ -17,6 +17,7 @@ from pydantic import Field, JsonValue
 from polyrl._model import StrictModel
 from polyrl.envs import EnvSource, SpaceKind
 from polyrl.hookspecs import hookimpl
+from polyrl.observations.network import EncoderDescription
 from polyrl.records import DriverReport, IterationReport
 
 if TYPE_CHECKING:
@@ -88,6 +89,10 @@ class EffectiveHyperparameters(StrictModel):
     n_envs: int
     batch_size: int | None = None
     iteration_steps: int
+    device: str = "cpu"
+    """The torch device the networks are on ("cpu", "cuda:0")."""
+    encoder: EncoderDescription | None = None
+    """The observation encoder built (kind "mlp" or "cnn" with its conv layers); None: not reported."""
     native: dict[str, JsonValue] = Field(default_factory=dict)
 
 

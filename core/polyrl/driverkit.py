@@ -54,7 +54,40 @@ def vec_env_option(spec: Any) -> str:
         raise UnsupportedOptionError(
             f"backend_options.vec_env must be 'dummy' or 'subproc' (one process per env), got {kind!r}"
         )
+    if kind == "subproc" and getattr(spec, "normalize", None) is not None:
+        raise UnsupportedOptionError(
+            "normalize keeps its statistics in the agent's process, but backend_options.vec_env "
+            "'subproc' steps the envs in other processes; drop vec_env (or set it to 'dummy')"
+        )
     return str(kind)
+
+
+def resolve_device(requested: str) -> str:
+    """The torch device for a spec's `device`: "auto" is "cuda" when torch sees a GPU, else "cpu".
+
+    "cuda" or "cuda:N" on a machine where torch sees no such GPU is a DeviceUnavailableError
+    naming the device and the GPUs torch does see; nothing falls back to the CPU silently.
+    """
+    import torch
+
+    if requested == "cpu":
+        return "cpu"
+    available = torch.cuda.is_available()
+    count = torch.cuda.device_count() if available else 0
+    if requested == "auto":
+        return "cuda" if available else "cpu"
+    index = int(requested.partition(":")[2] or 0)
+    if not available or index >= count:
+        from polyrl.errors import DeviceUnavailableError
+
+        seen = (
+            f"torch sees {count} GPU(s)" if available else "torch sees no GPU (CPU-only build or no driver)"
+        )
+        raise DeviceUnavailableError(
+            f"device {requested!r} is not available: {seen}. Use device='cpu' or 'auto', or load "
+            "with Agent.load(path, device='cpu')"
+        )
+    return requested
 
 
 def torch_threads_option(spec: Any) -> int:

@@ -14,9 +14,13 @@ if TYPE_CHECKING:
     import gymnasium as gym
 
     from polyrl.errors import EnvStepError
+    from polyrl.observations.normalize import Normalizer
+    from polyrl.observations.spec import NormalizeSpec, WrapperSpec
     from polyrl.spec import AgentSpec, EnvFactorySpec
 
-SpaceKind = Literal["discrete", "box", "multi_discrete", "multi_binary", "dict", "tuple", "other"]
+SpaceKind = Literal["discrete", "box", "multi_discrete", "multi_binary", "dict", "tuple", "image", "other"]
+"""Space kinds; "image" is a rank-3 Box with finite bounds (see polyrl.observations.images), which a
+backend declares in `observation_spaces` when it gives images a CNN."""
 
 
 def space_kind(space: Any) -> SpaceKind:
@@ -42,9 +46,13 @@ class EnvSource:
 
     Picklable when the env is a Gymnasium id or an importable factory, so drivers may build
     envs in subprocesses. `observation_space` and `action_space` are probed once. Every env
-    `make` returns is wrapped in `polyrl.env_guard.EnvGuard` (unless `guard=False`, which is for
-    measuring the libraries alone): an exception of its reset()/step() becomes `EnvStepError`,
-    and with `check_finite` a NaN or infinite reward or float observation `NonFiniteDataError`.
+    `make` returns has the spec's observation wrappers applied, then polyrl's encoding (a
+    non-Box observation becomes a float vector: `polyrl.observations.encoding`), so a backend
+    only ever sees Box observations; `raw_observation_space` is the space before the encoding.
+    Training envs (the default) also get the spec's normalisation. Every env is wrapped in
+    `polyrl.env_guard.EnvGuard` (unless `guard=False`, which is for measuring the libraries
+    alone): an exception of its reset()/step() becomes `EnvStepError`, and with `check_finite`
+    a NaN or infinite reward or float observation `NonFiniteDataError`.
     """
 
     def __init__(
@@ -54,13 +62,23 @@ class EnvSource:
         *,
         check_finite: bool = True,
         guard: bool = True,
+        wrappers: list[WrapperSpec] | None = None,
+        normalize: NormalizeSpec | None = None,
+        gamma: float = 0.99,
     ) -> None:
         self.env = env
         self.env_kwargs = dict(env_kwargs or {})
         self.check_finite = check_finite
         self.guard = guard
+        self.wrappers = list(wrappers or [])
+        self.raw_observation_space: Any = None
+        self.normalizer: Normalizer | None = None
         probe = self._build(None)
         try:
+            if normalize is not None:
+                from polyrl.observations.normalize import Normalizer
+
+                self.normalizer = Normalizer(normalize, probe.observation_space, gamma, self.name)
             self.observation_space = probe.observation_space
             self.action_space = probe.action_space
             self.max_episode_steps: int | None = (
@@ -71,8 +89,16 @@ class EnvSource:
 
     @classmethod
     def from_spec(cls, spec: AgentSpec, *, guard: bool = True) -> EnvSource:
-        """The env source of an AgentSpec (its `check_finite` flag included)."""
-        return cls(spec.env, spec.env_kwargs, check_finite=spec.check_finite, guard=guard)
+        """The env source of an AgentSpec (its `check_finite` flag, wrappers and normalisation included)."""
+        return cls(
+            spec.env,
+            spec.env_kwargs,
+            check_finite=spec.check_finite,
+            guard=guard,
+            wrappers=spec.wrappers,
+            normalize=spec.normalize,
+            gamma=0.99 if spec.gamma is None else spec.gamma,
+        )
 
     @property
     def gym_id(self) -> str | None:
@@ -90,13 +116,19 @@ class EnvSource:
         *,
         on_error: Callable[[EnvStepError], None] | None = None,
         deliver_errors: bool = False,
+        training: bool = True,
     ) -> gym.Env[Any, Any]:
         """A new environment instance, guarded (render_mode "human" needs a display: RenderError without one).
 
         `on_error` and `deliver_errors` go to the guard (see EnvGuard): for drivers whose envs run
-        in worker processes that end on an exception.
+        in worker processes that end on an exception. `training=False` (evaluate, play, movies)
+        leaves out the normalisation: `Agent.act` normalises, and rewards stay raw.
         """
         env = self._build(render_mode)
+        if training and self.normalizer is not None:
+            from polyrl.observations.normalize import NormalizeWrapper
+
+            env = NormalizeWrapper(env, self.normalizer)
         if not self.guard:
             return env
         from polyrl.env_guard import EnvGuard
@@ -114,11 +146,14 @@ class EnvSource:
                 f"WAYLAND_DISPLAY are unset), so {self.name!r} would show nothing. Record a movie "
                 "instead: `polyrl play PATH --record out.gif`, or polyrl.callbacks.MovieRecorder in Python"
             )
-        kwargs = dict(self.env_kwargs)
+        from polyrl.observations.wrappers import make_kwargs_for
+
+        kwargs = make_kwargs_for(self.wrappers, self.gym_id, dict(self.env_kwargs))
         if render_mode is not None:
             kwargs["render_mode"] = render_mode
         try:
             if isinstance(self.env, str):
+                register_namespace(self.env)
                 env = gym.make(self.env, **kwargs)
             else:
                 kwargs = {**self.env.kwargs, **kwargs}
@@ -140,13 +175,54 @@ class EnvSource:
             raise EnvironmentCreationError(
                 f"env factory {self.name!r} returned {type(env).__name__}, not a gymnasium.Env"
             )
-        return env
+        return self._observe(env)
+
+    def _observe(self, env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
+        """The spec's wrappers, then the encoding every backend relies on (a Box, or refused)."""
+        from polyrl.observations.encoding import EncodeObservation, check_encodable, needs_encoding
+        from polyrl.observations.wrappers import apply_wrappers
+
+        try:
+            env = apply_wrappers(env, self.wrappers)
+            self.raw_observation_space = env.observation_space
+            check_encodable(env.observation_space, self.name)
+        except BaseException:
+            env.close()
+            raise
+        return EncodeObservation(env) if needs_encoding(env.observation_space) else env
 
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
     def __call__(self) -> gym.Env[Any, Any]:
         return self.make()
+
+
+#: Gymnasium namespaces whose envs register only when their package is imported: (module, pip name).
+_NAMESPACE_PACKAGES = {"ALE": ("ale_py", "ale-py"), "MinAtar": ("minatar.gym", "minatar")}
+
+
+def register_namespace(env_id: str) -> None:
+    """Import the package that registers an `ALE/...` or `MinAtar/...` id (Gymnasium does not)."""
+    import gymnasium as gym
+
+    namespace = env_id.split("/", 1)[0] if "/" in env_id and ":" not in env_id else None
+    if namespace not in _NAMESPACE_PACKAGES:
+        return
+    module_name, package = _NAMESPACE_PACKAGES[namespace]
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EnvironmentCreationError(
+            f"{env_id!r} is registered by the {package!r} package, which is not installed; "
+            f"pip install {package} (or polyrl[{'atari' if namespace == 'ALE' else 'minatar'}])"
+        ) from exc
+    if namespace == "ALE":
+        gym.register_envs(module)
+    elif not any(name.startswith("MinAtar/") for name in gym.registry):
+        module.register_envs()
 
 
 def has_display() -> bool:

@@ -29,6 +29,10 @@ class UnsupportedOptionError(ConfigurationError):
     """A spec field or backend option the backend cannot honour."""
 
 
+class DeviceUnavailableError(ConfigurationError):
+    """The spec asks for a device (e.g. "cuda:1") that this machine's torch cannot use."""
+
+
 class BackendNotInstalledError(PolyrlError, ImportError):
     """A known backend whose library is not installed; the message names the extra."""
 

@@ -51,7 +51,7 @@ def run_play(run: Run, context: PlayContext) -> PlayResult:
         # (a movie recorder asks for render_mode="rgb_array").
         config = context.config
         seed = first_seed(agent, config)
-        env = _api(run, "env", "make", agent.env_source.make, render_mode=config.render_mode)
+        env = _api(run, "env", "make", agent.env_source.make, render_mode=config.render_mode, training=False)
         context.env = env
         index = 0
         while index < context.config.episodes and not context.stop_training:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from polyrl.envs import EnvSource, space_kind
+from polyrl.envs import EnvSource, SpaceKind, space_kind
 from polyrl.errors import UnknownAlgorithmError, UnsupportedSpaceError
 from polyrl.plugins import ensure_installed, registry
 
@@ -51,25 +51,52 @@ def check_algorithm(info: BackendInfo, spec: AgentSpec) -> None:
         )
 
 
+def observation_kind(env: EnvSource) -> SpaceKind:
+    """The kind a backend must declare for the env's (encoded) observations: "image" or "box"."""
+    from polyrl.observations.images import image_layout
+
+    return "image" if image_layout(env.observation_space) is not None else space_kind(env.observation_space)
+
+
+def _takers(kind: SpaceKind, attribute: str) -> list[str]:
+    """ "backend/algorithm" of every installed algorithm that declares `kind` in `attribute`."""
+    return sorted(
+        f"{name}/{algorithm}"
+        for name, info in registry().backends().items()
+        for algorithm, declared in info.algorithms.items()
+        if kind in getattr(declared, attribute)
+    )
+
+
 def check_spaces(info: BackendInfo, spec: AgentSpec, env: EnvSource) -> None:
-    """UnsupportedSpaceError unless the algorithm declares the env's action and observation spaces."""
+    """UnsupportedSpaceError unless the algorithm declares the env's action and observation spaces.
+
+    The message names the installed backends and algorithms that do take the space, and the
+    wrapper that would make it fit this one.
+    """
     check_algorithm(info, spec)
     algorithm = info.algorithms[spec.algorithm]
     action_kind = space_kind(env.action_space)
-    observation_kind = space_kind(env.observation_space)
+    obs_kind = observation_kind(env)
     if action_kind not in algorithm.action_spaces:
-        fitting = sorted(n for n, a in info.algorithms.items() if action_kind in a.action_spaces)
+        takers = _takers(action_kind, "action_spaces")
         raise UnsupportedSpaceError(
             f"{info.name}/{spec.algorithm} cannot handle the {action_kind} action space of "
-            f"{env.name} ({env.action_space}); it handles {algorithm.action_spaces}. Algorithms "
-            f"of {info.name!r} for this env: {fitting}"
+            f"{env.name} ({env.action_space}); it handles {algorithm.action_spaces}. Installed "
+            f"backend/algorithms that take {action_kind} actions: {takers or 'none'}"
         )
-    if observation_kind not in algorithm.observation_spaces:
+    if obs_kind not in algorithm.observation_spaces:
+        takers = _takers(obs_kind, "observation_spaces")
+        advice = ' Or add the "flatten" wrapper (an MLP on the raw pixels).' if obs_kind == "image" else ""
         raise UnsupportedSpaceError(
-            f"{info.name}/{spec.algorithm} cannot handle the {observation_kind} observation "
-            f"space of {env.name} ({env.observation_space}); it handles "
-            f"{algorithm.observation_spaces}"
+            f"{info.name}/{spec.algorithm} cannot handle the {obs_kind} observations of {env.name} "
+            f"({env.observation_space}); it handles {algorithm.observation_spaces}. Installed "
+            f"backend/algorithms that take {obs_kind} observations: {takers or 'none'}.{advice}"
         )
+    if obs_kind == "image":
+        from polyrl.observations.network import resolve_network
+
+        resolve_network(spec.network, env.observation_space)  # too small for the conv layers: refused now
 
 
 def build_parts(spec: AgentSpec, make_driver: DriverFactory) -> AgentParts:
@@ -117,6 +144,10 @@ class Run:
         parts = self.parts
         parts.driver.set_horizon(horizon)
         report = self.timed("driver", "train_iteration", parts.driver.train_iteration)
+        normalizer = parts.env.normalizer
+        if normalizer is not None and normalizer.returns is not None:
+            # The library saw scaled rewards; the returns a user reads are the env's own.
+            report = report.model_copy(update={"episodes": normalizer.drain_episodes()})
         parts.iterations += 1
         parts.episodes += len(report.episodes)
         return report

@@ -18,6 +18,14 @@ from pydantic import (
 )
 
 from polyrl._model import SpecModel, StrictModel
+from polyrl.observations.spec import (
+    DEVICE_PATTERN,
+    ConvLayerSpec,
+    NormalizeSpec,
+    WrapperSpec,
+    device_text,
+    wrapper_documents,
+)
 
 Activation = Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -60,7 +68,14 @@ def network_bytes_estimate(hidden: list[int]) -> int:
 
 
 class NetworkSpec(SpecModel):
-    """Hidden layer sizes and activation of the policy (and value) networks."""
+    """Conv layers (image observations), hidden layer sizes and activation of the policy (and value) networks.
+
+    For an image observation, `conv` left unset takes polyrl's default for the image's size
+    (`polyrl.observations.images.default_conv`), the same on every backend.
+    """
+
+    conv: list[ConvLayerSpec] | None = Field(default=None, min_length=1, max_length=32)
+    """Conv layers of the image encoder (channels, kernel, stride), e.g. [[32, 8, 4], [64, 4, 2]]."""
 
     hidden: list[HiddenSize] = Field(default_factory=lambda: [64, 64], min_length=1, max_length=64)
     """Hidden layer sizes of the policy and value networks."""
@@ -240,7 +255,13 @@ class AgentSpec(SpecModel):
     check_finite: bool = True
     """Stop with NonFiniteDataError on a NaN/infinite reward or float observation; false: let them in."""
     network: NetworkSpec | None = None
-    """Hidden layers and activation; None: the backend's default."""
+    """Conv and hidden layers and activation; None: the backend's default (a CNN for image observations)."""
+    wrappers: list[WrapperSpec] = Field(default_factory=list, max_length=32)
+    """Observation wrappers applied in order to every env, e.g. ["grayscale", {"kind": "frame_stack"}]."""
+    normalize: NormalizeSpec | None = None
+    """Running mean/std normalisation of observations and/or rewards, saved with the agent; None: off."""
+    device: str = Field(default="auto", pattern=DEVICE_PATTERN)
+    """Where the networks run: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"."""
     learning_rate: PositiveFloat | None = None
     """Optimizer learning rate."""
     gamma: UnitFloat | None = None
@@ -268,6 +289,16 @@ class AgentSpec(SpecModel):
         if isinstance(value, str) and not value.strip():
             raise ValueError("env must be a Gymnasium id such as 'CartPole-v1' or a factory")
         return value
+
+    @field_validator("wrappers", mode="before")
+    @classmethod
+    def _wrapper_shorthand(cls, value: Any) -> Any:
+        return wrapper_documents(value)
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device_lowercase(cls, value: Any) -> Any:
+        return device_text(value)
 
     @field_validator("backend", "algorithm")
     @classmethod

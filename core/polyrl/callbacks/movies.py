@@ -35,7 +35,7 @@ def check_rgb_array(agent: Agent) -> None:
     source = agent.env_source
     modes = None
     try:
-        env = source.make(render_mode="rgb_array")
+        env = source.make(render_mode="rgb_array", training=False)
     except Exception as exc:
         raise RenderError(
             f"the env {source.name!r} cannot be built with render_mode='rgb_array' ({exc}); movies need "
