@@ -17,6 +17,11 @@ from gymnasium import spaces
 
 CUSTOM_FACTORY = "polyrl_conformance.envs:make_custom_env"
 CUSTOM_MAX_STEPS = 25
+#: Observation kinds of the suite's env: a vector, a Dict of vectors, a 12x12x3 uint8 image
+#: (point, goal and time planes) and a Discrete grid cell of the point (the goal unobserved).
+OBSERVATION_KINDS = ("box", "dict", "image", "discrete")
+IMAGE_SIDE = 12
+GRID_CELLS = 9
 
 #: The force each of the 5 discrete actions applies: none, +x, -x, +y, -y.
 _DISCRETE_FORCES = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], dtype=np.float32)
@@ -51,16 +56,17 @@ class PointGoalEnv(gym.Env):
     def __init__(
         self,
         action: Literal["discrete", "box", "tuple"] = "discrete",
-        observation: Literal["box", "dict"] = "box",
+        observation: Literal["box", "dict", "image", "discrete"] = "box",
         render_mode: str | None = None,
         fixed_horizon: int | None = None,
     ) -> None:
         if fixed_horizon is not None and fixed_horizon < 1:
             raise ValueError(f"fixed_horizon must be >= 1 or None, got {fixed_horizon}")
         self.fixed_horizon = fixed_horizon
-        if action not in ("discrete", "box", "tuple") or observation not in ("box", "dict"):
+        if action not in ("discrete", "box", "tuple") or observation not in OBSERVATION_KINDS:
             raise ValueError(
-                f"action must be discrete|box|tuple and observation box|dict, got {action}, {observation}"
+                f"action must be discrete|box|tuple and observation one of {OBSERVATION_KINDS}, "
+                f"got {action}, {observation}"
             )
         self.action_kind = action
         self.observation_kind = observation
@@ -74,6 +80,10 @@ class PointGoalEnv(gym.Env):
             self.action_space = spaces.Tuple((spaces.Discrete(5), _force_box()))
         if observation == "box":
             self.observation_space: spaces.Space = spaces.Box(-5.0, 5.0, shape=(7,), dtype=np.float32)
+        elif observation == "image":
+            self.observation_space = spaces.Box(0, 255, shape=(IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8)
+        elif observation == "discrete":
+            self.observation_space = spaces.Discrete(GRID_CELLS**2)
         else:
             self.observation_space = spaces.Dict(
                 {
@@ -90,8 +100,24 @@ class PointGoalEnv(gym.Env):
     def _max_steps(self) -> int:
         return self.fixed_horizon or CUSTOM_MAX_STEPS
 
+    def _cell(self, point: np.ndarray, cells: int) -> tuple[int, int]:
+        """(row, column) of a point of the plane [-4, 4]^2 on a cells x cells grid."""
+        col = int(np.clip((point[0] + 4.0) / 8.0 * cells, 0, cells - 1))
+        row = int(np.clip((4.0 - point[1]) / 8.0 * cells, 0, cells - 1))
+        return row, col
+
     def _observation(self) -> Any:
         elapsed = np.array([self._steps / self._max_steps], dtype=np.float32)
+        if self.observation_kind == "image":
+            # Channel 0: the point, 1: the goal, 2: the time elapsed (a uniform plane).
+            image = np.zeros((IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8)
+            image[(*self._cell(self._position, IMAGE_SIDE), 0)] = 255
+            image[(*self._cell(self._goal, IMAGE_SIDE), 1)] = 255
+            image[:, :, 2] = int(255 * elapsed[0])
+            return image
+        if self.observation_kind == "discrete":
+            row, col = self._cell(self._position, GRID_CELLS)
+            return row * GRID_CELLS + col
         if self.observation_kind == "dict":
             return {
                 "body": np.concatenate([self._position, self._velocity]).astype(np.float32),
@@ -145,7 +171,7 @@ class PointGoalEnv(gym.Env):
 
 def make_custom_env(
     action: Literal["discrete", "box", "tuple"] = "discrete",
-    observation: Literal["box", "dict"] = "box",
+    observation: Literal["box", "dict", "image", "discrete"] = "box",
     render_mode: str | None = None,
     fixed_horizon: int | None = None,
 ) -> gym.Env:
