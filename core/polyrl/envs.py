@@ -178,12 +178,23 @@ class EnvSource:
         return self._observe(env)
 
     def _observe(self, env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
-        """The spec's wrappers, then the encoding every backend relies on (a Box, or refused)."""
-        from polyrl.observations.encoding import EncodeObservation, check_encodable, needs_encoding
+        """The spec's wrappers, then the encoding every backend relies on (a Box, or refused).
+
+        A Dict of one key becomes that key's space (so `filter_keys: ["image"]` gives an image).
+        """
+        from polyrl.observations.encoding import (
+            EncodeObservation,
+            SingleKey,
+            check_encodable,
+            is_single_key,
+            needs_encoding,
+        )
         from polyrl.observations.wrappers import apply_wrappers
 
         try:
             env = apply_wrappers(env, self.wrappers)
+            if is_single_key(env.observation_space):
+                env = SingleKey(env)
             self.raw_observation_space = env.observation_space
             check_encodable(env.observation_space, self.name)
         except BaseException:

@@ -106,19 +106,29 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def _is_list(annotation: Any) -> bool:
+    """Whether a field holds a list (maybe optional): a list of models is one JSON flag, not a section."""
+    if typing.get_origin(annotation) is list:
+        return True
+    return any(_is_list(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+
+
 def _flags_of(
     model: type[BaseModel], prefix: tuple[str, ...], group: str, unset: str = "backend's"
 ) -> list[FieldFlag]:
     flags = []
     for name, field in model.model_fields.items():
         inner = _model_of(field.annotation)
-        if inner is not None and name != "env":
+        listed = _is_list(field.annotation)
+        if inner is not None and name != "env" and not listed:
             continue  # sections are listed field by field in their own group
         flags.append(
             FieldFlag(
                 path=(*prefix, name),
                 group=group,
-                type=type_name(field.annotation) + _bounds(field),
+                type="JSON list"
+                if inner is not None and listed
+                else type_name(field.annotation) + _bounds(field),
                 default=_default_text(field, unset),
                 help=field.description or "",
             )
@@ -132,6 +142,9 @@ def field_flags() -> list[FieldFlag]:
     network = _model_of(AgentSpec.model_fields["network"].annotation)
     assert network is not None
     flags += _flags_of(network, ("network",), "network")
+    normalize = _model_of(AgentSpec.model_fields["normalize"].annotation)
+    assert normalize is not None
+    flags += _flags_of(normalize, ("normalize",), "normalize")
     for section in SECTION_NAMES:
         model = _model_of(AgentSpec.model_fields[section].annotation)
         assert model is not None

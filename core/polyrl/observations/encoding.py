@@ -89,6 +89,24 @@ def encode(space: Any, observation: Any) -> np.ndarray:
     return np.asarray(spaces.flatten(space, observation), dtype=np.float32)
 
 
+class SingleKey(gym.ObservationWrapper[Any, Any, Any]):
+    """A Dict observation of one key is that key's value (what `filter_keys: ["image"]` leaves)."""
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        assert isinstance(space, spaces.Dict) and len(space.spaces) == 1
+        ((self.key, self.observation_space),) = space.spaces.items()
+
+    def observation(self, observation: Any) -> Any:
+        return observation[self.key]
+
+
+def is_single_key(space: Any) -> bool:
+    """Whether `space` is a Dict of exactly one subspace."""
+    return isinstance(space, spaces.Dict) and len(space.spaces) == 1
+
+
 class EncodeObservation(gym.ObservationWrapper[np.ndarray, Any, Any]):
     """Flattens (one-hot for discrete parts) every observation of a non-Box space into float32."""
 

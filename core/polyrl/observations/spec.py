@@ -117,7 +117,9 @@ WRAPPER_KINDS = ("frame_stack", "resize", "grayscale", "atari", "flatten", "one_
 
 
 def wrapper_documents(value: Any) -> Any:
-    """Let a wrapper be written as its kind alone ("grayscale") where it needs no settings."""
+    """Let a wrapper be written as its kind alone ("grayscale"), and one wrapper without a list."""
+    if isinstance(value, str | dict):
+        value = [value]
     if not isinstance(value, list):
         return value
     return [{"kind": item} if isinstance(item, str) else item for item in value]
