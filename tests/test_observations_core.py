@@ -228,7 +228,7 @@ def test_grayscale_and_resize_refuse_non_images() -> None:
 def test_a_missing_namespace_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     from polyrl import envs
 
-    monkeypatch.setitem(envs._NAMESPACE_PACKAGES, "ALE", ("no_such_ale_module_polyrl", "ale-py"))  # noqa: SLF001
+    monkeypatch.setitem(envs._NAMESPACE_PACKAGES, "ALE", ("no_such_ale_module_polyrl", "ale-py"))
     with pytest.raises(EnvironmentCreationError, match="pip install ale-py"):
         EnvSource("ALE/Pong-v5")
 
