@@ -331,3 +331,22 @@ def test_a_missing_gpu_is_a_typed_error_naming_the_device() -> None:
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(DeviceUnavailableError, match="'cuda:7'"):
         resolve_device("cuda:7")
+
+
+def test_plugins_json_lists_the_observation_kinds_per_algorithm(fake_backend: str) -> None:
+    from polyrl.cli.app import app
+    from typer.testing import CliRunner
+
+    rows = {row["name"]: row for row in json.loads(CliRunner().invoke(app, ["plugins", "--json"]).output)}
+    assert rows[fake_backend]["observations"] == {"discrete_only": ["box"], "linear": ["box"]}
+
+
+def test_cli_flags_set_wrappers_normalize_and_conv() -> None:
+    from polyrl.cli.app import build_documents
+
+    flags = ["--wrappers", "atari", "--normalize.rewards", "true", "--network.conv", "[[16, 3, 1]]"]
+    spec, _ = build_documents(None, None, {}, [*flags, "--device", "cpu", "--iterations", "1"])
+    assert [w.kind for w in spec.wrappers] == ["atari"]
+    assert spec.normalize is not None and spec.normalize.rewards and spec.normalize.observations
+    assert spec.network is not None and spec.network.conv is not None and spec.network.conv[0].channels == 16
+    assert spec.device == "cpu"

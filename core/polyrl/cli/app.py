@@ -319,6 +319,9 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
                     "install": info.install_hint,
                     "plugin": registry().source(name),
                     "algorithms": {a: algo.action_spaces for a, algo in sorted(info.algorithms.items())},
+                    "observations": {
+                        a: algo.observation_spaces for a, algo in sorted(info.algorithms.items())
+                    },
                 }
             )
         for problem in problems:  # an entry point that failed (or registered nothing): never silent
@@ -332,6 +335,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
                     "install": None,
                     "plugin": problem.name,
                     "algorithms": {},
+                    "observations": {},
                     "status": problem.status,
                     "error": problem.error,
                     "message": problem.describe(),
