@@ -210,7 +210,11 @@ class EnvSource:
 
 
 #: Gymnasium namespaces whose envs register only when their package is imported: (module, pip name).
-_NAMESPACE_PACKAGES = {"ALE": ("ale_py", "ale-py"), "MinAtar": ("minatar.gym", "minatar")}
+_NAMESPACE_PACKAGES = {
+    "ALE": ("ale_py", "ale-py"),
+    "MinAtar": ("minatar.gym", "minatar"),
+    "MiniGrid": ("minigrid", "minigrid"),
+}
 
 
 def register_namespace(env_id: str) -> None:
@@ -218,6 +222,8 @@ def register_namespace(env_id: str) -> None:
     import gymnasium as gym
 
     namespace = env_id.split("/", 1)[0] if "/" in env_id and ":" not in env_id else None
+    if env_id.startswith("MiniGrid-"):
+        namespace = "MiniGrid"  # MiniGrid's ids have no namespace, only a prefix
     if namespace not in _NAMESPACE_PACKAGES:
         return
     module_name, package = _NAMESPACE_PACKAGES[namespace]
@@ -228,12 +234,13 @@ def register_namespace(env_id: str) -> None:
     except ImportError as exc:
         raise EnvironmentCreationError(
             f"{env_id!r} is registered by the {package!r} package, which is not installed; "
-            f"pip install {package} (or polyrl[{'atari' if namespace == 'ALE' else 'minatar'}])"
+            f"pip install {package}"
+            + {"ALE": " (or 'polyrl[atari]')", "MinAtar": " (or 'polyrl[minatar]')"}.get(namespace, "")
         ) from exc
     if namespace == "ALE":
         gym.register_envs(module)
-    elif not any(name.startswith("MinAtar/") for name in gym.registry):
-        module.register_envs()
+    elif namespace == "MinAtar" and not any(name.startswith("MinAtar/") for name in gym.registry):
+        module.register_envs()  # minigrid registers on import
 
 
 def has_display() -> bool:

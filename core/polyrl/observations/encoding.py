@@ -46,11 +46,17 @@ def check_encodable(space: Any, env_name: str) -> None:
     if bad:
         names = ", ".join(f"{path or 'the observation'} ({type(sub).__name__})" for path, sub in bad)
         keep = [key for key in top_keys if not any(path.split(".")[0] == key for path, _ in bad)]
-        advice = (
-            f'add {{"kind": "filter_keys", "keys": {keep}}} to the spec\'s wrappers to drop them'
-            if keep
-            else "wrap the env in a factory that turns them into numbers"
-        )
+        kept_images = [key for key in keep if image_layout(space.spaces[key]) is not None]
+        if kept_images and len(keep) > 1:
+            advice = (
+                f'add {{"kind": "filter_keys", "keys": [{kept_images[0]!r}]}} to the spec\'s wrappers '
+                f'for a CNN on the image, or {{"kind": "filter_keys", "keys": {keep}}} then "flatten" '
+                "for an MLP over the rest"
+            )
+        elif keep:
+            advice = f'add {{"kind": "filter_keys", "keys": {keep}}} to the spec\'s wrappers to drop them'
+        else:
+            advice = "wrap the env in a factory that turns them into numbers"
         raise UnsupportedSpaceError(
             f"the observations of {env_name} hold {names}, which no backend can feed to a network "
             f"(no fixed-size numeric form); {advice}"
