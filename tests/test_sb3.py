@@ -134,15 +134,23 @@ def test_dqn_exploration_spans_the_whole_run_not_one_iteration():
     assert rates[1] > 0.5 and rates[-1] == pytest.approx(0.05)
 
 
-def test_dict_observation_env_uses_multi_input_policy():
+def test_dict_observations_reach_sb3_as_one_vector_for_an_mlp():
+    """polyrl encodes Dict observations (sorted keys, flattened): SB3 sees a Box, not MultiInputPolicy."""
     agent = Agent(
         backend="sb3", algorithm="ppo", env=make_dict_env, seed=0, iteration_steps=64, batch_size=32
     )
     agent.train(iterations=1)
-    obs = agent.observation_space.sample()
-    assert agent.action_space.contains(agent.act(obs))
-    batch = {k: np.stack([v, v]) for k, v in obs.items()}
-    assert agent.act(batch).shape == (2,)
+    assert agent.native.observation_space.shape == (5,)  # position (2) + velocity (3)
+    assert type(agent.native.policy).__name__ == "ActorCriticPolicy"
+    encoder = agent.effective_hyperparameters().encoder
+    assert encoder is not None and (encoder.kind, encoder.input_shape) == ("mlp", [5])
+    raw = agent.env_source.raw_observation_space.sample()
+    action = agent.act(raw, deterministic=True)
+    assert agent.action_space.contains(action)
+    # A list of raw dicts is a batch; it acts as the encoded vectors do.
+    encoded = np.concatenate([raw["position"], raw["velocity"]])[None].repeat(2, axis=0)
+    assert agent.act([raw, raw], deterministic=True).tolist() == [action, action]
+    assert agent.act(encoded, deterministic=True).tolist() == [action, action]
 
 
 def make_dict_env():

@@ -204,7 +204,8 @@ def test_load_restores_parameters_optimizers_replay_and_actions_exactly(algorith
 
 
 def test_dict_observation_replay_buffer_resumes_exactly(tmp_path):
-    """DictReplayBuffer, on the suite's fixed-start env whose episodes end at iteration ends."""
+    """Dict observations (polyrl encodes them into one vector, so SB3 keeps a plain ReplayBuffer),
+    on the suite's fixed-start env whose episodes end at iteration ends."""
     env = {
         "factory": "polyrl_conformance.envs:make_custom_env",
         "kwargs": {"observation": "dict", "fixed_horizon": 100},
@@ -212,7 +213,9 @@ def test_dict_observation_replay_buffer_resumes_exactly(tmp_path):
     saver, twin = trained("dqn", env=env), trained("dqn", env=env)
     saver.save(tmp_path / "ckpt")
     loaded = Agent.load(tmp_path / "ckpt", trust_env_factory=True)
-    assert isinstance(loaded.native.replay_buffer.observations, dict)
+    observations = loaded.native.replay_buffer.observations
+    assert isinstance(observations, np.ndarray)
+    assert observations.shape[-1:] == loaded.observation_space.shape
     assert loaded.replay_size == saver.replay_size == 200
     resumed, uninterrupted = loaded.train(iterations=1).records[0], twin.train(iterations=1).records[0]
     assert resumed.losses == uninterrupted.losses

@@ -17,7 +17,9 @@ from polyrl_sb3.direct import polyrl_direct_training  # noqa: F401
 if TYPE_CHECKING:
     from polyrl.envs import SpaceKind
 
-_OBS: list[SpaceKind] = ["box", "discrete", "dict", "multi_discrete", "multi_binary"]
+# polyrl encodes every other observation space into a Box vector before a driver sees it;
+# an "image" (rank-3 Box) gets polyrl's CNN as the policy's features extractor.
+_OBS: list[SpaceKind] = ["box", "image"]
 
 BACKEND = BackendInfo(
     name="sb3",

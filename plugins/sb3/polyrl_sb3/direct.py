@@ -22,7 +22,7 @@ def polyrl_direct_training(spec: AgentSpec, total_steps: int) -> float | None:
 
     began = time.perf_counter()
     env = EnvSource.from_spec(spec, guard=False)  # the library alone: without polyrl's env guard
-    kwargs = sb3_kwargs(spec, env.action_space)
+    kwargs = sb3_kwargs(spec, env.action_space, env.observation_space)
     apply_torch_threads(spec)  # the same torch threads as the driver uses
     # The same constructor arguments, policy and vectorised env as the driver, then SB3's own
     # loop in one call: what a user of SB3 would write for this configuration.

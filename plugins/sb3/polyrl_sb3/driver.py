@@ -19,7 +19,6 @@ from polyrl.driverkit import (
     optimizer_parameters,
     set_optimizer_learning_rate,
 )
-from polyrl.envs import space_kind
 from polyrl.torch_layers import describe_layers
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -30,6 +29,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from polyrl_sb3 import legacy
 from polyrl_sb3.archive import STATE_FILE, corrupt, read_state
+from polyrl_sb3.network import actor_extractor, describe_encoder
 from polyrl_sb3.params import (
     ON_POLICY,
     algorithm_class,
@@ -120,14 +120,16 @@ class Sb3Driver(BackendDriver):
 
     @staticmethod
     def _policy_name(env: EnvSource) -> str:
-        return "MultiInputPolicy" if space_kind(env.observation_space) == "dict" else "MlpPolicy"
+        # polyrl hands every backend a Box (it encodes Discrete, Tuple, Dict...); an image's CNN
+        # comes in as MlpPolicy's features extractor (see `network`), so one policy class fits all.
+        return "MlpPolicy"
 
     @classmethod
     def _build(
         cls, spec: AgentSpec, env: EnvSource, restore: Callable[[BaseAlgorithm], None] | None = None
     ) -> Sb3Driver:
         """A model built from the spec, then (`restore`) given a checkpoint's training state."""
-        kwargs = sb3_kwargs(spec, env.action_space)
+        kwargs = sb3_kwargs(spec, env.action_space, env.observation_space)
         apply_torch_threads(spec)
         # SB3 seeds the global generators while building; the caller's are given back after.
         with GlobalRandomState.preserved():
@@ -350,6 +352,8 @@ class Sb3Driver(BackendDriver):
             n_envs=int(model.n_envs),
             batch_size=getattr(model, "batch_size", None),
             iteration_steps=self._chunk,
+            device=str(model.device),
+            encoder=describe_encoder(actor_extractor(self.spec.algorithm, model.policy)),
             native=native,
         )
 

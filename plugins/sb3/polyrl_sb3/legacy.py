@@ -65,16 +65,19 @@ def load_pickled(driver_cls: type[Sb3Driver], directory: Path, spec: AgentSpec, 
     """The earlier format's load: SB3's own loaders, which unpickle. Only with `pickle_allowed()`."""
     import json
 
-    from polyrl.driverkit import GlobalRandomState
+    from polyrl.driverkit import GlobalRandomState, resolve_device
 
     from polyrl_sb3.params import algorithm_class, apply_torch_threads
 
     if not pickle_allowed():
         raise refusal(directory)
     apply_torch_threads(spec)
+    device = resolve_device(spec.device)  # before any env is built: a missing GPU is refused first
     with GlobalRandomState.preserved():
         vec_env = driver_cls._vec_env(spec, env)
-        model = algorithm_class(spec.algorithm).load(directory / LEGACY_MODEL_FILE, env=vec_env, device="cpu")
+        model = algorithm_class(spec.algorithm).load(
+            directory / LEGACY_MODEL_FILE, env=vec_env, device=device
+        )
         random_state = GlobalRandomState()
     replay = directory / LEGACY_REPLAY_FILE
     if replay.is_file() and hasattr(model, "load_replay_buffer"):

@@ -4,10 +4,16 @@ Where the spec leaves a value at None, SB3's own default applies, with these pol
 
 | setting | polyrl default for sb3 | why |
 | --- | --- | --- |
-| device | "cpu" | these MLPs run faster on CPU than through a GPU round trip |
+| device | the spec's ("auto": CUDA if torch sees a GPU) | as every backend; small MLPs are faster on "cpu" |
 | torch threads | 1 | as fast as 2 for these MLPs, and 50x faster when other processes load the cores |
 | off-policy iteration | 1000 env steps | an SB3 collect/update cycle is ~4 steps: too fine |
 | TD3 action noise | Gaussian, std 0.1 | SB3's default is no noise, which rarely learns |
+
+Networks: a vector observation keeps SB3's default MLP unless the spec sets `network` (then the
+same hidden layers for actor and critic); an image gets polyrl's CNN (`network`: the conv stack
+as a features extractor, then `hidden` layers; see `polyrl_sb3.network`). The device is resolved
+at creation and at load (a load may move an agent to another device): a GPU torch does not see
+is a DeviceUnavailableError, never a silent fall back to the CPU.
 
 On-policy (PPO, A2C): one iteration is exactly one SB3 rollout + update; `iteration_steps`
 sets `n_steps = iteration_steps // n_envs`. `batch_size` is PPO's minibatch size (A2C has
@@ -26,12 +32,12 @@ from polyrl import AgentSpec
 from polyrl.driverkit import apply_torch_threads as set_torch_threads
 from polyrl.driverkit import (
     per_env_iteration_steps,
+    resolve_device,
     torch_threads_option,
     unknown_options_error,
     vec_env_option,
 )
 from polyrl.errors import UnsupportedOptionError
-from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -75,24 +81,17 @@ def _td3_action_noise(spec: AgentSpec, action_space: Any) -> Any:
     return NormalActionNoise(np.zeros(dim), std * np.ones(dim))
 
 
-def _policy_kwargs(spec: AgentSpec) -> dict[str, Any]:
-    """SB3's policy_kwargs for the spec's network (same layers for the actor and the critic)."""
-    import torch
+def sb3_kwargs(spec: AgentSpec, action_space: Any, observation_space: Any = None) -> dict[str, Any]:
+    """Constructor keywords (without policy and env) for the spec's algorithm.
 
-    if spec.network is None:
-        return {}
-    hidden = list(spec.network.hidden)
-    return {
-        "net_arch": dict(pi=hidden, vf=hidden) if spec.algorithm in ON_POLICY else hidden,
-        "activation_fn": getattr(torch.nn, ACTIVATIONS[spec.network.activation]),
-    }
+    `observation_space` is the env's (a Box: polyrl encodes every other space); an image gets
+    polyrl's CNN. Without it the network is mapped as for a vector observation.
+    """
+    from polyrl_sb3.network import policy_kwargs as network_policy_kwargs
 
-
-def sb3_kwargs(spec: AgentSpec, action_space: Any) -> dict[str, Any]:
-    """Constructor keywords (without policy and env) for the spec's algorithm."""
     cls = algorithm_class(spec.algorithm)
     allowed = set(constructor_keywords(cls))
-    kwargs: dict[str, Any] = {"seed": spec.seed, "device": "cpu", "verbose": 0}
+    kwargs: dict[str, Any] = {"seed": spec.seed, "device": resolve_device(spec.device), "verbose": 0}
     if spec.learning_rate is not None:
         kwargs["learning_rate"] = spec.learning_rate
     if spec.gamma is not None:
@@ -118,7 +117,7 @@ def sb3_kwargs(spec: AgentSpec, action_space: Any) -> dict[str, Any]:
         noise = _td3_action_noise(spec, action_space)
         if noise is not None:
             kwargs["action_noise"] = noise
-    policy_kwargs = _policy_kwargs(spec)
+    policy_kwargs = network_policy_kwargs(spec, observation_space)
     options = {k: v for k, v in spec.backend_options.items() if k not in POLYRL_OPTIONS}
     unknown = sorted(set(options) - allowed)
     if unknown:

@@ -73,6 +73,8 @@ def _decode(node: Any, arrays: Arrays, name: str) -> Any:
         raise corrupt(STATE_FILE, f"{name}: malformed entry {str(node)[:80]!r}")
     ((tag, content),) = node.items()
     if tag == "tensor" and isinstance(content, str):
+        # A CPU tensor: load_state_dict and copy_ put it on the device the model was built on
+        # (the spec's, or the one Agent.load was given), as torch.load's map_location would.
         try:
             return torch.from_numpy(np.array(arrays.get(content), copy=True))
         except TypeError as exc:  # a dtype torch has no tensor for (strings, records)
