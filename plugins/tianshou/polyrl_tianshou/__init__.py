@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from polyrl.envs import SpaceKind
     from pydantic import JsonValue
 
-_OBS: list[SpaceKind] = ["box"]
+#: polyrl encodes every other observation into a Box vector; images get a CNN (encoders.CnnNet).
+_OBS: list[SpaceKind] = ["box", "image"]
 _TINY_OFF_POLICY: dict[str, JsonValue] = {"learning_starts": 50, "buffer_size": 1000}
 
 BACKEND = BackendInfo(

@@ -20,11 +20,8 @@ from polyrl import AgentSpec
 from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
 from polyrl.driverkit import (
     GlobalRandomState,
-    legacy_random_state,
-    native_settings,
     optimizer_learning_rate,
     optimizer_parameters,
-    restore_legacy_random_state,
     set_optimizer_learning_rate,
 )
 from polyrl.errors import CorruptCheckpointError
@@ -32,13 +29,14 @@ from polyrl.torch_layers import describe_layers
 from tianshou.algorithm.algorithm_base import Algorithm, OffPolicyAlgorithm, OnPolicyAlgorithm
 from tianshou.algorithm.modelfree.dqn import DiscreteQLearningPolicy
 from tianshou.data import Batch, Collector, CollectStats, VectorReplayBuffer, to_numpy
-from tianshou.env import DummyVectorEnv
 from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
-from polyrl_tianshou import networks
+from polyrl_tianshou import encoders, networks
+from polyrl_tianshou.introspection import native_report
 from polyrl_tianshou.params import FALLBACK_HORIZON, Settings, settings
-from polyrl_tianshou.subproc import GuardedSubprocVectorEnv, delivering_factory
+from polyrl_tianshou.replay import load_buffer, samplers, save_buffer
+from polyrl_tianshou.subproc import vector_env
 
 ALGORITHM_FILE = "algorithm.pt"
 REPLAY_FILE = "replay_buffer.npz"
@@ -51,15 +49,6 @@ _LOSSES = {
     "critic_loss": "critic_loss",
     "vf_loss": "value_loss",
 }
-# buffer fields the replay file keeps (info and policy extras are not used by these algorithms)
-_BUFFER_KEYS = ("obs", "act", "rew", "terminated", "truncated", "done", "obs_next")
-
-
-def _vector_env(resolved: Settings, env: EnvSource) -> Any:
-    if resolved.vec_env == "subproc":
-        # Tianshou's workers end on an env exception: their guards hand polyrl's errors back instead.
-        return GuardedSubprocVectorEnv([delivering_factory(env) for _ in range(resolved.n_envs)])
-    return DummyVectorEnv([env.make for _ in range(resolved.n_envs)])
 
 
 class TianshouDriver(BackendDriver):
@@ -79,12 +68,12 @@ class TianshouDriver(BackendDriver):
         # collection need not toggle the modules' mode at every call.
         self.algorithm.eval()
         self.policy = self.algorithm.policy
-        self.venv = _vector_env(resolved, env)
+        self.venv = vector_env(resolved.vec_env, resolved.n_envs, env)
         size = resolved.iteration_steps if resolved.on_policy else resolved.buffer_size
         self.buffer = VectorReplayBuffer(max(size, resolved.n_envs), resolved.n_envs)
         if spec.seed is not None:
             # Tianshou seeds every buffer's sampler with 42; make the spec's seed count.
-            for index, owner in enumerate(self._samplers()):
+            for index, owner in enumerate(samplers(self.buffer)):
                 owner._random_state = np.random.RandomState(spec.seed + index)
             self.venv.seed(spec.seed)
         self.collector: Collector[CollectStats] = Collector(
@@ -95,10 +84,6 @@ class TianshouDriver(BackendDriver):
         self._env_steps = 0
         self._gradient_steps = 0
         self._horizon: int | None = None
-
-    def _samplers(self) -> list[Any]:
-        """The replay buffers whose own RandomState draws minibatch indices (saved with the buffer)."""
-        return [self.buffer, *self.buffer.buffers]
 
     def _trainer_params(self) -> OnPolicyTrainerParams | OffPolicyTrainerParams:
         s = self.settings
@@ -127,7 +112,7 @@ class TianshouDriver(BackendDriver):
     @classmethod
     def create(cls, spec: AgentSpec, env: EnvSource) -> TianshouDriver:
         """Build a fresh Tianshou algorithm, envs and collector from the spec."""
-        return cls(spec, env, settings(spec, env.action_space))
+        return cls(spec, env, settings(spec, env.action_space, env.observation_space))
 
     @classmethod
     def load(cls, directory: Path, spec: AgentSpec, env: EnvSource) -> TianshouDriver:
@@ -140,7 +125,7 @@ class TianshouDriver(BackendDriver):
             )
         driver = cls.create(spec, env)
         try:
-            saved = torch.load(weights, map_location="cpu", weights_only=True)
+            saved = torch.load(weights, map_location=driver.settings.device, weights_only=True)
             driver.algorithm.load_state_dict(saved["algorithm"])
             alpha_optimizer = driver._alpha_optimizer()
             if alpha_optimizer is not None and saved.get("alpha_optimizer") is not None:
@@ -149,7 +134,7 @@ class TianshouDriver(BackendDriver):
             driver.random.load(directory)
             replay = directory / REPLAY_FILE
             if replay.is_file() and not driver.settings.on_policy:
-                driver._load_buffer(replay)
+                load_buffer(driver.buffer, replay)
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:
             driver.close()
             raise CorruptCheckpointError(
@@ -381,104 +366,14 @@ class TianshouDriver(BackendDriver):
         (directory / STATE_FILE).write_text(json.dumps(self._counters(), indent=1))
         self.random.save(directory)
         if not self.settings.on_policy and len(self.buffer) > 0:
-            self._save_buffer(directory / REPLAY_FILE)
-
-    def _save_buffer(self, path: Path) -> None:
-        buffer = self.buffer
-        # Typed as a plain mapping: mypy would otherwise match a key against savez's allow_pickle.
-        arrays: dict[str, Any] = {f"data_{key}": np.asarray(buffer._meta[key]) for key in _BUFFER_KEYS}
-        arrays["insertion_index"] = np.array([b._insertion_idx for b in buffer.buffers])
-        arrays["size"] = np.array([b._size for b in buffer.buffers])
-        arrays["last_index"] = np.asarray(buffer.last_index)
-        for index, owner in enumerate(self._samplers()):
-            arrays.update(legacy_random_state(owner._random_state, f"sampler{index}"))
-        with path.open("wb") as handle:
-            np.savez(handle, **arrays)
-
-    def _load_buffer(self, path: Path) -> None:
-        buffer = self.buffer
-        with np.load(path, allow_pickle=False) as saved:
-            data = {key: saved[f"data_{key}"] for key in _BUFFER_KEYS}
-            if len(data["obs"]) != buffer.maxsize or len(saved["size"]) != buffer.buffer_num:
-                raise CorruptCheckpointError(
-                    f"{path} holds a buffer of {len(data['obs'])} transitions in {len(saved['size'])} "
-                    f"parts, but the spec makes {buffer.maxsize} in {buffer.buffer_num}"
-                )
-            buffer._meta = Batch(**data)
-            buffer._set_batch_for_children()
-            for index, part in enumerate(buffer.buffers):
-                part._insertion_idx = int(saved["insertion_index"][index])
-                part._size = int(saved["size"][index])
-                offset = int(buffer._offset[index])
-                part.last_index = np.array([int(saved["last_index"][index]) - offset])
-                # The envs restart after load: end the saved partial episode so that the next
-                # transition starts a new one (for n-step returns and episode statistics).
-                if part._size > 0 and not part.done[part.last_index[0]]:
-                    part.truncated[part.last_index[0]] = True
-                    part.done[part.last_index[0]] = True
-                part._ep_return, part._ep_len, part._ep_start_idx = 0.0, 0, part._insertion_idx
-            buffer.last_index = np.asarray(saved["last_index"]).copy()
-            buffer._lengths = np.array([len(part) for part in buffer.buffers])
-            for index, owner in enumerate(self._samplers()):
-                if f"sampler{index}_keys" in saved.files:
-                    restore_legacy_random_state(owner._random_state, saved, f"sampler{index}")
+            save_buffer(self.buffer, directory / REPLAY_FILE)
 
     # -- introspection -----------------------------------------------------------------------
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
         """Read from the Tianshou algorithm, its policy's torch modules and its trainer parameters."""
         algorithm: Any = self.algorithm
-        layers = networks.actor_hidden_layers(algorithm)
-        hidden, activation = describe_layers(layers)
+        hidden, activation = describe_layers(networks.actor_hidden_layers(algorithm))
         params = self.trainer_params
-        native: dict[str, Any] = {
-            "algorithm": type(algorithm).__name__,
-            "policy": type(self.policy).__name__,
-            "vector_env": type(self.venv).__name__,
-            "collection_step_num_env_steps": params.collection_step_num_env_steps,
-            "epoch_num_steps": params.epoch_num_steps,
-            "buffer_size": int(self.buffer.maxsize),
-        }
-        if isinstance(params, OnPolicyTrainerParams):
-            native["update_step_num_repetitions"] = params.update_step_num_repetitions
-        else:
-            native["update_step_num_gradient_steps_per_sample"] = (
-                params.update_step_num_gradient_steps_per_sample
-            )
-            native["learning_starts"] = self.settings.learning_starts
-        native.update(
-            native_settings(
-                algorithm,
-                (
-                    "eps_clip",
-                    "dual_clip",
-                    "value_clip",
-                    "advantage_normalization",
-                    "recompute_adv",
-                    "gae_lambda",
-                    "ent_coef",
-                    "vf_coef",
-                    "max_grad_norm",
-                    "return_scaling",
-                    "tau",
-                    "n_step",
-                    "n_step_return_horizon",
-                    "target_update_freq",
-                    "is_double",
-                    "update_actor_freq",
-                    "policy_noise",
-                    "noise_clip",
-                ),
-            )
-        )
-        alpha = getattr(algorithm, "alpha", None)
-        if alpha is not None:
-            native["alpha"] = float(alpha.value)
-            native["alpha_auto"] = type(alpha).__name__ == "AutoAlpha"
-        noise = getattr(self.policy, "exploration_noise", None)
-        if noise is not None and hasattr(noise, "_sigma"):
-            native["exploration_noise_sigma"] = float(noise._sigma)
-        names = ("deterministic_eval", "action_scaling", "action_bound_method", "eps_training")
-        native.update(native_settings(self.policy, names))
         return EffectiveHyperparameters(
             learning_rate=self.get_learning_rate(),
             gamma=float(algorithm.gamma),
@@ -487,7 +382,9 @@ class TianshouDriver(BackendDriver):
             n_envs=int(self.venv.env_num),
             batch_size=params.batch_size,
             iteration_steps=int(params.epoch_num_steps),
-            native=native,
+            device=encoders.module_device(algorithm),
+            encoder=encoders.describe_encoder(algorithm, self.env_source.observation_space),
+            native=native_report(algorithm, self.venv, self.buffer, params, self.settings),
         )
 
     def native(self) -> Algorithm:

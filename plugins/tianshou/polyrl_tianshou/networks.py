@@ -1,11 +1,14 @@
 """Builds the Tianshou networks, policy and algorithm of resolved polyrl settings.
 
 Each algorithm gets the networks Tianshou's own examples use: separate MLPs (`Net`) for the
-actor and each critic, with polyrl's hidden sizes and activation; the actor's output layer and
+actor and each critic, with polyrl's hidden sizes and activation (for image observations each
+of them is a CNN then the MLP, `encoders.CnnNet`); the actor's output layer and
 the critics' value heads are Tianshou's (`DiscreteActor`, `ContinuousActorProbabilistic`,
 `ContinuousActorDeterministic`, `DiscreteCritic`, `ContinuousCritic`). Every optimizer is Adam
 with the spec's learning rate. Continuous actions are scaled from the actor's [-1, 1] range to
-the env's bounds by the policy (`action_scaling`), as Tianshou's collector expects.
+the env's bounds by the policy (`action_scaling`), as Tianshou's collector expects. The
+algorithm is moved to the settings' device once built (the optimizers keep their parameters:
+torch moves them in place).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import torch
 from gymnasium import spaces
 from polyrl.backend import EnvSource
 from polyrl.errors import UnsupportedOptionError
-from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
 from tianshou.algorithm.algorithm_base import Algorithm
 from tianshou.algorithm.modelfree.ddpg import ContinuousDeterministicPolicy
 from tianshou.algorithm.modelfree.discrete_sac import DiscreteSACPolicy
@@ -28,7 +30,6 @@ from tianshou.algorithm.modelfree.reinforce import DiscreteActorPolicy, Probabil
 from tianshou.algorithm.modelfree.sac import AutoAlpha, SACPolicy
 from tianshou.algorithm.optim import AdamOptimizerFactory
 from tianshou.exploration import GaussianNoise
-from tianshou.utils.net.common import Net
 from tianshou.utils.net.continuous import (
     ContinuousActorDeterministic,
     ContinuousActorProbabilistic,
@@ -36,6 +37,7 @@ from tianshou.utils.net.continuous import (
 )
 from tianshou.utils.net.discrete import DiscreteActor, DiscreteCritic
 
+from polyrl_tianshou.encoders import build_net
 from polyrl_tianshou.params import Settings, algorithm_class
 
 #: Target entropy of discrete SAC's automatic entropy coefficient, as a fraction of log |A|.
@@ -54,16 +56,6 @@ def gaussian(loc_scale: tuple[torch.Tensor, torch.Tensor]) -> torch.distribution
     """Diagonal Gaussian over the action dimensions (Tianshou's continuous PPO/A2C dist_fn)."""
     loc, scale = loc_scale
     return torch.distributions.Independent(torch.distributions.Normal(loc, scale), 1)
-
-
-def _net(s: Settings, observation_space: Any, action_shape: Any = 0, concat: bool = False) -> Net:
-    return Net(
-        state_shape=observation_space.shape,
-        action_shape=action_shape,
-        hidden_sizes=s.hidden,
-        activation=getattr(torch.nn, ACTIVATIONS[s.activation]),
-        concat=concat,
-    )
 
 
 def _entropy_coefficient(s: Settings, action_space: Any) -> Any:
@@ -86,13 +78,14 @@ def build_algorithm(s: Settings, env: EnvSource) -> Algorithm:
             "ignore", message="action_scaling and action_bound_method", category=UserWarning
         )
         try:
-            return _build(s, env)
+            algorithm = _build(s, env)
         except (AssertionError, ValueError, TypeError) as exc:
             # Tianshou checks values with asserts and ValueErrors; say which settings it refused.
             raise UnsupportedOptionError(
                 f"Tianshou's {algorithm_class(s.algorithm, s.discrete).__name__} refused the settings "
                 f"{s.algorithm_kwargs} / policy {s.policy_kwargs}: {type(exc).__name__}: {exc}"
             ) from exc
+    return algorithm.to(s.device)
 
 
 def _build(s: Settings, env: EnvSource) -> Algorithm:
@@ -113,13 +106,13 @@ def _build(s: Settings, env: EnvSource) -> Algorithm:
         policy: Any
         if discrete:
             actor = DiscreteActor(
-                preprocess_net=_net(s, obs_space), action_shape=action_shape, softmax_output=False
+                preprocess_net=build_net(s, obs_space), action_shape=action_shape, softmax_output=False
             )
             policy = DiscreteActorPolicy(actor=actor, deterministic_eval=True, **spaces_kwargs)
-            critic: Any = DiscreteCritic(preprocess_net=_net(s, obs_space))
+            critic: Any = DiscreteCritic(preprocess_net=build_net(s, obs_space))
         else:
             actor = ContinuousActorProbabilistic(
-                preprocess_net=_net(s, obs_space), action_shape=action_shape, unbounded=True
+                preprocess_net=build_net(s, obs_space), action_shape=action_shape, unbounded=True
             )
             policy = ProbabilisticActorPolicy(
                 actor=actor,
@@ -127,37 +120,41 @@ def _build(s: Settings, env: EnvSource) -> Algorithm:
                 **_PPO_BOX_POLICY | policy_kwargs,
                 **spaces_kwargs,
             )
-            critic = ContinuousCritic(preprocess_net=_net(s, obs_space))
+            critic = ContinuousCritic(preprocess_net=build_net(s, obs_space))
         return cls(policy=policy, critic=critic, optim=optim, **kwargs)
     if s.algorithm == "dqn":
-        model = _net(s, obs_space, action_shape=action_shape)
+        model = build_net(s, obs_space, action_shape=action_shape)
         policy = DiscreteQLearningPolicy(model=model, eps_training=1.0, eps_inference=0.0, **spaces_kwargs)
         return cls(policy=policy, optim=optim, **kwargs)
     critics: dict[str, Any]
     if discrete:  # discrete SAC
         actor = DiscreteActor(
-            preprocess_net=_net(s, obs_space), action_shape=action_shape, softmax_output=False
+            preprocess_net=build_net(s, obs_space), action_shape=action_shape, softmax_output=False
         )
         policy = DiscreteSACPolicy(actor=actor, deterministic_eval=True, **spaces_kwargs)
         critics = {
-            name: DiscreteCritic(preprocess_net=_net(s, obs_space), last_size=action_shape)
+            name: DiscreteCritic(preprocess_net=build_net(s, obs_space), last_size=action_shape)
             for name in ("critic", "critic2")
         }
     else:
         critics = {
-            name: ContinuousCritic(preprocess_net=_net(s, obs_space, action_shape=action_shape, concat=True))
+            name: ContinuousCritic(
+                preprocess_net=build_net(s, obs_space, action_shape=action_shape, concat=True)
+            )
             for name in (("critic", "critic2") if s.algorithm in ("sac", "td3") else ("critic",))
         }
         if s.algorithm == "sac":
             actor = ContinuousActorProbabilistic(
-                preprocess_net=_net(s, obs_space),
+                preprocess_net=build_net(s, obs_space),
                 action_shape=action_shape,
                 unbounded=True,
                 conditioned_sigma=True,
             )
             policy = SACPolicy(actor=actor, deterministic_eval=True, **policy_kwargs, **spaces_kwargs)
         else:
-            actor = ContinuousActorDeterministic(preprocess_net=_net(s, obs_space), action_shape=action_shape)
+            actor = ContinuousActorDeterministic(
+                preprocess_net=build_net(s, obs_space), action_shape=action_shape
+            )
             noise = GaussianNoise(sigma=s.action_noise_std) if s.action_noise_std else None
             policy = ContinuousDeterministicPolicy(
                 actor=actor,

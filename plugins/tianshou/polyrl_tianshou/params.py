@@ -36,7 +36,11 @@ relative to the normalised action range [-1, 1] the actor outputs.
 `n_step_return_horizon`, `huber_loss_delta`), of its policy (`deterministic_eval`,
 `action_scaling`, `action_bound_method` where they exist), and polyrl's own: `vec_env`
 ("dummy", the default, or "subproc") and `torch_threads` (default 1; 0 leaves torch alone).
-They win over the mapped spec values.
+They win over the mapped spec values. The torch device is the spec's `device` field, not a
+backend option.
+
+Image observations get the CNN `polyrl.observations.network.resolve_network` describes: its
+hidden layers and activation ([512], relu when the spec sets no network) replace the table's.
 """
 
 from __future__ import annotations
@@ -49,10 +53,13 @@ from typing import TYPE_CHECKING, Any
 from polyrl import AgentSpec
 from polyrl.driverkit import (
     per_env_iteration_steps,
+    resolve_device,
     torch_threads_option,
     unknown_options_error,
     vec_env_option,
 )
+from polyrl.errors import UnsupportedOptionError
+from polyrl.observations.network import ResolvedNetwork, resolve_network
 
 if TYPE_CHECKING:
     from tianshou.algorithm.algorithm_base import Algorithm
@@ -231,6 +238,8 @@ class Settings:
     gamma: float
     hidden: list[int]
     activation: str
+    network: ResolvedNetwork
+    """The encoder (MLP or CNN) resolve_network gives the spec's network on the observation space."""
     n_envs: int
     batch_size: int | None
     iteration_steps: int
@@ -244,6 +253,8 @@ class Settings:
     action_noise_std: float | None = None
     vec_env: str = "dummy"
     torch_threads: int = 1
+    device: str = "cpu"
+    """The torch device the networks are built on (driverkit.resolve_device of the spec's)."""
     algorithm_kwargs: dict[str, Any] = field(default_factory=dict)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -254,6 +265,12 @@ class Settings:
 
 
 def _check_options(spec: AgentSpec, discrete: bool) -> None:
+    if "device" in spec.backend_options:
+        raise UnsupportedOptionError(
+            "backend_options.device is not a tianshou option: the device is the spec's own field; "
+            f'set device={spec.backend_options["device"]!r} on the AgentSpec ("auto", "cpu", '
+            '"cuda" or "cuda:N") and drop it from backend_options'
+        )
     valid = valid_option_names(spec.algorithm, discrete)
     unknown = sorted(set(spec.backend_options) - set(valid))
     if unknown:
@@ -262,12 +279,16 @@ def _check_options(spec: AgentSpec, discrete: bool) -> None:
     torch_threads_option(spec)
 
 
-def settings(spec: AgentSpec, action_space: Any) -> Settings:
-    """Resolve the spec against polyrl's Tianshou defaults and check backend_options."""
+def settings(spec: AgentSpec, action_space: Any, observation_space: Any) -> Settings:
+    """Resolve the spec against polyrl's Tianshou defaults, check backend_options and the device.
+
+    Raises DeviceUnavailableError when the spec's device is a GPU torch cannot see.
+    """
     from gymnasium import spaces
 
     discrete = isinstance(action_space, spaces.Discrete)
     _check_options(spec, discrete)
+    network = resolve_network(spec.network, observation_space)
     algorithm = spec.algorithm
     defaults = DEFAULTS[algorithm]
     section = spec.section()
@@ -276,20 +297,22 @@ def settings(spec: AgentSpec, action_space: Any) -> Settings:
     def value(name: str) -> Any:
         return given.get(name, defaults.get(name))
 
-    network = spec.network
     n_envs = spec.n_envs
     resolved = Settings(
         algorithm=algorithm,
         discrete=discrete,
         learning_rate=spec.learning_rate if spec.learning_rate is not None else defaults["learning_rate"],
         gamma=spec.gamma if spec.gamma is not None else defaults["gamma"],
-        hidden=list(network.hidden) if network is not None else list(defaults["hidden"]),
-        activation=network.activation if network is not None else defaults["activation"],
+        # None: no spec network on a vector observation, so the backend's default MLP
+        hidden=list(network.hidden) if network.hidden is not None else list(defaults["hidden"]),
+        activation=network.activation or defaults["activation"],
+        network=network,
         n_envs=n_envs,
         batch_size=spec.batch_size if spec.batch_size is not None else defaults["batch_size"],
         iteration_steps=0,
         vec_env=vec_env_option(spec),
         torch_threads=torch_threads_option(spec),
+        device=resolve_device(spec.device),
     )
     kwargs: dict[str, Any] = {"gamma": resolved.gamma}
     requested = spec.iteration_steps or defaults["iteration_steps"]

@@ -1,4 +1,4 @@
-"""Tianshou's SubprocVectorEnv with polyrl's env errors raised in this process, typed.
+"""The driver's vectorised env; Tianshou's SubprocVectorEnv with polyrl's env errors raised here, typed.
 
 Tianshou's worker process ends on any exception of its env, and the parent then sees only a
 pipe error. Built with `deliver_errors=True`, polyrl's env guard in the worker instead ends the
@@ -15,7 +15,7 @@ from typing import Any
 
 from polyrl.backend import EnvSource
 from polyrl.env_guard import raise_delivered
-from tianshou.env import SubprocVectorEnv
+from tianshou.env import DummyVectorEnv, SubprocVectorEnv
 
 
 def delivering_factory(env: EnvSource) -> Any:
@@ -37,3 +37,11 @@ class GuardedSubprocVectorEnv(SubprocVectorEnv):
         observations, infos = super().reset(env_id, **kwargs)
         raise_delivered(infos)
         return observations, infos
+
+
+def vector_env(kind: str, n_envs: int, env: EnvSource) -> Any:
+    """`n_envs` copies of the env, stepped in this process ("dummy") or one process each ("subproc")."""
+    if kind == "subproc":
+        # Tianshou's workers end on an env exception: their guards hand polyrl's errors back instead.
+        return GuardedSubprocVectorEnv([delivering_factory(env) for _ in range(n_envs)])
+    return DummyVectorEnv([env.make for _ in range(n_envs)])
