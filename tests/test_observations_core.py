@@ -350,3 +350,18 @@ def test_cli_flags_set_wrappers_normalize_and_conv() -> None:
     assert spec.normalize is not None and spec.normalize.rewards and spec.normalize.observations
     assert spec.network is not None and spec.network.conv is not None and spec.network.conv[0].channels == 16
     assert spec.device == "cpu"
+
+
+def test_load_onto_another_device_changes_the_spec_and_the_cli_checks_the_name(
+    fake_backend: str, tmp_path: Any
+) -> None:
+    from polyrl.cli.app import app
+    from typer.testing import CliRunner
+
+    agent = polyrl.Agent(backend=fake_backend, algorithm="linear", env="CartPole-v1", device="auto")
+    agent.save(tmp_path / "ckpt")
+    assert polyrl.Agent.load(tmp_path / "ckpt", device="CPU").spec.device == "cpu"
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "ckpt"), "--device", "tpu", "--json"])
+    assert result.exit_code == 2 and "device" in result.output
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "ckpt"), "--device", "cpu", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["episodes"]

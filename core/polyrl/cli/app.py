@@ -186,14 +186,20 @@ def train(
 
 
 def _play(
-    path: Path, config: PlayConfig, title: str, record: Path | None, as_json: bool, trust: bool
+    path: Path,
+    config: PlayConfig,
+    title: str,
+    record: Path | None,
+    as_json: bool,
+    trust: bool,
+    device: str | None = None,
 ) -> None:
     import polyrl
 
     def body() -> None:
         from polyrl.cli.recording import recorded_play
 
-        with polyrl.Agent.load(path, trust_env_factory=trust) as agent:
+        with polyrl.Agent.load(path, trust_env_factory=trust, device=device) as agent:
             movies: list[Path] = []
             if record is None:
                 result = agent.play(config)
@@ -226,6 +232,10 @@ TrustOption = Annotated[
         "only for checkpoints you trust; see docs/security.md).",
     ),
 ]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option(help="Load onto this device instead of the saved spec's (cpu, cuda, cuda:N, auto)."),
+]
 
 
 @_builtin.command(help="Play episodes with a saved agent and print each episode's return and length.")
@@ -241,6 +251,7 @@ def play(
     record: RecordOption = None,
     as_json: JsonOption = False,
     trust_env_factory: TrustOption = False,
+    device: DeviceOption = None,
 ) -> None:
     def config() -> PlayConfig:
         return PlayConfig(
@@ -253,7 +264,7 @@ def play(
 
     actions = "stochastic" if stochastic else "deterministic"
     title = f"play of {path}: {episodes} episode(s), {actions} actions"
-    _play(path, guarded(config), title, record, as_json, trust_env_factory)
+    _play(path, guarded(config), title, record, as_json, trust_env_factory, device)
 
 
 @_builtin.command(help="Deterministic evaluation of a saved agent: mean, spread and every episode's return.")
@@ -265,12 +276,13 @@ def evaluate(
     record: RecordOption = None,
     as_json: JsonOption = False,
     trust_env_factory: TrustOption = False,
+    device: DeviceOption = None,
 ) -> None:
     def config() -> PlayConfig:
         return PlayConfig(episodes=episodes, max_steps=max_steps, seed=seed, deterministic=True)
 
     title = f"evaluation of {path}: {episodes} deterministic episode(s)"
-    _play(path, guarded(config), title, record, as_json, trust_env_factory)
+    _play(path, guarded(config), title, record, as_json, trust_env_factory, device)
 
 
 @_builtin.command(help="Show what a checkpoint holds: backend, versions, spec, counters, files.")
