@@ -20,31 +20,31 @@ BACKEND = BackendInfo(
     install_hint="'polyrl[rllib]'",
     algorithms={
         "ppo": AlgorithmInfo(
-            observation_spaces=["box"],
+            observation_spaces=["box", "image"],
             action_spaces=["discrete", "box"],
             on_policy=True,
             description="Proximal Policy Optimization",
         ),
         "dqn": AlgorithmInfo(
-            observation_spaces=["box"],
+            observation_spaces=["box", "image"],
             action_spaces=["discrete"],
             on_policy=False,
             description="Deep Q-Network (double, dueling by RLlib default)",
         ),
         "sac": AlgorithmInfo(
-            observation_spaces=["box"],
+            observation_spaces=["box", "image"],
             action_spaces=["box"],
             on_policy=False,
             description="Soft Actor-Critic",
         ),
         "appo": AlgorithmInfo(
-            observation_spaces=["box"],
+            observation_spaces=["box", "image"],
             action_spaces=["discrete", "box"],
             on_policy=True,
             description="Asynchronous PPO",
         ),
         "impala": AlgorithmInfo(
-            observation_spaces=["box"],
+            observation_spaces=["box", "image"],
             action_spaces=["discrete", "box"],
             on_policy=True,
             description="IMPALA (V-trace actor-critic)",

@@ -25,24 +25,31 @@ def polyrl_direct_training(spec: AgentSpec, total_steps: int) -> float | None:
     """
     if spec.backend != "rllib":
         return None
+    import gymnasium as gym
+    from polyrl.driverkit import resolve_device
     from ray.tune.registry import register_env
 
-    from polyrl_rllib import runtime
+    from polyrl_rllib import encoders, runtime
     from polyrl_rllib.params import build_config, iteration_steps, read_settings
 
     began = time.perf_counter()
     env = EnvSource.from_spec(spec, guard=False)  # the library alone: without polyrl's env guard
     settings = read_settings(spec)
     gym_id = env.gym_id
-    if gym_id is not None and not spec.env_kwargs:  # RLlib makes a plain id itself
+    # RLlib makes a plain id itself, when it would see what polyrl's env gives: no wrappers, no
+    # encoding or normalisation, no image (those need the conversion RLlib's CNN takes).
+    as_is = not (spec.env_kwargs or spec.wrappers or spec.normalize) and isinstance(
+        env.raw_observation_space, gym.spaces.Box
+    )
+    if gym_id is not None and as_is and encoders.module_space(env.observation_space) is env.observation_space:
         plain, name = True, gym_id
     else:
         plain, name = False, f"polyrl-direct-{uuid.uuid4().hex[:8]}"
-    config = build_config(spec, name, settings)
+    config = build_config(spec, name, settings, env.observation_space, resolve_device(spec.device))
     apply_torch_threads(settings.torch_threads)
     runtime.ensure_ray(settings.address, settings.num_cpus, settings.ray_connect_timeout)
     if not plain:
-        register_env(name, lambda _config: env.make())
+        register_env(name, lambda _config: encoders.adapt_env(env.make()))
     algo = config.build_algo()
     try:
         for _ in range(math.ceil(total_steps / iteration_steps(config, spec.algorithm))):

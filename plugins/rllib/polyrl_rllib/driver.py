@@ -28,10 +28,7 @@ import numpy as np
 import torch
 from polyrl import AgentSpec
 from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
-from polyrl.driverkit import (
-    GlobalRandomState,
-    apply_torch_threads,
-)
+from polyrl.driverkit import GlobalRandomState, apply_torch_threads, resolve_device
 from polyrl.errors import (
     ConfigurationError,
     CorruptCheckpointError,
@@ -42,7 +39,7 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LI
 from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
 from ray.tune.registry import register_env
 
-from polyrl_rllib import describe, env_errors, learners, replay, runtime
+from polyrl_rllib import describe, devices, encoders, env_errors, learners, replay, runtime
 from polyrl_rllib.env_errors import FAILURE_KEY as _FAILURE_KEY
 from polyrl_rllib.params import (
     ON_POLICY,
@@ -127,16 +124,20 @@ class RllibDriver(BackendDriver):
         ent_coef = spec.sac.ent_coef if spec.algorithm == "sac" and spec.sac is not None else None
         self._frozen_alpha = ent_coef not in (None, "auto")
         self._skip_lr = ("alpha",) if self._frozen_alpha else ()
+        # act() gets the env's observations; RLlib's envs give the module converted images.
+        self._to_module = encoders.ObservationAdapter(env.observation_space)
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
     def _build(cls, spec: AgentSpec, env: EnvSource) -> RllibDriver:
         settings = read_settings(spec)
         env_name = _env_name(env)
-        config = build_config(spec, env_name, settings)  # validates before Ray starts
+        device = resolve_device(spec.device)  # DeviceUnavailableError before Ray starts
+        config = build_config(spec, env_name, settings, env.observation_space, device)  # validates too
         apply_torch_threads(settings.torch_threads)
         instance = runtime.ensure_ray(settings.address, settings.num_cpus, settings.ray_connect_timeout)
         cls._check_resources(config, instance, settings)
+        devices.check_learner_gpus(config)
         register_env(env_name, env_errors.EnvCreator(env, env_name))
         config.callbacks(on_episode_end=learners.record_episode)
         # Unseeded agents still get states of their own (from fresh entropy), not copies of the
@@ -476,7 +477,8 @@ class RllibDriver(BackendDriver):
 
     def _act(self, observations: Any, deterministic: bool) -> np.ndarray:
         module = self._module()
-        obs = torch.as_tensor(np.asarray(observations, dtype=np.float32))
+        device = next(iter(module.parameters())).device
+        obs = torch.as_tensor(self._to_module(observations), device=device)
         with torch.no_grad():
             if deterministic:
                 out = module.forward_inference({"obs": obs})
@@ -540,7 +542,10 @@ class RllibDriver(BackendDriver):
 
     def _spaces(self) -> dict[str, Any]:
         """The env's spaces by the names the replay buffer file uses for them."""
-        return {"observation": self.env_source.observation_space, "action": self.env_source.action_space}
+        return {
+            "observation": encoders.module_space(self.env_source.observation_space),
+            "action": self.env_source.action_space,
+        }
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -601,8 +606,15 @@ class RllibDriver(BackendDriver):
 
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
         """Read back from the built Algorithm's config, its Learner optimizers and its RLModule."""
+        module, space = self._module(), self.env_source.observation_space
         return describe.effective_hyperparameters(
-            self.algo, self._module(), self.spec.algorithm, self.get_learning_rate(), self._iteration_steps()
+            self.algo,
+            module,
+            self.spec.algorithm,
+            self.get_learning_rate(),
+            self._iteration_steps(),
+            encoder=describe.encoder_description(module, self.spec.algorithm, space),
+            device=self._on_learners(devices.learner_device)[0],
         )
 
     def native(self) -> Any:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import functools
 import json
+import weakref
 from typing import Any
 
 import gymnasium as gym
 from polyrl.backend import EnvSource
 from polyrl.env_guard import error_from_record, error_record
 from polyrl.errors import EnvironmentCreationError, EnvStepError
+
+from polyrl_rllib import encoders
 
 #: Ray internal-KV key prefix under which an env runner leaves the description of its env's failure.
 FAILURE_KEY = "polyrl/env-failure/"
@@ -88,16 +91,37 @@ def reported_failure(key: str) -> EnvFailure | EnvStepError | None:
     return _rebuild_failure(record["env"], record["where"], record["type"], record["text"])
 
 
+#: The EnvSource of every live creator of this process, by key: Ray's env registry pickles the
+#: creator and the env runner of this process unpickles a copy, whose EnvSource would be a copy
+#: too, and with it the normaliser (statistics the agent's act() and checkpoint never see).
+_LIVE_SOURCES: weakref.WeakValueDictionary[str, EnvSource] = weakref.WeakValueDictionary()
+
+
 class EnvCreator:
-    """What Ray's env registry calls in every env runner: builds the polyrl env, guarded."""
+    """What Ray's env registry calls in every env runner: builds the polyrl env, guarded.
+
+    Image observations come out float32 in [0, 1], channels last (`encoders.adapt_env`).
+    Unpickled in the agent's process (the local env runner), it builds envs from the agent's
+    own EnvSource, so polyrl's normalisation updates the agent's statistics; in a remote env
+    runner, from the pickled copy.
+    """
 
     def __init__(self, source: EnvSource, key: str) -> None:
         self.source = source
         self.key = key
+        _LIVE_SOURCES[key] = source
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"source": self.source, "key": self.key}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.key = state["key"]
+        self.source = _LIVE_SOURCES.get(self.key, state["source"])
 
     def __call__(self, env_config: Any = None) -> gym.Env:
         try:
-            return self.source.make(on_error=functools.partial(report_step_error, self.key))
+            env = self.source.make(on_error=functools.partial(report_step_error, self.key))
+            return encoders.adapt_env(env)  # images as RLlib's CNN takes them
         except Exception as exc:
             failure = EnvFailure(self.source.name, "creation", exc)
             report_failure(self.key, failure)

@@ -7,7 +7,8 @@ are tuned for large clusters and are slow on a laptop: PPO with lr 5e-5 and 30 e
 polyrl field -> RLlib setting:
 - learning_rate -> lr (SAC: actor_lr, critic_lr and alpha_lr); gamma -> gamma; seed -> debugging(seed)
 - network.hidden / activation -> model_config fcnet_hiddens / fcnet_activation (heads get no extra
-  hidden layer, so `hidden` is the whole MLP before the output layer)
+  hidden layer, so `hidden` is the whole MLP before the output layer); image observations get
+  RLlib's CNN encoder with polyrl's conv layers and `hidden` in the heads (see `encoders.py`)
 - batch_size -> PPO/APPO/IMPALA: minibatch_size; DQN/SAC: train_batch_size_per_learner
 - iteration_steps -> PPO: the train batch (train_batch_size_per_learner x learners); APPO/IMPALA:
   that and min_sample_timesteps_per_iteration; DQN/SAC: min_sample_timesteps_per_iteration
@@ -26,10 +27,9 @@ polyrl field -> RLlib setting:
 (`training()`, `env_runners()`, `learners()`, `environment()`, `rl_module()`, `reporting()`,
 `debugging()`, `fault_tolerance()`, `framework()`, `resources()`, `python_environment()`) or
 public attributes of the config; they win over the mapped values (`model_config` is merged
-into polyrl's). polyrl's own options: `address` (Ray cluster address), `ray_connect_timeout`
-(seconds to wait for that address to answer, default 30), `num_env_runners`, `num_learners`,
-`num_cpus` (CPUs of a local Ray instance), `torch_threads` (torch intra-op threads of this
-process, default 1; 0 leaves torch's setting, as on every backend).
+into polyrl's). polyrl's own options (`address`, `ray_connect_timeout`, `num_env_runners`,
+`num_learners`, `num_cpus`, `torch_threads`) are read by `settings.py`. The spec's `device` (resolved
+by the driver) -> learners(num_gpus_per_learner, local_gpu_idx) (`devices.py`).
 """
 
 from __future__ import annotations
@@ -37,25 +37,19 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from polyrl import AgentSpec
-from polyrl.driverkit import per_env_iteration_steps, torch_threads_option, unknown_options_error
-from polyrl.errors import ConfigurationError, UnsupportedOptionError
-from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, check_connect_timeout
-from polyrl.torch_layers import TORCH_ACTIVATIONS as ACTIVATIONS
+from polyrl.driverkit import per_env_iteration_steps, unknown_options_error
+from polyrl.errors import UnsupportedOptionError
+
+from polyrl_rllib import devices, encoders
+from polyrl_rllib.settings import POLYRL_OPTIONS, Settings, read_settings
+
+__all__ = ["POLYRL_OPTIONS", "Settings", "build_config", "iteration_steps", "read_settings"]
 
 ON_POLICY = ("ppo", "appo", "impala")
 OFF_POLICY = ("dqn", "sac")
-POLYRL_OPTIONS = (
-    "address",
-    "ray_connect_timeout",
-    "num_env_runners",
-    "num_learners",
-    "num_cpus",
-    "torch_threads",
-)
 #: Env steps over which DQN's epsilon decays when the spec gives an exploration_fraction.
 EXPLORATION_HORIZON = 100_000
 
@@ -149,23 +143,9 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "reporting": dict(min_time_s_per_iteration=None, min_sample_timesteps_per_iteration=1000),
     },
 }
-DEFAULT_HIDDEN = {"ppo": [64, 64], "appo": [64, 64], "impala": [64, 64], "dqn": [64, 64], "sac": [64, 64]}
-DEFAULT_ACTIVATION = {"ppo": "tanh", "appo": "tanh", "impala": "tanh", "dqn": "relu", "sac": "relu"}
 #: Gradient updates per sampled env step when the spec gives no gradient_steps (kept when only
 #: train_freq, the fragment length, changes).
 UPDATES_PER_STEP = {"dqn": 0.25, "sac": 0.5}
-
-
-@dataclass
-class Settings:
-    """polyrl's own options (not AlgorithmConfig keys), read from backend_options."""
-
-    address: str | None = None
-    ray_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    num_env_runners: int = 0
-    num_learners: int = 0
-    num_cpus: float | None = None
-    torch_threads: int = 1
 
 
 def config_class(algorithm: str) -> type:
@@ -233,58 +213,8 @@ def _check_option_names(spec: AgentSpec, config: Any) -> dict[str, str]:
     return methods
 
 
-def _positive_int(name: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UnsupportedOptionError(f"backend_options.{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def read_settings(spec: AgentSpec) -> Settings:
-    """polyrl's own options from backend_options, validated."""
-    options = spec.backend_options
-    settings = Settings()
-    if "address" in options:
-        address = options["address"]
-        if address is not None and (not isinstance(address, str) or not address.strip()):
-            raise UnsupportedOptionError(
-                f"backend_options.address must be a Ray address such as 'auto', '127.0.0.1:6379' or "
-                f"'ray://host:10001', got {address!r}"
-            )
-        settings.address = address.strip() if isinstance(address, str) else None
-    if "ray_connect_timeout" in options:
-        try:
-            timeout = check_connect_timeout(
-                options["ray_connect_timeout"], "backend_options.ray_connect_timeout"
-            )
-        except ConfigurationError as exc:
-            raise UnsupportedOptionError(str(exc)) from None
-        settings.ray_connect_timeout = timeout
-    if "num_env_runners" in options:
-        settings.num_env_runners = _positive_int("num_env_runners", options["num_env_runners"])
-    if "num_learners" in options:
-        settings.num_learners = _positive_int("num_learners", options["num_learners"])
-    if "num_cpus" in options:
-        cpus = options["num_cpus"]
-        if isinstance(cpus, bool) or not isinstance(cpus, int | float) or cpus <= 0:
-            raise UnsupportedOptionError(f"backend_options.num_cpus must be a positive number, got {cpus!r}")
-        settings.num_cpus = float(cpus)
-    settings.torch_threads = torch_threads_option(spec)
-    if spec.n_envs % max(settings.num_env_runners, 1):
-        raise UnsupportedOptionError(
-            f"n_envs={spec.n_envs} cannot be split evenly over num_env_runners="
-            f"{settings.num_env_runners}; make n_envs a multiple of it"
-        )
-    return settings
-
-
-def _model_config(spec: AgentSpec) -> dict[str, Any]:
-    hidden = list(spec.network.hidden) if spec.network else DEFAULT_HIDDEN[spec.algorithm]
-    activation = spec.network.activation if spec.network else DEFAULT_ACTIVATION[spec.algorithm]
-    model: dict[str, Any] = {
-        "fcnet_hiddens": hidden,
-        "fcnet_activation": ACTIVATIONS[activation],
-        "head_fcnet_hiddens": [],
-    }
+def _model_config(spec: AgentSpec, observation_space: Any) -> dict[str, Any]:
+    model = encoders.model_config(spec, observation_space)
     if spec.algorithm in ON_POLICY:
         model["vf_share_layers"] = False
     return model
@@ -388,8 +318,14 @@ def _split_options(
     return attributes
 
 
-def build_config(spec: AgentSpec, env_name: str, settings: Settings) -> Any:
-    """The AlgorithmConfig for the spec, with `env_name` the name registered with Ray's registry."""
+def build_config(
+    spec: AgentSpec, env_name: str, settings: Settings, observation_space: Any = None, device: str = "cpu"
+) -> Any:
+    """The AlgorithmConfig for the spec, with `env_name` the name registered with Ray's registry.
+
+    `observation_space` is the env's (the EnvSource's): an image gets a CNN (`encoders`); None
+    maps the network as for a vector. `device` is the resolved device of the Learners (`devices`).
+    """
     cls = config_class(spec.algorithm)
     config = cls()
     methods = _check_option_names(spec, config)
@@ -400,7 +336,7 @@ def build_config(spec: AgentSpec, env_name: str, settings: Settings) -> Any:
     runners = settings.num_env_runners
     learners = max(settings.num_learners, 1)
     env_runners.update(num_env_runners=runners, num_envs_per_env_runner=spec.n_envs // max(runners, 1))
-    calls["learners"] = {"num_learners": settings.num_learners}
+    calls["learners"] = {"num_learners": settings.num_learners, **devices.learner_resources(device)}
     # An env that raises in a remote env runner should stop training with its error, not have
     # RLlib restart the actor again and again (backend_options can turn restarts back on).
     calls["fault_tolerance"] = {"restart_failed_env_runners": False}
@@ -409,7 +345,7 @@ def build_config(spec: AgentSpec, env_name: str, settings: Settings) -> Any:
     if spec.algorithm in ON_POLICY and training.get("minibatch_size"):
         batch = training["train_batch_size_per_learner"]
         training["minibatch_size"] = min(training["minibatch_size"], batch)
-    calls["rl_module"] = {"model_config": _model_config(spec)}
+    calls["rl_module"] = {"model_config": _model_config(spec, observation_space)}
     calls["debugging"] = {"seed": spec.seed, "log_level": "ERROR", "log_sys_usage": False}
     attributes = _split_options(spec, methods, calls)
     for method in (
