@@ -110,11 +110,13 @@ def test_example_plugin_passes_every_check(plugin_site: Path, tmp_path: Path) ->
     assert [(r["backend"], r["algorithm"], r["algorithm_env"]) for r in report["matrix"]] == [
         ("cem", "cem", "custom-boxobs-discrete")
     ]
+    # image_observations included: cem declares no "image", and images are refused at creation.
     assert cells(report, "cem", "cem") == dict.fromkeys(CHECK_NAMES, "pass")
     (backend,) = report["backends"]
     assert backend["plugin"] == "polyrl-numpy-cem 0.1.0" and backend["deterministic"] is True
     assert backend["unsupported"] == {}  # every check earned, none declared away
-    # Every env the algorithm declares was acted on, and the undeclared ones refused.
+    # Every env the algorithm declares was acted on, and the undeclared ones refused. Dict
+    # observations reach every backend encoded into a Box vector, so a "box" algorithm takes them.
     acted = {r["env"] for r in report["results"] if r["check"] == "act_in_space"}
     refused = {r["env"] for r in report["results"] if r["check"] == "space_mismatch"}
     assert acted == {
@@ -125,8 +127,10 @@ def test_example_plugin_passes_every_check(plugin_site: Path, tmp_path: Path) ->
         "MountainCar-v0",
         "Pendulum-v1",
         "MountainCarContinuous-v0",
+        "custom-dictobs-discrete",
+        "custom-dictobs-box",
     }
-    assert refused == {"custom-dictobs-discrete", "custom-dictobs-box", "custom-boxobs-tuple"}
+    assert refused == {"custom-boxobs-tuple"}
     markdown = (tmp_path / "conformance.md").read_text()
     assert "| cem / cem (custom-boxobs-discrete) | pass |" in markdown
     assert "polyrl conformance: PASSED" in done.stdout  # the matrix printed at the end
@@ -138,13 +142,27 @@ def test_broken_plugin_fails_exactly_the_checks_it_violates(plugin_site: Path, t
     assert done.returncode == 1, done.stdout[-4000:]
     report = read_report(tmp_path)
     failed = {check for check, cell in cells(report, "broken", "cem").items() if cell == "fail"}
-    # Bug 1 (1-based Discrete actions) and bug 2 (counters restart after load), nothing else:
-    # resume_exact passes, since CEM's updates do not depend on the env-step counter.
-    assert failed == {"act_in_space", "save_load_actions", "resume", "resume_equivalence"}
+    # Bug 1 (1-based Discrete actions: also caught acting on Discrete and Dict observations) and
+    # bug 2 (counters restart after load), nothing else: resume_exact passes, since CEM's updates
+    # do not depend on the env-step counter.
+    assert failed == {
+        "act_in_space",
+        "save_load_actions",
+        "resume",
+        "resume_equivalence",
+        "discrete_observations",
+        "dict_observations",
+    }
     envs_out_of_space = {
         r["env"] for r in report["results"] if r["check"] == "act_in_space" and r["outcome"] == "fail"
     }
-    assert envs_out_of_space == {"custom-boxobs-discrete", "CartPole-v1", "Acrobot-v1", "MountainCar-v0"}
+    assert envs_out_of_space == {
+        "custom-boxobs-discrete",
+        "CartPole-v1",
+        "Acrobot-v1",
+        "MountainCar-v0",
+        "custom-dictobs-discrete",
+    }
     for check in ("resume", "resume_equivalence"):
         (resume,) = [r for r in report["results"] if r["check"] == check]
         assert "env_steps" in resume["reason"], (check, resume["reason"])

@@ -148,6 +148,50 @@ BUGS = (
         ),
     ),
     Bug(
+        "image_flattened",
+        "image_observations",
+        ("discrete_observations", "device"),
+        (
+            # Images flattened into the MLP like any vector: no conv layer, the encoder reads "mlp".
+            (
+                "network.py",
+                "        cnn: Any = conv_encoder(resolved.encoder, activation)"
+                "  # scale, channels first, convs, flatten\n"
+                "        encoder, features = cnn, int(cnn.output_dim)\n",
+                "        # pixels straight into the first Linear layer\n"
+                "        encoder, features = torch.nn.Flatten(), int(np.prod(observation_space.shape))\n",
+            ),
+        ),
+    ),
+    Bug(
+        "device_ignored",
+        "device",
+        ("image_observations", "normalize"),
+        (
+            # Always the CPU, whatever the spec asks: "cuda:7" builds an agent instead of failing.
+            (
+                "driver.py",
+                "        self.device = torch.device(resolve_device(spec.device))\n",
+                '        self.device = torch.device("cpu")  # the spec\'s device is never read\n',
+            ),
+        ),
+    ),
+    Bug(
+        "raw_env",
+        "discrete_observations",
+        ("image_observations", "device"),
+        (
+            # The envs built from the spec's id or factory directly, not EnvSource.make(): their
+            # observations are never encoded (a Discrete cell arrives as an int, not one-hot).
+            (
+                "driver.py",
+                "[env.make for _ in range(self.n_envs)]",
+                "[lambda: gym.make(env.env) if isinstance(env.env, str)"
+                " else env.env.resolve()(**env.env.kwargs) for _ in range(self.n_envs)]",
+            ),
+        ),
+    ),
+    Bug(
         "no_losses",
         "losses_reported",
         ("metrics",),

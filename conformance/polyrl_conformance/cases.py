@@ -67,12 +67,19 @@ class Cases:
 
 @cache
 def space_kinds(env: ConformanceEnv) -> tuple[str, str]:
-    """(observation kind, action kind) of an environment, probed once per process."""
+    """(observation kind, action kind) of an environment, probed once per process.
+
+    The kinds an algorithm declares: those of the env as the core hands it to a backend (Dict and
+    Discrete observations encoded into a Box vector; a rank-3 bounded Box is an "image").
+    """
     from polyrl.envs import space_kind
+    from polyrl.observations.images import image_layout
 
     probe = make_env(env)
     try:
-        return space_kind(probe.observation_space), space_kind(probe.action_space)
+        observations = probe.observation_space
+        kind = "image" if image_layout(observations) is not None else space_kind(observations)
+        return kind, space_kind(probe.action_space)
     finally:
         probe.close()
 

@@ -22,6 +22,10 @@ CUSTOM_MAX_STEPS = 25
 OBSERVATION_KINDS = ("box", "dict", "image", "discrete")
 IMAGE_SIDE = 12
 GRID_CELLS = 9
+#: (raw return, length) of every episode that ended in an env built with `episode_log=NAME`, under
+#: NAME: what the env itself paid out, whatever wrappers (normalisation) sit between it and a
+#: backend. Only envs in this process write here (the normalize check's envs always are).
+EPISODE_LOGS: dict[str, list[tuple[float, int]]] = {}
 
 #: The force each of the 5 discrete actions applies: none, +x, -x, +y, -y.
 _DISCRETE_FORCES = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], dtype=np.float32)
@@ -45,6 +49,8 @@ class PointGoalEnv(gym.Env):
     to the goal; the episode terminates within 0.1 of it and is truncated after 25 steps.
     action="tuple" (a Tuple of both action spaces) exists only to probe the mismatch error.
 
+    `episode_log=NAME` appends (return, length) of every episode that ends to EPISODE_LOGS[NAME].
+
     `fixed_horizon=H` makes the episodes of the resume checks: the same start and goal at every
     reset (whatever the seed), no early termination, and exactly H steps. With H equal to an
     iteration's steps, every iteration ends an episode, so an agent loaded from a checkpoint
@@ -59,6 +65,7 @@ class PointGoalEnv(gym.Env):
         observation: Literal["box", "dict", "image", "discrete"] = "box",
         render_mode: str | None = None,
         fixed_horizon: int | None = None,
+        episode_log: str | None = None,
     ) -> None:
         if fixed_horizon is not None and fixed_horizon < 1:
             raise ValueError(f"fixed_horizon must be >= 1 or None, got {fixed_horizon}")
@@ -71,6 +78,7 @@ class PointGoalEnv(gym.Env):
         self.action_kind = action
         self.observation_kind = observation
         self.render_mode = render_mode
+        self.episode_log = episode_log
         if action == "discrete":
             self.action_space: spaces.Space = spaces.Discrete(5)
         else:
@@ -95,6 +103,7 @@ class PointGoalEnv(gym.Env):
         self._velocity = np.zeros(2, dtype=np.float32)
         self._goal = np.zeros(2, dtype=np.float32)
         self._steps = 0
+        self._return = 0.0
 
     @property
     def _max_steps(self) -> int:
@@ -136,6 +145,7 @@ class PointGoalEnv(gym.Env):
             self._goal = self.np_random.uniform(-2.0, 2.0, size=2).astype(np.float32)
         self._velocity = np.zeros(2, dtype=np.float32)
         self._steps = 0
+        self._return = 0.0
         return self._observation(), {}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
@@ -155,6 +165,9 @@ class PointGoalEnv(gym.Env):
         distance = float(np.linalg.norm(self._position - self._goal))
         terminated = distance < 0.1 and self.fixed_horizon is None
         truncated = not terminated and self._steps >= self._max_steps
+        self._return += -distance
+        if (terminated or truncated) and self.episode_log is not None:
+            EPISODE_LOGS.setdefault(self.episode_log, []).append((self._return, self._steps))
         return self._observation(), -distance, terminated, truncated, {}
 
     # gymnasium types render() with a TypeVar bound to nothing (RenderFrame), which no concrete type matches.
@@ -174,10 +187,15 @@ def make_custom_env(
     observation: Literal["box", "dict", "image", "discrete"] = "box",
     render_mode: str | None = None,
     fixed_horizon: int | None = None,
+    episode_log: str | None = None,
 ) -> gym.Env:
     """The suite's own environment (a factory, deliberately not a registered Gymnasium id)."""
     return PointGoalEnv(
-        action=action, observation=observation, render_mode=render_mode, fixed_horizon=fixed_horizon
+        action=action,
+        observation=observation,
+        render_mode=render_mode,
+        fixed_horizon=fixed_horizon,
+        episode_log=episode_log,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import platform
+import string
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +61,11 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("replay_buffer", "algorithm"),
     ("resume_equivalence", "algorithm"),
     ("resume_exact", "algorithm"),
+    ("image_observations", "algorithm"),
+    ("discrete_observations", "algorithm"),
+    ("dict_observations", "algorithm"),
+    ("device", "algorithm"),
+    ("normalize", "algorithm"),
 )
 CHECK_NAMES = tuple(name for name, _ in CHECKS)
 
@@ -211,9 +217,12 @@ _RICH_CELL = {
 
 
 def column_label(index: int) -> str:
-    """The one-letter column heading of the index-th check (a, b, ..., z, then aa, ab, ...)."""
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    return letters[index] if index < len(letters) else letters[index // 26 - 1] + letters[index % 26]
+    """The one-letter column heading of the index-th check (a, ..., z, A, ..., Z, then aa, ab, ...)."""
+    letters = string.ascii_lowercase + string.ascii_uppercase
+    if index < len(letters):
+        return letters[index]
+    index -= len(letters)
+    return letters[index // 26] + letters[index % 26]
 
 
 def verdict_line(report: dict[str, Any]) -> str:
@@ -224,25 +233,20 @@ def verdict_line(report: dict[str, Any]) -> str:
 def render_matrix(report: dict[str, Any]) -> Table:
     """The matrix as a rich Table: rows backend x algorithm, columns checks.
 
-    Columns are headed by one or two letters (a, b, ..., aa) so the matrix stays narrow;
-    `render_details` prints the legend.
+    Columns are headed by one letter (a, ..., z, A, ..., Z) and drawn without separators, one
+    character per check, so 50 checks fit 80 characters; `render_details` prints the legend.
     """
-    from rich import box
     from rich.table import Table
 
     checks = [c["name"] for c in report["checks"]]
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        padding=0,  # the box draws a space between columns: 21 checks fit 80 characters
-        pad_edge=False,
-    )
-    table.add_column("backend / algorithm", no_wrap=True)
+    table = Table(box=None, padding=0, pad_edge=False, header_style="bold")
+    table.add_column("backend / algorithm ", no_wrap=True)
     for index in range(len(checks)):
         table.add_column(column_label(index), justify="center", no_wrap=True)
-    table.add_column("sec", justify="right", no_wrap=True)
+    table.add_column(" sec", justify="right", no_wrap=True)
     for row in report["matrix"]:
         table.add_row(
-            f"{row['backend']} / {row['algorithm']}",
+            f"{row['backend']} / {row['algorithm']} ",
             *[_RICH_CELL.get(row["cells"][c], row["cells"][c]) for c in checks],
             f"{row['seconds']:.0f}",
         )

@@ -30,7 +30,12 @@ import numpy as np
 from polyrl import AgentSpec
 from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
 from polyrl.envs import space_kind
-from polyrl.errors import ConfigurationError, CorruptCheckpointError, UnsupportedOptionError
+from polyrl.errors import (
+    ConfigurationError,
+    CorruptCheckpointError,
+    DeviceUnavailableError,
+    UnsupportedOptionError,
+)
 
 DEFAULT_ITERATION_STEPS = 1000
 DEFAULT_GAMMA = 0.99
@@ -88,6 +93,11 @@ class CemDriver(BackendDriver):
     """A polyrl backend driver implementing CEM in NumPy (Box observations; Discrete/Box actions)."""
 
     def __init__(self, spec: AgentSpec, env: EnvSource) -> None:
+        if spec.device.startswith("cuda"):  # "auto" and "cpu" are the CPU; a GPU is never used
+            raise DeviceUnavailableError(
+                f"cem computes with NumPy on the CPU: device {spec.device!r} is not available to it; "
+                "use device='cpu' or 'auto'"
+            )
         unknown = sorted(set(spec.backend_options) - set(OPTIONS))
         if unknown:
             raise UnsupportedOptionError(
@@ -304,6 +314,7 @@ class CemDriver(BackendDriver):
             n_envs=len(self.envs),
             batch_size=None,
             iteration_steps=self.iteration_steps,
+            device="cpu",  # NumPy: always, and a spec asking for a GPU is refused at creation
             native={
                 "population": self.population,
                 "elite_fraction": self.elite_fraction,

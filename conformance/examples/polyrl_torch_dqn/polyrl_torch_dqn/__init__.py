@@ -18,7 +18,8 @@ BACKEND = BackendInfo(
     install_hint="polyrl-torch-dqn",
     algorithms={
         "dqn": AlgorithmInfo(
-            observation_spaces=["box"],
+            # Every observation reaches a driver as a Box: a vector, or an image (a CNN here).
+            observation_spaces=["box", "image"],
             action_spaces=["discrete"],
             on_policy=False,
             description="Deep Q-network: epsilon-greedy, replay buffer, target network",

@@ -7,13 +7,17 @@ The rules a driver must keep, each checked by the conformance suite:
   generators, never the process-global ones, so agents in one process do not disturb each other;
 - a checkpoint holds everything the next update depends on (networks, Adam's moments, the replay
   buffer, the native step counter, the random states), so a loaded agent continues exactly;
-- losses are reported once updates have started.
+- losses are reported once updates have started;
+- observations come from envs built with `EnvSource.make()` (polyrl encodes Discrete and Dict
+  observations into vectors there, and normalises them when the spec asks), and images get the
+  CNN `resolve_network` describes (`network.py`);
+- the networks live on `spec.device`, resolved with `polyrl.driverkit.resolve_device`, which
+  refuses a GPU this machine does not have.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import math
 from pathlib import Path
@@ -27,11 +31,14 @@ from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters
 from polyrl.driverkit import (
     optimizer_learning_rate,
     optimizer_parameters,
+    resolve_device,
     set_optimizer_learning_rate,
     unknown_options_error,
 )
 from polyrl.errors import CorruptCheckpointError, UnsupportedOptionError
-from polyrl.torch_layers import describe_layers, torch_activation
+from polyrl.torch_layers import describe_layers
+
+from polyrl_torch_dqn.network import build_q_network, describe_encoder
 
 #: What a spec field left at None becomes (the `dqn` section's fields included).
 DEFAULTS: dict[str, Any] = {
@@ -48,20 +55,23 @@ DEFAULTS: dict[str, Any] = {
     "exploration_final_eps": 0.05,
 }
 OPTIONS: dict[str, int] = {"exploration_steps": 10_000}  # native env steps epsilon decays over
-HIDDEN, ACTIVATION = [64, 64], "relu"  # the network when the spec gives none
 NETWORKS_FILE, REPLAY_FILE, RNG_FILE, STATE_FILE = "networks.pt", "replay.npz", "torch_rng.npy", "state.json"
 
 
 class ReplayBuffer:
-    """Transitions in fixed NumPy arrays; once full, the oldest are overwritten first."""
+    """Transitions in fixed NumPy arrays; once full, the oldest are overwritten first.
+
+    Observations keep the space's shape and dtype (uint8 images stay uint8: 4x smaller than float).
+    """
 
     FIELDS = ("observations", "actions", "rewards", "next_observations", "terminated")
 
-    def __init__(self, capacity: int, observation_size: int) -> None:
-        self.observations = np.zeros((capacity, observation_size), dtype=np.float32)
+    def __init__(self, capacity: int, observation_space: Any) -> None:
+        shape, dtype = (capacity, *observation_space.shape), observation_space.dtype
+        self.observations = np.zeros(shape, dtype=dtype)
         self.actions = np.zeros(capacity, dtype=np.int64)
         self.rewards = np.zeros(capacity, dtype=np.float32)
-        self.next_observations = np.zeros((capacity, observation_size), dtype=np.float32)
+        self.next_observations = np.zeros(shape, dtype=dtype)
         self.terminated = np.zeros(capacity, dtype=np.float32)
         self.capacity, self.pos, self.full = capacity, 0, False
 
@@ -117,7 +127,9 @@ class DqnDriver(BackendDriver):
         # (A fresh SeedSequence's entropy is an int.)
         seed = spec.seed if spec.seed is not None else cast(int, np.random.SeedSequence().entropy) % 2**31
         self.rng = np.random.default_rng(seed)  # exploration
-        self.generator = torch.Generator().manual_seed(seed)  # minibatch indices
+        self.generator = torch.Generator().manual_seed(seed)  # minibatch indices (drawn on the CPU)
+        # The spec's device; "cuda:7" on a machine without it is DeviceUnavailableError, before any work.
+        self.device = torch.device(resolve_device(spec.device))
 
         # Its own envs, each seeded once at creation; same-step autoreset gives the final
         # observation of an ended episode in `infos` and the next episode's first in `obs`.
@@ -129,22 +141,18 @@ class DqnDriver(BackendDriver):
         self.episode_returns = np.zeros(self.n_envs)
         self.episode_lengths = np.zeros(self.n_envs, dtype=np.int64)
 
-        # Q-network and target; the init draws from a forked, seeded torch RNG (global one untouched).
-        network = spec.network
-        # Spaces as the backend declares them (polyrl checked): a Box of observations, Discrete actions.
-        observation_space: Any = env.observation_space
+        # Q-network and target; the init draws from a forked, seeded torch RNG (global one untouched),
+        # on the CPU, so the weights are the same on every device.
+        # Spaces as the backend declares them (polyrl checked): a Box (vector or image), Discrete actions.
+        self.observation_space: Any = env.observation_space
         action_space: Any = env.action_space
-        sizes = [int(np.prod(observation_space.shape)), *(network.hidden if network else HIDDEN)]
-        activation = torch_activation(network.activation if network else ACTIVATION)
-        layers: list[torch.nn.Module] = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            for inputs, outputs in itertools.pairwise(sizes):
-                layers += [torch.nn.Linear(inputs, outputs), activation()]
-            self.q_net = torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-1], int(action_space.n)))
+            q_net = build_q_network(spec.network, self.observation_space, int(action_space.n))
+        self.q_net = q_net.to(self.device)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.config["learning_rate"])
-        self.buffer = ReplayBuffer(self.config["buffer_size"], sizes[0])
+        self.buffer = ReplayBuffer(self.config["buffer_size"], self.observation_space)
 
         self.total_steps = 0  # what polyrl reads as env_steps
         # The "library's" own counter, driving epsilon and the update schedule. A wrapper around
@@ -165,7 +173,7 @@ class DqnDriver(BackendDriver):
         if missing := [name for name in files if not (directory / name).is_file()]:
             raise CorruptCheckpointError(f"{directory} lacks {missing}: not a tdqn checkpoint")
         driver = cls(spec, env)
-        networks = torch.load(directory / NETWORKS_FILE, weights_only=True)
+        networks = torch.load(directory / NETWORKS_FILE, weights_only=True, map_location=driver.device)
         driver.q_net.load_state_dict(networks["q_net"])
         driver.target_net.load_state_dict(networks["target_net"])
         driver.optimizer.load_state_dict(networks["optimizer"])  # Adam's moments and its lr
@@ -187,13 +195,13 @@ class DqnDriver(BackendDriver):
 
     def act(self, observations: Any, deterministic: bool) -> np.ndarray:
         """Greedy actions, or epsilon-greedy ones drawn from the agent's own NumPy generator."""
-        batch = torch.as_tensor(np.asarray(observations, dtype=np.float32).reshape(len(observations), -1))
+        batch = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.device)
         with torch.no_grad():
-            greedy = self.q_net(batch).argmax(dim=1).numpy()
+            greedy = self.q_net(batch).argmax(dim=1).cpu().numpy()
         if deterministic:
             return greedy
         explore = self.rng.random(len(greedy)) < self.epsilon()
-        head = cast(torch.nn.Linear, self.q_net[-1])  # the output layer: one unit per action
+        head = cast(torch.nn.Linear, self.q_net.head)  # the output layer: one unit per action
         return np.where(explore, self.rng.integers(head.out_features, size=len(greedy)), greedy)
 
     # -- training --------------------------------------------------------------------------------
@@ -207,8 +215,7 @@ class DqnDriver(BackendDriver):
             next_observations = observations.copy()
             for i in np.flatnonzero(infos.get("_final_obs", [])):
                 next_observations[i] = infos["final_obs"][i]  # the true last observation of an episode
-            before, after = (o.reshape(self.n_envs, -1) for o in (self.observations, next_observations))
-            self.buffer.add(before, actions, rewards, after, terminated)
+            self.buffer.add(self.observations, actions, rewards, next_observations, terminated)
             self.observations = observations
             self.total_steps += self.n_envs
             self.native_steps += self.n_envs
@@ -230,7 +237,10 @@ class DqnDriver(BackendDriver):
 
     def _update(self) -> float:
         """One gradient step of the Huber TD error on a minibatch; returns the loss."""
-        batch = self.buffer.sample(self.config["batch_size"], self.generator)
+        sampled = self.buffer.sample(self.config["batch_size"], self.generator)
+        batch = {name: values.to(self.device) for name, values in sampled.items()}
+        for name in ("observations", "next_observations"):  # uint8 images too: the encoder scales
+            batch[name] = batch[name].float()
         with torch.no_grad():
             next_q = self.target_net(batch["next_observations"]).max(dim=1).values
             target = batch["rewards"] + self.config["gamma"] * (1.0 - batch["terminated"]) * next_q
@@ -289,7 +299,9 @@ class DqnDriver(BackendDriver):
     # -- introspection ---------------------------------------------------------------------------
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
         """Read back from the objects that use them: the optimizer and the network's layers."""
-        hidden, activation = describe_layers(self.q_net[:-1].modules())  # all but the output layer
+        hidden, activation = describe_layers(
+            cast(torch.nn.Module, self.q_net.body).modules()
+        )  # after the encoder
         return EffectiveHyperparameters(
             learning_rate=optimizer_learning_rate([self.optimizer]),
             gamma=self.config["gamma"],
@@ -298,6 +310,8 @@ class DqnDriver(BackendDriver):
             n_envs=self.envs.num_envs,
             batch_size=self.config["batch_size"],
             iteration_steps=self.iteration_steps,
+            device=str(next(self.q_net.parameters()).device),
+            encoder=describe_encoder(self.q_net, self.observation_space),
             native={k: self.config[k] for k in (*list(DEFAULTS)[4:], *OPTIONS)},  # the DQN-specific ones
         )
 
