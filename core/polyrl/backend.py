@@ -120,7 +120,7 @@ class BackendDriver(ABC):
 
     @abstractmethod
     def act(self, observations: Any, deterministic: bool) -> np.ndarray:
-        """Actions for a batch of observations (leading axis = batch; dict of arrays for Dict)."""
+        """Actions for a batch of observations (leading axis = batch; a Box: the core encodes the rest)."""
 
     @abstractmethod
     def get_learning_rate(self) -> float:
