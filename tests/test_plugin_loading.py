@@ -32,6 +32,7 @@ BACKEND_ROW_KEYS = {
     "install",
     "plugin",
     "algorithms",
+    "observations",
 }
 
 
