@@ -6,7 +6,9 @@ already trust, each wrapped by a pluggy plugin. Importing polyrl imports no back
 The names here are a user's; the rest lives by audience:
 - `polyrl.callbacks`: the Callback base class, the run contexts and every shipped callback;
 - `polyrl.errors`: every error polyrl raises (`PolyrlError` is also here);
-- `polyrl.backend`: what a backend plugin author needs (BackendInfo, BackendDriver, hookimpl...).
+- `polyrl.backend`: what a backend plugin author needs (BackendInfo, BackendDriver, hookimpl...);
+- `polyrl.tuning`: hyperparameter studies (`polyrl.tune` is their entry point; Optuna is imported
+  only when one runs).
 """
 
 import importlib
@@ -21,6 +23,7 @@ from polyrl.manifest import CheckpointManifest
 from polyrl.plugins import registry
 from polyrl.records import COMMON_METRICS, EpisodeRecord, IterationRecord, PlayResult, StepRecord, TrainResult
 from polyrl.spec import AgentSpec, EnvFactorySpec, NetworkSpec
+from polyrl.tuning import tune
 from polyrl.versions import polyrl_version
 
 __version__ = polyrl_version()
@@ -43,6 +46,7 @@ __all__ = [
     "TrainResult",
     "__version__",
     "registry",
+    "tune",
 ]
 
 #: Names that moved to the module of their audience: still importable from `polyrl`, with a

@@ -37,6 +37,27 @@ class BackendNotInstalledError(PolyrlError, ImportError):
     """A known backend whose library is not installed; the message names the extra."""
 
 
+class ExtraNotInstalledError(PolyrlError, ImportError):
+    """A feature needs an optional library that is not installed; the message names the extra.
+
+    E.g. `polyrl tune` without Optuna: "pip install 'polyrl[tune]'".
+    """
+
+
+class SearchSpaceError(ConfigurationError):
+    """A tuning search space that cannot be searched; every problem is named by its field path.
+
+    Raised before any trial starts: an unknown field, a section of another algorithm, a
+    distribution that does not fit the field's type, an empty or inverted range, a log range
+    reaching zero, or a value (a categorical choice, a range's end) the AgentSpec rejects.
+    """
+
+
+class StudyError(ConfigurationError):
+    """A tuning study cannot be started or continued as asked (it exists already, it is missing,
+    its storage does not answer, or the options given differ from the study's plan)."""
+
+
 class EnvironmentCreationError(PolyrlError):
     """The environment could not be created from the spec (unknown id, failing factory)."""
 

@@ -367,8 +367,10 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
 
 def _register_experiment_commands() -> None:
     from polyrl.cli.experiments import register
+    from polyrl.cli.tune import register as register_tune
 
     register(_builtin)
+    register_tune(_builtin)
 
 
 _register_experiment_commands()

@@ -191,13 +191,15 @@ class FieldFlagsCommand(typer.core.TyperCommand):
     """
 
     field_note = "Every AgentSpec and TrainConfig field is a flag: --field value or --field=value."
+    #: Groups of fields the command does not take as flags (e.g. `polyrl tune`: no "schedule").
+    hidden_groups: tuple[str, ...] = ()
 
     def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
         super().format_help(ctx, formatter)
         named = _named(self.get_params(ctx))
         groups: dict[str, list[FieldFlag]] = {}
         for flag in field_flags():
-            if flag.path[0] not in named:
+            if flag.path[0] not in named and flag.group not in self.hidden_groups:
                 groups.setdefault(flag.group, []).append(flag)
         console = Console(highlight=False)
         console.print(f" {escape(self.field_note)}", soft_wrap=False)

@@ -69,10 +69,11 @@ def run_local(
                     yield _ended(directory, process.returncode)
             on_tick()
     finally:  # interrupted (Ctrl-C) or abandoned: no run process outlives the grid
-        _stop(list(running.values()))
+        stop_processes(list(running.values()))
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Give interrupted processes GRACE_SECONDS to end, then SIGINT, then kill; wait for them all."""
     # Ctrl-C reaches the whole process group and each run then records "interrupted" itself, so
     # runs get GRACE_SECONDS to end on their own before being sent SIGINT (the grid alone was
     # signalled) and then killed; the grid marks whatever still says "running" as interrupted.
@@ -114,33 +115,7 @@ def run_ray(
     An address that does not answer as a Ray cluster within `connect_timeout` seconds raises
     RayConnectionError before any run starts.
     """
-    if importlib.util.find_spec("ray") is None:  # checked without importing: see connect_ray
-        raise ConfigurationError(
-            "running a grid on a Ray cluster needs ray: pip install 'polyrl[rllib]' (or ray)"
-        )
-    instead = "drop --ray-address to run the grid on this machine's process pool"
-    timeout_setting = "--ray-connect-timeout (ray_connect_timeout= in Python)"
-    running = sys.modules.get("ray")
-    if running is not None and running.is_initialized():
-        connected = running.get_runtime_context().gcs_address
-        if address not in ("auto", connected):
-            # An address that does not answer is that first (the same error as from a fresh process).
-            timeout = check_connect_timeout(connect_timeout, timeout_setting)
-            ensure_reachable(address, timeout, instead=instead, timeout_setting=timeout_setting)
-            raise ConfigurationError(
-                f"this process is already connected to Ray at {connected}, not {address!r}; run the "
-                "grid from a fresh process or pass that address"
-            )
-    else:
-        connect_ray(
-            address,
-            connect_timeout,
-            instead=instead,
-            timeout_setting=timeout_setting,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-        )
+    ensure_ray(address, connect_timeout, "grid")
     import ray
 
     task = ray.remote(num_cpus=1, max_calls=1)(execute_run)
@@ -159,3 +134,38 @@ def run_ray(
         for ref in pending:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
+
+
+def ensure_ray(address: str, connect_timeout: float, what: str) -> None:
+    """Connect this process to the Ray cluster at `address` (or check it already is) to run `what`.
+
+    RayConnectionError if the address does not answer as a Ray cluster within `connect_timeout`
+    seconds; ConfigurationError without ray or when connected to another cluster already.
+    """
+    if importlib.util.find_spec("ray") is None:  # checked without importing: see connect_ray
+        raise ConfigurationError(
+            f"running a {what} on a Ray cluster needs ray: pip install 'polyrl[rllib]' (or ray)"
+        )
+    instead = f"drop --ray-address to run the {what} on this machine's process pool"
+    timeout_setting = "--ray-connect-timeout (ray_connect_timeout= in Python)"
+    running = sys.modules.get("ray")
+    if running is not None and running.is_initialized():
+        connected = running.get_runtime_context().gcs_address
+        if address not in ("auto", connected):
+            # An address that does not answer is that first (the same error as from a fresh process).
+            timeout = check_connect_timeout(connect_timeout, timeout_setting)
+            ensure_reachable(address, timeout, instead=instead, timeout_setting=timeout_setting)
+            raise ConfigurationError(
+                f"this process is already connected to Ray at {connected}, not {address!r}; run the "
+                f"{what} from a fresh process or pass that address"
+            )
+    else:
+        connect_ray(
+            address,
+            connect_timeout,
+            instead=instead,
+            timeout_setting=timeout_setting,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )

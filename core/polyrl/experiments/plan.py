@@ -47,10 +47,11 @@ class RunStatus(StrictModel):
     """How a run went: written when it starts, ends, fails or is interrupted (status.json).
 
     "interrupted": the grid was stopped (Ctrl-C) while the run was running or before it started;
-    `polyrl grid --resume` runs it again from its plan.
+    `polyrl grid --resume` runs it again from its plan. "pruned": a tuning trial the pruner
+    stopped early (`polyrl tune`); its checkpoint holds what it had learned by then.
     """
 
-    status: Literal["running", "done", "failed", "interrupted"]
+    status: Literal["running", "done", "failed", "interrupted", "pruned"]
     directory: str
     name: str
     variant: dict[str, JsonValue] = Field(default_factory=dict)

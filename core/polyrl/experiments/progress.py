@@ -23,6 +23,7 @@ _STYLE = {
     "failed": "red",
     "skipped": "cyan",
     "interrupted": "magenta",
+    "pruned": "blue",
 }
 
 

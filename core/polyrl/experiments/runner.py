@@ -32,15 +32,16 @@ def _callbacks(directory: Path) -> list[object]:
     ]
 
 
-def execute_run(directory: str | Path) -> RunStatus:
+def execute_run(directory: str | Path, plan: RunPlan | None = None) -> RunStatus:
     """Train, save and evaluate the run planned in `directory`; never raises for a failing run.
 
     Meant to be called in a fresh process (pool worker or Ray task), so no state leaks between
     runs. A failure is recorded in status.json with the error and its traceback; a
-    KeyboardInterrupt is recorded as "interrupted" and raised again.
+    KeyboardInterrupt is recorded as "interrupted" and raised again. `plan` (the one written
+    to the directory, still holding an env callable given in this process) replaces reading it.
     """
     directory = Path(directory)
-    plan = RunPlan.read(directory)
+    plan = plan or RunPlan.read(directory)
     status = RunStatus(status="running", directory=str(directory), name=plan.name, variant=plan.variant)
     status.write()
     began = time.perf_counter()
