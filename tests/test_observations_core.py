@@ -116,7 +116,8 @@ def test_discrete_and_tuple_observations_become_one_float_vector(env_id: str, si
 def test_a_text_subspace_is_refused_naming_the_keys_to_keep() -> None:
     with pytest.raises(UnsupportedSpaceError, match=r"mission \(Text\)") as caught:
         EnvSource(polyrl.spec.EnvFactorySpec.from_callable(MiniGridLike))
-    assert "filter_keys" in str(caught.value) and "['direction', 'image']" in str(caught.value)
+    # The advice is JSON, so it can be pasted into --wrappers as it is.
+    assert '{"kind": "filter_keys", "keys": ["direction", "image"]}' in str(caught.value)
 
 
 def test_a_dict_holding_an_image_is_refused_then_filter_keys_gives_the_image() -> None:
@@ -365,3 +366,53 @@ def test_load_onto_another_device_changes_the_spec_and_the_cli_checks_the_name(
     assert result.exit_code == 2 and "device" in result.output
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "ckpt"), "--device", "cpu", "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["episodes"]
+
+
+def test_grayscale_then_resize_then_frame_stack_keep_the_shapes_they_declare() -> None:
+    wrappers = AgentSpec(wrappers=["grayscale", {"kind": "resize", "shape": [6, 5]}, "frame_stack"]).wrappers
+    source = EnvSource(
+        polyrl.spec.EnvFactorySpec(factory=CUSTOM, kwargs={"observation": "image"}), wrappers=wrappers
+    )
+    assert source.observation_space.shape == (6, 5, 4) and source.observation_space.dtype == np.uint8
+    env = source.make()
+    observation, _ = env.reset(seed=0)
+    assert observation.shape == (6, 5, 4) and source.observation_space.contains(observation)
+    observation, *_ = env.step(0)
+    assert observation.shape == (6, 5, 4)
+    env.close()
+
+
+def test_pixel_wrappers_refuse_non_pixel_images_with_a_reason() -> None:
+    with pytest.raises(UnsupportedSpaceError, match="uint8 pixel frames.*need no resizing"):
+        EnvSource("MinAtar/Breakout-v1", wrappers=AgentSpec(wrappers=["resize"]).wrappers)
+    with pytest.raises(UnsupportedSpaceError, match="not RGB pixels"):
+        EnvSource("MinAtar/Breakout-v1", wrappers=AgentSpec(wrappers=["grayscale"]).wrappers)
+    with pytest.raises(UnsupportedSpaceError, match="for ALE envs"):
+        EnvSource("MinAtar/Breakout-v1", wrappers=AgentSpec(wrappers=["atari"]).wrappers)
+
+
+def test_a_bad_device_name_says_which_names_work() -> None:
+    with pytest.raises(ValidationError, match='device must be "auto", "cpu", "cuda" or "cuda:N"'):
+        AgentSpec(device="gpu")
+
+
+def test_train_cli_cuts_its_evaluation_at_eval_max_steps(fake_backend: str, tmp_path: Any) -> None:
+    from polyrl.cli.app import app
+    from typer.testing import CliRunner
+
+    args = [
+        "train",
+        "--backend",
+        fake_backend,
+        "--algo",
+        "linear",
+        "--env",
+        "CartPole-v1",
+        "--iterations",
+        "1",
+    ]
+    result = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "x"), "--eval-episodes", "2", "--eval-max-steps", "3", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert [e["length"] for e in json.loads(result.output)["evaluation"]["episodes"]] == [3, 3]

@@ -298,7 +298,14 @@ class AgentSpec(SpecModel):
     @field_validator("device", mode="before")
     @classmethod
     def _device_lowercase(cls, value: Any) -> Any:
-        return device_text(value)
+        import re
+
+        value = device_text(value)
+        if isinstance(value, str) and not re.match(DEVICE_PATTERN, value):
+            raise ValueError(
+                f'device must be "auto", "cpu", "cuda" or "cuda:N" (N a GPU index), got {value!r}'
+            )
+        return value
 
     @field_validator("backend", "algorithm")
     @classmethod

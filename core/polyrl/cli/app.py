@@ -156,7 +156,11 @@ def train(
                 "stop_reason": result.stop_reason,
                 "run_env_steps": result.run_env_steps,
             }
-            evaluation = agent.evaluate(episodes=eval_episodes) if eval_episodes > 0 else None
+            evaluation = (
+                agent.evaluate(episodes=eval_episodes, max_steps=config.eval_max_steps)
+                if eval_episodes > 0
+                else None
+            )
             if evaluation is not None:
                 metadata["eval_return_mean"] = evaluation.return_mean
             agent.save(target, metadata=metadata)

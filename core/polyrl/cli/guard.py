@@ -41,5 +41,5 @@ def guarded(fn: Callable[[], T]) -> T:
             render.complain(render.validation_message(exc), label="error (invalid settings)")
         else:
             render.complain(str(exc), label=f"error ({type(exc).__name__})")
-        render.complain("(run with --debug for the traceback)")
+        render.complain("(for the traceback, run again as: polyrl --debug COMMAND ...)")
         raise typer.Exit(EXIT_USAGE) from None

@@ -9,6 +9,7 @@ image are refused at creation with the wrapper that makes them fit.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import gymnasium as gym
@@ -49,12 +50,11 @@ def check_encodable(space: Any, env_name: str) -> None:
         kept_images = [key for key in keep if image_layout(space.spaces[key]) is not None]
         if kept_images and len(keep) > 1:
             advice = (
-                f'add {{"kind": "filter_keys", "keys": [{kept_images[0]!r}]}} to the spec\'s wrappers '
-                f'for a CNN on the image, or {{"kind": "filter_keys", "keys": {keep}}} then "flatten" '
-                "for an MLP over the rest"
+                f"add {_filter(kept_images[:1])} to the spec's wrappers for a CNN on the image, or "
+                f'{_filter(keep)} then "flatten" for an MLP over the rest'
             )
         elif keep:
-            advice = f'add {{"kind": "filter_keys", "keys": {keep}}} to the spec\'s wrappers to drop them'
+            advice = f"add {_filter(keep)} to the spec's wrappers to drop them"
         else:
             advice = "wrap the env in a factory that turns them into numbers"
         raise UnsupportedSpaceError(
@@ -65,10 +65,14 @@ def check_encodable(space: Any, env_name: str) -> None:
     if images and needs_encoding(space):
         raise UnsupportedSpaceError(
             f"the observations of {env_name} are a {type(space).__name__} holding image(s) at "
-            f'{images}; polyrl\'s CNN takes one image. Add {{"kind": "filter_keys", "keys": '
-            f"[{images[0].split('.')[0]!r}]}} to the spec's wrappers to train a CNN on the image "
-            'alone, or "flatten" for an MLP over everything'
+            f"{images}; polyrl's CNN takes one image. Add {_filter([images[0].split('.')[0]])} to "
+            'the spec\'s wrappers to train a CNN on the image alone, or "flatten" for an MLP over everything'
         )
+
+
+def _filter(keys: list[str]) -> str:
+    """The filter_keys wrapper as JSON, so it can be pasted into --wrappers or a spec file."""
+    return json.dumps({"kind": "filter_keys", "keys": keys})
 
 
 def _known(space: Any) -> bool:

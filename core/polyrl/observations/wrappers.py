@@ -47,7 +47,8 @@ class ChannelFrameStack(gym.ObservationWrapper[np.ndarray, Any, np.ndarray]):
         space = env.observation_space
         if not isinstance(space, spaces.Box):
             raise UnsupportedSpaceError(
-                f"frame_stack stacks Box observations, not {space}; put it after 'flatten' or 'one_hot'"
+                f"frame_stack stacks Box observations, not {space}; put it after 'flatten' (or "
+                "'filter_keys' down to one key)"
             )
         self.n = n
         layout = image_layout(space)
@@ -96,27 +97,60 @@ def _image_or_error(env: Env, kind: str) -> Any:
     layout = image_layout(env.observation_space)
     if layout is None or not layout.channels_last:
         raise UnsupportedSpaceError(
-            f"the {kind!r} wrapper takes HxWxC image observations, but this env gives "
-            f"{env.observation_space}; put {kind!r} before any wrapper that changes the layout"
+            f"the {kind!r} wrapper takes HxWxC image observations, but the observations it gets are "
+            f"{env.observation_space} (if an earlier wrapper changed them, put {kind!r} first)"
+        )
+    return layout
+
+
+class ResizeImage(gym.ObservationWrapper[np.ndarray, Any, np.ndarray]):
+    """HxWxC uint8 frames resized to `shape` with OpenCV's area interpolation; the channel axis is kept.
+
+    polyrl's own (Gymnasium's ResizeObservation drops a single channel axis, so grayscale then
+    resize would give HxW frames under an HxWx1 space).
+    """
+
+    def __init__(self, env: Env, shape: tuple[int, int]) -> None:
+        super().__init__(env)
+        import cv2
+
+        self.cv2 = cv2
+        self.height, self.width = shape
+        channels = int(env.observation_space.shape[2])  # type: ignore[index]
+        self.observation_space = spaces.Box(0, 255, (self.height, self.width, channels), np.uint8)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        resized = self.cv2.resize(
+            np.asarray(observation), (self.width, self.height), interpolation=self.cv2.INTER_AREA
+        )
+        return resized.reshape(self.observation_space.shape)  # type: ignore[arg-type]
+
+
+def _pixels_or_error(env: Env, kind: str) -> Any:
+    """The layout of HxWxC uint8 pixel frames (0-255); else UnsupportedSpaceError saying what it got."""
+    layout = _image_or_error(env, kind)
+    space = env.observation_space
+    if space.dtype != np.uint8 or layout.low != 0 or layout.high != 255:
+        raise UnsupportedSpaceError(
+            f"the {kind!r} wrapper takes uint8 pixel frames (0-255), but this env gives {space} "
+            f"({layout.dtype} in [{layout.low:g}, {layout.high:g}]); "
+            + (
+                "such images need no resizing: set network.conv to layers that fit, or keep polyrl's default"
+                if kind == "resize"
+                else "they are not RGB pixels: leave 'grayscale' out"
+            )
         )
     return layout
 
 
 def _resize(env: Env, spec: Resize) -> Env:
-    _image_or_error(env, "resize")
+    _pixels_or_error(env, "resize")
     _needs_opencv("resize")
-    from gymnasium.wrappers import ResizeObservation
-
-    resized: Env = ResizeObservation(env, spec.shape)
-    if len(resized.observation_space.shape or ()) == 2:  # a one-channel image lost its channel axis
-        from gymnasium.wrappers import ReshapeObservation
-
-        resized = ReshapeObservation(resized, (*spec.shape, 1))
-    return resized
+    return ResizeImage(env, spec.shape)
 
 
 def _grayscale(env: Env, spec: Grayscale) -> Env:
-    layout = _image_or_error(env, "grayscale")
+    layout = _pixels_or_error(env, "grayscale")
     if layout.channels != 3:
         raise UnsupportedSpaceError(
             f"the 'grayscale' wrapper takes RGB images (3 channels); this env's have {layout.channels}"
@@ -143,8 +177,10 @@ def _atari(env: Env, spec: AtariPreset) -> Env:
         )
     except (ValueError, AssertionError, AttributeError) as exc:
         raise UnsupportedSpaceError(
-            f"the 'atari' preset needs an ALE env made with frameskip=1 (polyrl sets it for ALE/... "
-            f"ids): {exc}"
+            "the 'atari' preset is for ALE envs (ids 'ALE/...', which polyrl makes with frameskip=1 "
+            f"as the preset needs); this env is not one it can wrap ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). For other image envs use 'grayscale', "
+            "'resize' and 'frame_stack'"
         ) from exc
     return ChannelFrameStack(wrapped, spec.stack) if spec.stack > 1 else wrapped
 
