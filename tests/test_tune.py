@@ -247,3 +247,141 @@ def test_import_polyrl_does_not_import_optuna():
     code = "import sys, polyrl; print('optuna' in sys.modules, callable(polyrl.tune))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "True"]
+
+
+# -- what is searched, what is fixed, and what is checked before the first trial --------------------
+
+
+def test_the_report_names_the_searched_and_the_fixed_fields(tmp_path):
+    lines: list[str] = []
+    report = polyrl.tune("t", BASE, {"learning_rate": {"categorical": [BAD, GOOD]}}, out=tmp_path,
+                         report=lines.append, **SMALL, trials=1, pruner="none")  # fmt: skip
+    assert report.searched == ["learning_rate"]
+    assert report.fixed == ["env_kwargs.max_episode_steps", "iteration_steps"]
+    assert lines[0] == "searched: learning_rate; fixed by you: env_kwargs.max_episode_steps, iteration_steps"
+    assert lines[1].startswith("trial 0:")  # said before the first trial
+    stored = json.loads((tmp_path / "report.json").read_text())
+    assert (stored["searched"], stored["fixed"], stored["warnings"]) == (report.searched, report.fixed, [])
+
+
+def test_a_field_fixed_by_the_user_is_left_out_of_the_ready_space(tmp_path, monkeypatch):
+    ready = {"learning_rate": {"categorical": [BAD, GOOD]}, "iteration_steps": {"categorical": [50, 150]}}
+    monkeypatch.setitem(polyrl.tuning.READY_SPACES, "linear", ready)
+    report = polyrl.tune("t", BASE, out=tmp_path, report=quiet, **SMALL, trials=3, pruner="none")
+    assert report.searched == ["learning_rate"] and "iteration_steps" in report.fixed
+    for directory in (tmp_path / "trials").iterdir():
+        assert RunPlan.read(directory).spec.iteration_steps == 100  # the user's value, in every trial
+    assert all(row.iteration_steps == 100 for row in report.studies[0].top)
+
+
+def test_a_misspelt_backend_option_is_refused_before_any_trial(tmp_path):
+    out = tmp_path / "study"
+    space = {
+        "backend_options.explod": {"categorical": [True, False]},
+        "learning_rate": {"float": [0.05, 0.2]},
+    }
+    with pytest.raises(polyrl.errors.SearchSpaceError) as caught:
+        polyrl.tune("t", BASE, space, out=out, report=quiet, **SMALL)
+    message = str(caught.value)
+    assert message.startswith("backend_options.explod: the tunable backend refused it")
+    assert "('explod': did you mean ['explode']?)" in message  # the backend's own words
+    with pytest.raises(polyrl.errors.SearchSpaceError, match=r"^backend_options\.slep: "):
+        polyrl.tune("t", {**BASE, "backend_options": {"slep": 1}}, {"learning_rate": {"float": [0.05, 0.2]}},
+                    out=out, report=quiet, **SMALL)  # fmt: skip
+    assert not out.exists()
+
+
+def test_the_backend_option_check_builds_an_agent_only_when_options_are_given(monkeypatch):
+    import polyrl.agent
+    from polyrl.tuning.api import plan_tuning
+
+    built: list[polyrl.AgentSpec] = []
+
+    class Recording(polyrl.agent.Agent):
+        def __init__(self, spec: polyrl.AgentSpec) -> None:
+            built.append(spec)
+            super().__init__(spec)
+
+    monkeypatch.setattr(polyrl.agent, "Agent", Recording)
+    settings = polyrl.tuning.TuneSettings()
+    plan_tuning("t", BASE, {"learning_rate": {"float": [0.05, 0.2]}}, None, settings, None)
+    assert built == []  # no option: no agent (on rllib a build starts Ray)
+    space = {"backend_options.sleep": {"categorical": [0.0, 0.1]}, "learning_rate": {"float": [0.05, 0.2]}}
+    plan_tuning("t", BASE, space, ["tunable", "tunable_b"], settings, None)
+    assert [(spec.backend, spec.backend_options) for spec in built] == [
+        ("tunable", {"sleep": 0.0}),
+        ("tunable_b", {"sleep": 0.0}),
+    ]
+
+
+def test_an_iteration_larger_than_the_steps_is_warned_of_in_the_first_trial(tmp_path):
+    events: list[tuple[str, str]] = []
+    base = {key: value for key, value in BASE.items() if key != "iteration_steps"}
+    space = {"learning_rate": {"categorical": [GOOD]}, "iteration_steps": {"categorical": [400]}}
+    report = polyrl.tune(
+        "t", base, space, out=tmp_path, **{**SMALL, "pruner": "none"}, trials=2,
+        report=lambda text: events.append(("say", text)), warn=lambda text: events.append(("warn", text)),
+    )  # fmt: skip
+    warned = [text for kind, text in events if kind == "warn"]
+    assert len(warned) == 1  # once per study
+    assert warned[0].startswith(
+        "warning: trial 0 of study t: 400 env steps per iteration is more than --steps 300"
+    )
+    assert "--iteration-steps" in warned[0]
+    assert events.index(("warn", warned[0])) < next(
+        i for i, (_, text) in enumerate(events) if "trial 0:" in text
+    )
+    (warning,) = report.warnings
+    assert warning.startswith(
+        "study t: 2 of 2 trials (trial 0, 1) collected up to 400 env steps per iteration"
+    )
+    assert [row.iteration_steps for row in report.studies[0].top] == [400, 400]
+    assert {RunStatus.read(d).env_steps for d in (tmp_path / "trials").iterdir()} == {400}
+
+
+def test_a_fixed_iteration_larger_than_eval_every_is_warned_of_before_any_trial(tmp_path):
+    events: list[tuple[str, str]] = []
+    polyrl.tune(
+        "t", {**BASE, "iteration_steps": 250}, {"learning_rate": {"categorical": [GOOD]}}, out=tmp_path,
+        **{**SMALL, "pruner": "none"}, trials=1,
+        report=lambda text: events.append(("say", text)), warn=lambda text: events.append(("warn", text)),
+    )  # fmt: skip
+    kinds = [kind for kind, _ in events]
+    assert kinds[:2] == ["say", "warn"] and kinds.count("warn") == 1  # the trial's own check stays quiet
+    assert events[1][1].startswith("warning: iteration_steps is fixed at 250: 250 env steps per iteration is "
+                                   "more than --eval-every 100")  # fmt: skip
+
+
+def test_when_every_trial_fails_no_plot_is_written(tmp_path):
+    failing = polyrl.tune(
+        "f", {**BASE, "backend_options": {"explode": True}}, {"learning_rate": {"float": [0.05, 0.2]}},
+        out=tmp_path, report=quiet, **{**SMALL, "pruner": "none"}, trials=2,
+    )  # fmt: skip
+    (summary,) = failing.studies
+    assert (summary.counts.failed, summary.counts.total, summary.best) == (2, 2, None)
+    assert summary.plots == [] and not list(tmp_path.glob("*.png"))
+
+
+def test_resume_names_the_fields_that_differ_from_the_plan(tmp_path):
+    space = {"learning_rate": {"categorical": [BAD, GOOD]}}
+    run(tmp_path, space, trials=1)
+    with pytest.raises(polyrl.errors.StudyError) as caught:
+        polyrl.tune(
+            "t", {**BASE, "iteration_steps": 200, "gamma": 0.9}, out=tmp_path, resume=True, report=quiet
+        )
+    message = str(caught.value)
+    assert "iteration_steps: 200 (planned: 100)" in message and "gamma: 0.9 (planned: null)" in message
+    assert "env_kwargs" not in message and "backend" not in message.split("given", 1)[1]  # only what differs
+    with pytest.raises(polyrl.errors.StudyError) as caught:
+        polyrl.tune(
+            "t", out=tmp_path, resume=True, report=quiet, space={"learning_rate": {"categorical": [GOOD]}}
+        )
+    assert (
+        'the space\'s learning_rate: {"categorical": [0.1]} (planned: {"categorical": [0.001, 0.1]})'
+        in str(caught.value)
+    )
+    with pytest.raises(polyrl.errors.StudyError, match="--study-seed 3"):
+        polyrl.tune("t", {**BASE, "seed": 3}, out=tmp_path, resume=True, report=quiet)
+    # The plan's own spec and space given again are no difference.
+    again = polyrl.tune("t", BASE, space, out=tmp_path, resume=True, trials=2, report=quiet)
+    assert again.studies[0].counts.complete == 2

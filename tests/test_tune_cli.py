@@ -108,6 +108,62 @@ def test_a_ready_space_needs_no_file(cli, tmp_path):
     assert "cannot open the study storage nonsense://" in " ".join(done.stderr.split())
 
 
+def test_a_study_without_env_or_with_a_seed_is_refused(cli, tmp_path, space_file):
+    out = tmp_path / "study"
+    no_env = [arg for arg in FIXED if arg not in ("--env", "CartPole-v1")]
+    done = cli("tune", "noenv", *no_env, "--space", str(space_file), "--out", str(out))
+    assert done.exit_code == 2 and "error (StudyError): a study needs an environment" in done.stderr
+    done = cli("tune", "seeded", *FIXED, "--seed", "5", "--space", str(space_file), "--out", str(out))
+    assert done.exit_code == 2 and "give --study-seed 5" in done.stderr
+    assert not out.exists()
+
+
+def test_fixed_flags_are_left_out_of_the_ready_space(cli, tmp_path, monkeypatch):
+    ready = {"learning_rate": {"categorical": [0.001, 0.1]}, "iteration_steps": {"categorical": [50, 150]}}
+    monkeypatch.setitem(polyrl.tuning.READY_SPACES, "linear", ready)
+    out = tmp_path / "study"
+    done = cli("tune", "ready", *FIXED, "--trials", "2", "--fresh-seeds", "0", "--out", str(out), "--json")
+    assert done.exit_code == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["searched"] == ["learning_rate"]
+    assert report["fixed"] == ["env_kwargs.max_episode_steps", "iteration_steps"]
+    assert done.stderr.splitlines()[0] == (
+        "searched: learning_rate; fixed by you: env_kwargs.max_episode_steps, iteration_steps"
+    )
+    assert json.loads((out / "best.json").read_text())["iteration_steps"] == 100
+
+
+def test_an_iteration_larger_than_the_steps_is_a_warning_in_the_report(cli, tmp_path, space_file):
+    large = [*FIXED[: FIXED.index("--iteration_steps")], "--iteration_steps", "400",
+             *FIXED[FIXED.index("--iteration_steps") + 2 :]]  # fmt: skip
+    done = cli("tune", "large", *large, "--space", str(space_file), "--trials", "1", "--fresh-seeds", "0",
+               "--out", str(tmp_path / "study"), "--json")  # fmt: skip
+    assert done.exit_code == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["warnings"][0].startswith("iteration_steps is fixed at 400: 400 env steps per iteration")
+    assert report["warnings"][1].startswith("study large: 1 of 1 trials (trial 0) collected up to 400")
+    assert all("--iteration-steps" in text for text in report["warnings"])
+    assert "warning: iteration_steps is fixed at 400" in done.stderr
+
+
+def test_a_study_whose_trials_all_failed_says_so_and_draws_nothing(cli, tmp_path, space_file):
+    out = tmp_path / "study"
+    args = ["tune", "fails", *FIXED, "--backend_options", '{"explode": true}', "--space", str(space_file),
+            "--trials", "2", "--fresh-seeds", "0", "--out"]  # fmt: skip
+    done = cli(*args, str(out))
+    assert done.exit_code == 1
+    lines = done.stdout.splitlines()
+    assert (
+        "all 2 trials failed: first reason: FloatingPointError: the loss became NaN (backend_options.explode)"
+        in lines
+    )
+    assert not any("top trials" in line or line.startswith("plots:") for line in lines)
+    assert not list(out.glob("*.png"))
+    report = json.loads(cli(*args, str(tmp_path / "again"), "--json").stdout)
+    (study,) = report["studies"]
+    assert study["plots"] == [] and study["counts"]["failed"] == 2 and study["top"] == []
+
+
 # -- two worker processes on one SQLite study ---------------------------------------------------------
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import polyrl
 import pytest
-from polyrl.errors import SearchSpaceError
+from polyrl.errors import SearchSpaceError, StudyError
 from polyrl.spec import AgentSpec
-from polyrl.tuning import READY_SPACES, SearchSpace, check_space, ready_space
+from polyrl.tuning import READY_SPACES, SearchSpace, TuneSettings, check_space, ready_space
+from polyrl.tuning.api import plan_tuning
+from polyrl.tuning.space import fixed_fields, read_space, space_problems
 from pydantic import ValidationError
 
 PPO = AgentSpec(backend="sb3", algorithm="ppo", env="CartPole-v1")
@@ -173,12 +175,17 @@ def test_an_algorithm_without_a_ready_space_says_to_give_one():
 def test_tune_refuses_a_bad_space_before_writing_anything(tmp_path):
     pytest.importorskip("optuna")
     out = tmp_path / "study"
+    ppo = {"algorithm": "ppo", "env": "CartPole-v1"}
     with pytest.raises(SearchSpaceError, match="ppo.n_epochs: a float distribution on an int field"):
-        polyrl.tune("bad", {"algorithm": "ppo"}, {"ppo.n_epochs": {"float": [1, 4]}}, out=out)
+        polyrl.tune("bad", ppo, {"ppo.n_epochs": {"float": [1, 4]}}, out=out)
     with pytest.raises(polyrl.errors.UnknownAlgorithmError, match="has no algorithm 'ppoo'"):
-        polyrl.tune("bad", {"algorithm": "ppoo"}, {"learning_rate": {"float": [1e-4, 1e-3]}}, out=out)
+        polyrl.tune("bad", {**ppo, "algorithm": "ppoo"}, {"learning_rate": {"float": [1e-4, 1e-3]}}, out=out)
     with pytest.raises(ValidationError, match="eval_every"):
-        polyrl.tune("bad", {"algorithm": "ppo"}, out=out, steps=100, eval_every=1000)
+        polyrl.tune("bad", ppo, out=out, steps=100, eval_every=1000)
+    with pytest.raises(StudyError, match="--study-seed 5"):
+        polyrl.tune("bad", {**ppo, "seed": 5}, out=out)
+    with pytest.raises(StudyError, match="a study needs an environment"):
+        polyrl.tune("bad", {"algorithm": "ppo"}, out=out)
     assert not out.exists()
 
 
@@ -187,3 +194,103 @@ def test_without_optuna_tune_names_the_extra(monkeypatch, tmp_path):
     with pytest.raises(polyrl.errors.ExtraNotInstalledError, match=r"pip install 'polyrl\[tune\]'"):
         polyrl.tune("x", {"algorithm": "ppo"}, out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+# -- what the user fixed is not searched ------------------------------------------------------------
+
+
+def plan(spec: dict, space: dict | None = None):
+    return plan_tuning("t", spec, space, None, TuneSettings(), None)
+
+
+def test_fixed_fields_are_the_paths_the_user_set():
+    spec = AgentSpec.model_validate(
+        {"backend": "sb3", "algorithm": "ppo", "env": "CartPole-v1", "gamma": 0.9, "ppo": {"n_epochs": 4},
+         "network": {"hidden": [32]}, "backend_options": {"target_kl": 0.02}, "env_kwargs": {}}
+    )  # fmt: skip
+    assert fixed_fields(spec) == {
+        "gamma": 0.9,
+        "ppo.n_epochs": 4,
+        "network.hidden": [32],
+        "backend_options.target_kl": 0.02,
+    }
+
+
+def test_fields_fixed_by_the_user_are_left_out_of_the_ready_space():
+    found = plan(
+        {"algorithm": "ppo", "env": "CartPole-v1", "iteration_steps": 256, "network": {"hidden": [32]}}
+    )
+    assert "iteration_steps" not in found.space.root and "network.hidden" not in found.space.root
+    assert set(found.space.root) == set(READY_SPACES["ppo"]) - {"iteration_steps", "network.hidden"}
+    assert found.fixed == ["iteration_steps", "network.hidden"]
+    # A whole section fixed (network: null, the backend's default network) fixes its fields too.
+    assert not any(
+        path.startswith("network.") for path in plan({"env": "CartPole-v1", "network": None}).space.root
+    )
+
+
+def test_fixing_every_field_of_the_ready_space_leaves_nothing_to_search():
+    # null fixes a section at the backend's defaults: all its fields.
+    spec = {"algorithm": "dqn", "env": "CartPole-v1", "learning_rate": 1e-3, "gamma": 0.9, "batch_size": 32,
+            "dqn": None, "network": None}  # fmt: skip
+    with pytest.raises(SearchSpaceError, match="you fixed every field of polyrl's ready dqn space"):
+        plan(spec)
+
+
+def test_a_space_of_ones_own_may_not_search_a_fixed_field():
+    base = AgentSpec(backend="sb3", algorithm="ppo", env="CartPole-v1", iteration_steps=256, network=None)
+    space = SearchSpace.model_validate(
+        {
+            "iteration_steps": {"categorical": [128, 512]},
+            "network.hidden": {"categorical": [[64], [32]]},
+            "gamma": {"float": [0.9, 0.99]},
+        }
+    )
+    problems = space_problems(space, base, fixed_fields(base))
+    assert [problem.split(":")[0] for problem in problems] == ["iteration_steps", "network.hidden"]
+    assert problems[0].startswith("iteration_steps: fixed to 256 by your spec")
+    assert problems[1].startswith("network.hidden: fixed to null by your spec (the flag --network")
+    with pytest.raises(SearchSpaceError, match="iteration_steps: fixed to 256"):
+        plan({"env": "CartPole-v1", "iteration_steps": 256}, {"iteration_steps": {"int": [64, 512]}})
+
+
+# -- malformed documents, in the user's words and all at once -----------------------------------------
+
+
+def test_malformed_entries_name_the_path_and_the_distribution_key():
+    space, problems = read_space(
+        {
+            "ppo.n_epochs": {"int": [3.5, 20]},
+            "learning_rate": {"float": [1e-5, 1e-2], "lg": True},
+            "gamma": {"float": [0.9]},
+            "batch_size": {"categorical": 64},
+            "network.activation": {"uniform": ["tanh"]},
+            "ppo.clip_range": {"float": [0.1, 0.3]},
+        }
+    )
+    assert list(space.root) == ["ppo.clip_range"]  # the well-formed entry is kept for the next checks
+    assert problems == [
+        'ppo.n_epochs: "int": lo 3.5 should be a valid integer',
+        "learning_rate: \"lg\" is not a key of a float distribution; did you mean 'log'? its keys are: "
+        "float, log",
+        'gamma: "float" takes [lo, hi] (two numbers); got [0.9]',
+        'batch_size: "categorical" takes a list of values; got 64',
+        'network.activation: a distribution is {"float": [lo, hi]}, {"int": [lo, hi]} or {"categorical": '
+        '[value, ...]} (exactly one of the three keys); got {"uniform": ["tanh"]}',
+    ]
+
+
+def test_malformed_and_unsearchable_entries_are_reported_together():
+    with pytest.raises(SearchSpaceError) as caught:
+        plan(
+            {"env": "CartPole-v1"},
+            {
+                "ppo.n_epochs": {"int": [3.5, 20]},
+                "learning_rat": {"float": [1e-4, 1e-3]},
+                "gamma": {"float": [0.9, 1.5]},
+            },
+        )
+    lines = str(caught.value).splitlines()[1:]
+    assert [line.strip().split(":")[0] for line in lines] == ["ppo.n_epochs", "learning_rat", "gamma"]
+    with pytest.raises(SearchSpaceError, match="the search space is empty"):
+        plan({"env": "CartPole-v1"}, {})

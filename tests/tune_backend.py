@@ -4,8 +4,9 @@ The "tunable" backends are the fake backend (tests/fake_backend.py) with a deter
 that balances CartPole when the learning rate is at least GOOD_LEARNING_RATE and pushes left
 otherwise (about 9 steps an episode), so a search space over the learning rate has a known
 good and a known bad value. backend_options: "explode" makes training raise (a trial that
-fails at run time); "sleep" (seconds) slows every iteration down (trials that overlap). The
-environment variable POLYRL_TUNE_TEST_INTERRUPT makes training raise KeyboardInterrupt.
+fails at run time); "sleep" (seconds) slows every iteration down (trials that overlap); any
+other key is refused when the agent is built, as the real backends refuse an unknown option.
+The environment variable POLYRL_TUNE_TEST_INTERRUPT makes training raise KeyboardInterrupt.
 
 Registered in-process by the tests' fixture, and as an installed plugin (entry point
 `tune_backend:plugin`) for worker processes.
@@ -20,14 +21,24 @@ from typing import Any
 import numpy as np
 import polyrl
 from fake_backend import FakeDriver
-from polyrl.backend import AlgorithmInfo, BackendInfo, DriverReport
+from polyrl import AgentSpec
+from polyrl.backend import AlgorithmInfo, BackendInfo, DriverReport, EnvSource
+from polyrl.driverkit import unknown_options_error
 
 GOOD_LEARNING_RATE = 0.01
 INTERRUPT_VARIABLE = "POLYRL_TUNE_TEST_INTERRUPT"
+OPTIONS = ("explode", "sleep")
 
 
 class TunableDriver(FakeDriver):
     """FakeDriver whose greedy actions balance the pole when the learning rate is good."""
+
+    @classmethod
+    def create(cls, spec: AgentSpec, env: EnvSource) -> TunableDriver:
+        unknown = set(spec.backend_options) - set(OPTIONS)
+        if unknown:
+            raise unknown_options_error(spec.backend, spec.algorithm, unknown, OPTIONS)
+        return cls(spec, env)
 
     def train_iteration(self) -> DriverReport:
         if os.environ.get(INTERRUPT_VARIABLE):  # as Ctrl-C would, in the middle of a trial

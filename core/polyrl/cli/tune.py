@@ -23,10 +23,12 @@ if TYPE_CHECKING:
 TUNE_HELP = (
     "Search hyperparameters with Optuna: every trial trains the spec with values drawn from a search "
     "space (--space FILE, default: polyrl's ready space for --algo), is evaluated deterministically "
-    "every --eval-every env steps and pruned when it falls behind. Fixed fields are flags as in "
-    "`polyrl train` (--env CartPole-v1 --gamma 0.98) or --spec FILE. --backend sb3,tianshou runs one "
-    "study per backend and compares them. Results go to --out (default runs/tune/NAME): one run "
-    "directory per trial and seed, best.json, plots, and the study in study.db (or --storage URL)."
+    "every --eval-every env steps and pruned when it falls behind. --env is required. Fixed fields are "
+    "flags as in `polyrl train` (--gamma 0.98) or --spec FILE: they are never searched (left out of the "
+    "ready space; an error in a --space file). Trials' seeds derive from --study-seed (--seed is "
+    "refused). --backend sb3,tianshou runs one study per backend and compares them. Results go to --out "
+    "(default runs/tune/NAME): one run directory per trial and seed, best.json, plots, and the study in "
+    "study.db (or --storage URL)."
 )
 EXIT_NO_RESULT = 1
 EXIT_INTERRUPTED = 130
@@ -37,7 +39,7 @@ class TuneFlagsCommand(FieldFlagsCommand):
 
     field_note = (
         "Every AgentSpec field is a flag that fixes it for every trial (--gamma 0.98, --ppo.n-epochs 4); "
-        "the search space decides the rest."
+        "the search space decides the rest. --env is required; --seed is refused (use --study-seed)."
     )
     hidden_groups = ("schedule",)
 
@@ -67,6 +69,28 @@ def _params(row: TrialRow) -> str:
     return "\n".join(f"{name}={json.dumps(value)}" for name, value in row.params.items())
 
 
+def _print_failures(summary: StudySummary) -> None:
+    counts = summary.counts
+    if counts.total and counts.failed == counts.total:
+        # Nothing to rank: one line says so, then each other reason once with its trials.
+        reasons: dict[str, list[int]] = {}
+        for row in summary.failed:
+            reasons.setdefault(row.reason or "no reason recorded", []).append(row.number)
+        first, *others = reasons
+        render.say(f"all {counts.total} trials failed: first reason: {first}")
+        for reason in others:
+            numbers = ", ".join(map(str, reasons[reason]))
+            render.complain(f"trial {numbers} failed: {reason}", label="failed", style="yellow")
+        return
+    if not summary.top:
+        render.say(
+            f"no trial completed ({counts.pruned} pruned, {counts.failed} failed, "
+            f"{counts.interrupted} interrupted)"
+        )
+    for row in summary.failed:
+        render.complain(f"trial {row.number} failed: {row.reason}", label="failed", style="yellow")
+
+
 def _print_study(summary: StudySummary) -> None:
     counts = summary.counts
     render.say(
@@ -75,14 +99,14 @@ def _print_study(summary: StudySummary) -> None:
         + (f", {counts.interrupted} interrupted" if counts.interrupted else "")
         + f"; {summary.wall_seconds:.1f} s"
     )
-    table = render.table(f"top trials of {summary.study}", show_lines=True)
-    render.add_columns(table, "trial", "value", "parameters", "seconds")
-    for row in summary.top:
-        seconds = "-" if row.seconds is None else f"{row.seconds:.1f}"
-        table.add_row(str(row.number), _number(row.value), escape(_params(row)), seconds)
-    render.console.print(table)
-    for row in summary.failed:
-        render.complain(f"trial {row.number} failed: {row.reason}", label="failed", style="yellow")
+    if summary.top:
+        table = render.table(f"top trials of {summary.study}", show_lines=True)
+        render.add_columns(table, "trial", "value", "parameters", "seconds")
+        for row in summary.top:
+            seconds = "-" if row.seconds is None else f"{row.seconds:.1f}"
+            table.add_row(str(row.number), _number(row.value), escape(_params(row)), seconds)
+        render.console.print(table)
+    _print_failures(summary)
     if summary.best is not None:
         render.say(
             f"best: trial {summary.best.number} with {_number(summary.best.value)}; spec: {summary.best_spec}"
@@ -93,11 +117,15 @@ def _print_study(summary: StudySummary) -> None:
             f"fresh seeds {', '.join(map(str, fresh.seeds))}: final evaluation "
             f"{_number(fresh.mean)} ± {_number(fresh.std)}"
         )
-    render.say("plots: " + ", ".join(summary.plots))
+    if summary.plots:
+        render.say("plots: " + ", ".join(summary.plots))
     render.say(f"open the study: {summary.dashboard}")
 
 
 def _print_report(report: TuneReport) -> None:
+    render.say(
+        f"searched: {', '.join(report.searched)}; fixed by you: {', '.join(report.fixed) or 'nothing'}"
+    )
     for summary in report.studies:
         _print_study(summary)
     if report.comparison:
@@ -225,6 +253,12 @@ def tune(
         base = _base_document(spec_file, algorithm, extra)
         space = None if space_file is None else read_document(space_file, "search space")
         lines = render.errors if as_json else render.console
+        shown: list[str] = []
+
+        def warn(text: str) -> None:
+            shown.append(text.removeprefix("warning: "))
+            render.complain(shown[-1], label="warning", style="yellow")
+
         try:
             report = polyrl.tune(
                 name,
@@ -238,6 +272,7 @@ def tune(
                 ray_address=ray_address,
                 ray_connect_timeout=ray_connect_timeout or DEFAULT_CONNECT_TIMEOUT,
                 report=lambda text: lines.print(text, soft_wrap=True, highlight=False, markup=False),
+                warn=warn,
                 **settings,
             )
         except KeyboardInterrupt:
@@ -248,6 +283,9 @@ def tune(
             typer.echo(report.model_dump_json(indent=2))
         else:
             _print_report(report)
+            for text in report.warnings:
+                if text not in shown:  # the summary of the trials' iteration sizes, after the table
+                    render.complain(text, label="warning", style="yellow")
         empty = [s.study for s in report.studies if s.best is None]
         if empty:
             render.complain(f"no trial of {', '.join(empty)} completed; see the failed trials above")

@@ -123,7 +123,7 @@ class ResizeImage(gym.ObservationWrapper[np.ndarray, Any, np.ndarray]):
         resized = self.cv2.resize(
             np.asarray(observation), (self.width, self.height), interpolation=self.cv2.INTER_AREA
         )
-        return resized.reshape(self.observation_space.shape)  # type: ignore[arg-type]
+        return resized.reshape(self.observation_space.shape)
 
 
 def _pixels_or_error(env: Env, kind: str) -> Any:

@@ -104,6 +104,11 @@ class TunePlan(StrictModel):
     name: str = Field(min_length=1)
     spec: AgentSpec = Field(description="The base spec: the fields no trial changes.")
     space: SearchSpace
+    fixed: list[str] = Field(
+        default_factory=list,
+        description="The field paths the user fixed (flags, --spec): never searched (left out of a "
+        "ready space).",
+    )
     settings: TuneSettings
     backends: list[str] = Field(min_length=1)
     storage: str | None = Field(
@@ -139,6 +144,27 @@ class TunePlan(StrictModel):
     def read(cls, root: Path) -> TunePlan:
         """The plan in root/tune.json."""
         return cls.model_validate_json((root / PLAN_FILE).read_text(encoding="utf-8"))
+
+
+def iteration_warning(size: int, settings: TuneSettings) -> str | None:
+    """Why an iteration of `size` env steps is too large for the study's --steps or --eval-every
+    (and which flag to change), or None when it fits."""
+    if size > settings.steps:
+        return (
+            f"{size:,} env steps per iteration is more than --steps {settings.steps}: a trial trains one "
+            f"whole iteration ({size:,} env steps) and is evaluated once, at its end; set a smaller "
+            f"iteration with --iteration-steps (at most --eval-every, {settings.eval_every}), "
+            "or raise --steps"
+        )
+    # Up to twice --eval-every only shifts the evaluations a little (PPO's 2048-step rollouts
+    # against the default 2000): not worth a warning.
+    if size > 2 * settings.eval_every:
+        return (
+            f"{size:,} env steps per iteration is more than --eval-every {settings.eval_every}: a trial is "
+            f"evaluated when an iteration ends, first at {size:,} env steps; set a smaller iteration with "
+            f"--iteration-steps (at most {settings.eval_every}), or raise --eval-every"
+        )
+    return None
 
 
 def default_storage(root: Path) -> str:

@@ -1,7 +1,8 @@
 """The study's pictures, drawn with matplotlib (Agg): optimisation history and parameter importance.
 
-Both files are always written, so a report's plot paths exist: when there is nothing to draw
-yet (no complete trial; importance needs two complete trials that differ), the figure says so.
+polyrl.tune draws both once a trial completed or was pruned (a study whose every trial failed
+gets none); where one has nothing to draw yet (importance needs two complete trials that
+differ), the figure says so.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pydantic import Field, JsonValue
 
 from polyrl._model import StrictModel
 from polyrl.experiments.plan import RunPlan, write_json
-from polyrl.tuning.plan import BEST_FILE
+from polyrl.tuning.plan import BEST_FILE, TuneSettings, iteration_warning
 from polyrl.tuning.study import FAILURE, trial_state
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ class TrialRow(StrictModel):
     reason: str | None = Field(default=None, description="Why the trial failed or was pruned.")
     seeds: list[int] = Field(default_factory=list)
     seconds: float | None = None
+    iteration_steps: int | None = Field(
+        default=None, description="Env steps of one training iteration, as the backend built the trial."
+    )
     directories: list[str] = Field(
         default_factory=list, description="Run directories, relative to the study's."
     )
@@ -105,6 +108,15 @@ class TuneReport(StrictModel):
 
     name: str
     directory: str
+    searched: list[str] = Field(default_factory=list, description="The field paths the studies search.")
+    fixed: list[str] = Field(
+        default_factory=list,
+        description="The field paths you fixed (flags, --spec): not searched, even where the ready "
+        "space would search them.",
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="What may make the results mean less than asked (see docs)."
+    )
     studies: list[StudySummary]
     comparison: list[BackendRow] = Field(
         default_factory=list, description="One row per backend (2+ backends)."
@@ -154,6 +166,7 @@ def trial_row(trial: FrozenTrial) -> TrialRow:
         seeds=list(trial.user_attrs.get("seeds", [])),
         seconds=duration,
         directories=list(trial.user_attrs.get("directories", [])),
+        iteration_steps=trial.user_attrs.get("iteration_steps"),
     )
 
 
@@ -194,3 +207,16 @@ def write_best(directory: Path, best: TrialRow) -> Path:
 def used_seeds(study: Study) -> set[int]:
     """Every seed a trial of the study trained."""
     return {int(seed) for t in study.get_trials(deepcopy=False) for seed in t.user_attrs.get("seeds", [])}
+
+
+def study_warning(study: str, rows: list[TrialRow], settings: TuneSettings) -> str | None:
+    """One warning for the trials of a study whose iterations were too large, or None."""
+    large = [row for row in rows if row.iteration_steps and iteration_warning(row.iteration_steps, settings)]
+    if not large:
+        return None
+    largest = max(row.iteration_steps or 0 for row in large)
+    numbers = ", ".join(str(row.number) for row in large[:10]) + (", ..." if len(large) > 10 else "")
+    return (
+        f"study {study}: {len(large)} of {len(rows)} trials (trial {numbers}) collected up to {largest:,} "
+        f"env steps per iteration; {iteration_warning(largest, settings)}"
+    )

@@ -7,9 +7,11 @@ A space is a JSON document validated like every other polyrl input:
      "network.hidden": {"categorical": [[64, 64], [256, 256]]},
      "backend_options.vf_clip_param": {"categorical": [10.0, 100.0]}}
 
-`check_space` proves it fits a base spec before any trial starts: every path names a field of
-the spec (an algorithm's own section, a nested model, or a backend_options/env_kwargs key), each
-distribution fits the field's type, ranges are not empty, and every value the sampler can
+`read_space` reads a document entry by entry, so every malformed entry is named at once in the
+user's words (the field path, then the distribution key). `check_space` proves a space fits a
+base spec before any trial starts: every path names a field of the spec (an algorithm's own
+section, a nested model, or a backend_options/env_kwargs key) that the base spec does not fix,
+each distribution fits the field's type, ranges are not empty, and every value the sampler can
 return at a range's ends (and every categorical choice) builds a valid AgentSpec.
 """
 
@@ -19,7 +21,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -36,7 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from polyrl._model import StrictModel, close_matches
+from polyrl._model import StrictModel, close_matches, did_you_mean
 from polyrl.cli.overrides import merge
 from polyrl.errors import SearchSpaceError
 from polyrl.spec import SECTION_NAMES, AgentSpec
@@ -54,7 +56,11 @@ RESERVED = {
 }
 #: Fields holding free JSON keys: a path names one key, e.g. "backend_options.vf_clip_param".
 FREE_KEYS = ("backend_options", "env_kwargs")
+#: Fields a base spec always fixes for a study, left out of the fields "fixed by you".
+STUDY_FIELDS = ("backend", "algorithm", "env", "seed")
 _PRIMITIVE = (type(None), bool, int, float, str)
+#: The keys of each distribution as a space document writes them.
+_KEYS = {"float": ("float", "log"), "int": ("int", "log", "step"), "categorical": ("categorical",)}
 
 
 class FloatDistribution(StrictModel):
@@ -162,6 +168,106 @@ def _suggest_choice(trial: Trial, path: str, choices: list[JsonValue]) -> Any:
         return trial.suggest_categorical(path, choices)  # type: ignore[arg-type]
     texts = [json.dumps(choice, sort_keys=True) for choice in choices]
     return json.loads(trial.suggest_categorical(path, texts))
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, default=repr)
+
+
+def _subject(kind: str, rest: tuple[Any, ...], value: Any) -> str:
+    """What an error is about: `lo 3.5`, `item 2 "x"`, or the value of a key."""
+    if len(rest) >= 2 and isinstance(rest[1], int):
+        which = ("lo", "hi")[rest[1]] if kind != "categorical" and rest[1] in (0, 1) else f"item {rest[1]}"
+        return f"{which} {_text(value)}"
+    return _text(value)
+
+
+def _structural(error: Any) -> str:
+    """One pydantic error of a space entry, in the words of the document (without the path)."""
+    loc, message, value = tuple(error["loc"][1:]), str(error["msg"]), error["input"]
+    if not loc:  # the discriminator: not one of the three distributions
+        return f"{message}; got {_text(value)}"
+    kind, rest = str(loc[0]), loc[1:]
+    key = str(rest[0]) if rest else kind
+    if error["type"] == "extra_forbidden":
+        keys = _KEYS[kind]
+        hint = did_you_mean(key, keys)
+        return f'"{key}" is not a key of a {kind} distribution; {hint}its keys are: {", ".join(keys)}'
+    ranged = key == kind and kind != "categorical"
+    if ranged and error["type"] in ("missing", "too_long", "too_short", "tuple_type", "list_type"):
+        return f'"{kind}" takes [lo, hi] (two numbers); got {_text(value)}'
+    if key == kind == "categorical" and len(rest) < 2:
+        return f'"categorical" takes a list of values; got {_text(value)}'
+    message = message.removeprefix("Value error, ")
+    if message.startswith("Input "):
+        return f'"{key}": {_subject(kind, rest, value)} {message.removeprefix("Input ")}'
+    return f'"{key}": {message}'
+
+
+def read_space(document: Any) -> tuple[SearchSpace | None, list[str]]:
+    """The well-formed entries of a space document, and a problem per malformed one (all at once).
+
+    Each problem starts with the field path, then the distribution key in the document's own
+    words (`ppo.n_epochs: "int": lo 3.5 should be a valid integer`). None when no entry is usable.
+    """
+    if isinstance(document, SearchSpace):
+        return document, []
+    if not isinstance(document, dict):
+        return None, [f"a search space is a JSON object {{field path: distribution}}, not {_text(document)}"]
+    if not document:
+        return None, ['the search space is empty; name at least one field, e.g. {"learning_rate": ...}']
+    problems: list[str] = []
+    good: dict[str, Any] = {}
+    for path, value in document.items():
+        try:
+            SearchSpace.model_validate({path: value})
+        except ValidationError as exc:
+            reasons = [_structural(error) for error in exc.errors()]
+            problems.extend(f"{path}: {reason}" for reason in dict.fromkeys(reasons))
+        else:
+            good[path] = value
+    return (SearchSpace.model_validate(good) if good else None), problems
+
+
+def first_values(space: SearchSpace) -> dict[str, Any]:
+    """Each path's first categorical choice or its range's lower end."""
+    return {path: _values_to_check(distribution)[0] for path, distribution in space.root.items()}
+
+
+def field_values(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec document as {field path: value}: sections and nested models by field, one path per
+    backend_options/env_kwargs key; an empty section holds no path, `env` is one value."""
+    values: dict[str, Any] = {}
+    for key, value in document.items():
+        if key in FREE_KEYS and isinstance(value, dict):
+            values.update({f"{key}.{name}": item for name, item in value.items()})
+        elif key != "env" and isinstance(value, dict):
+            values.update({f"{key}.{path}": item for path, item in field_values(value).items()})
+        else:
+            values[key] = value
+    return values
+
+
+def fixed_fields(spec: AgentSpec) -> dict[str, Any]:
+    """The fields the user set in a base spec (flags, --spec, the Python spec), by path; the
+    study fields (backend, algorithm, env, seed) are left out."""
+    given = field_values(spec.model_dump(mode="json", exclude_unset=True))
+    return {path: value for path, value in given.items() if path.split(".")[0] not in STUDY_FIELDS}
+
+
+def covers(fixed: str, path: str) -> bool:
+    """Whether fixing the field `fixed` fixes the searched `path` (the same field, or its section)."""
+    return path == fixed or path.startswith(fixed + ".")
+
+
+def value_at(document: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path of a spec document; None where it has none."""
+    node: Any = document
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
 
 
 def nested(path: str, value: Any) -> dict[str, Any]:
@@ -315,8 +421,22 @@ def _rejection(base: dict[str, Any], path: str, value: Any) -> str | None:
     return None
 
 
-def check_space(space: SearchSpace, base: AgentSpec) -> None:
-    """Raise SearchSpaceError naming every path of `space` that cannot be searched on `base`."""
+def _fixed_problem(path: str, fixed: Mapping[str, Any]) -> str | None:
+    for name, value in fixed.items():
+        if covers(name, path):
+            return (
+                f"fixed to {_text(value)} by your spec (the flag --{name} or --spec) and searched by the "
+                "space; a field is either fixed or searched: drop it from the space, or drop the fixed value"
+            )
+    return None
+
+
+def space_problems(space: SearchSpace, base: AgentSpec, fixed: Mapping[str, Any] | None = None) -> list[str]:
+    """Every reason a path of `space` cannot be searched on `base`, each starting with the path.
+
+    `fixed` ({path: value}, see fixed_fields) are the fields the user fixed: searching one of them
+    is a problem too.
+    """
     document = base.model_dump(mode="json", exclude_unset=True)
     problems: list[str] = []
     for path, distribution in space.root.items():
@@ -325,7 +445,11 @@ def check_space(space: SearchSpace, base: AgentSpec) -> None:
         except ValueError as exc:
             problems.append(f"{path}: {exc}")
             continue
-        problem = _type_problem(distribution, annotation) or _range_problem(distribution)
+        problem = (
+            _fixed_problem(path, fixed or {})
+            or _type_problem(distribution, annotation)
+            or _range_problem(distribution)
+        )
         if problem is not None:
             problems.append(f"{path}: {problem.replace('{path}', path)}")
             continue
@@ -334,11 +458,23 @@ def check_space(space: SearchSpace, base: AgentSpec) -> None:
             if reason is not None:
                 what = "the choice" if isinstance(distribution, CategoricalDistribution) else "the range end"
                 problems.append(f"{path}: {what} {json.dumps(value)} is rejected by AgentSpec ({reason})")
+    return problems
+
+
+def space_error(base: AgentSpec, problems: list[str]) -> SearchSpaceError:
+    """The SearchSpaceError listing `problems`, one a line."""
+    return SearchSpaceError(
+        f"the search space for {base.backend}/{base.algorithm} cannot be searched:\n  "
+        + "\n  ".join(problems)
+    )
+
+
+def check_space(space: SearchSpace, base: AgentSpec, fixed: Mapping[str, Any] | None = None) -> None:
+    """Raise SearchSpaceError naming every path of `space` that cannot be searched on `base`
+    (including those in `fixed`, the fields the user fixed; see fixed_fields)."""
+    problems = space_problems(space, base, fixed)
     if problems:
-        raise SearchSpaceError(
-            f"the search space for {base.backend}/{base.algorithm} cannot be searched:\n  "
-            + "\n  ".join(problems)
-        )
+        raise space_error(base, problems)
 
 
 def is_finite(values: Iterable[float | None]) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +60,9 @@ class StudyJob:
     spec: AgentSpec
     space: SearchSpace
     settings: TuneSettings
+    on_iteration_size: Callable[[int, int], None] | None = field(default=None, compare=False)
+    """Called with (trial number, env steps per iteration) once a trial's agents are built (in
+    the process that runs the trial); the size is also the trial's "iteration_steps" attribute."""
 
 
 class BoundaryEvaluation(Callback):
@@ -263,6 +267,10 @@ def run_trial(trial: Trial, job: StudyJob, worker: int = 0) -> float:
                 _open_seat(stack, plan, directory, settings.eval_episodes)
                 for plan, directory in zip(plans, directories, strict=True)
             ]
+            size = max(seat.agent.effective_hyperparameters().iteration_steps for seat in seats)
+            trial.set_user_attr("iteration_steps", size)
+            if job.on_iteration_size is not None:
+                job.on_iteration_size(trial.number, size)
             value = float("nan")
             for boundary in settings.boundaries:
                 values = [seat.reach(boundary, settings.steps) for seat in seats]
