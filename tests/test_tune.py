@@ -142,6 +142,15 @@ def test_a_bad_trial_is_pruned_at_its_first_evaluation(tmp_path):
     assert report.studies[0].counts.pruned == len([s for _, s in states if s == "PRUNED"]) >= 1
 
 
+def test_a_trial_is_never_pruned_at_its_last_evaluation(tmp_path):
+    # One evaluation per trial (at the budget's end): the bad trials the test above prunes at
+    # 100 steps here finish their budget, so their objective is recorded, not thrown away.
+    run(tmp_path, trials=6, pruner="median", startup_trials=1, warmup_steps=0, study_seed=3, steps=100)
+    states = [(t.params["learning_rate"], t.state.name) for t in trials(tmp_path)]
+    assert {rate for rate, _ in states} == {BAD, GOOD}
+    assert all(state == "COMPLETE" for _, state in states)
+
+
 def test_a_failing_trial_is_recorded_with_its_reason_and_the_study_goes_on(tmp_path):
     space = {
         "backend_options.explode": {"categorical": [True, False]},

@@ -278,7 +278,9 @@ def run_trial(trial: Trial, job: StudyJob, worker: int = 0) -> float:
                     raise FloatingPointError(f"the evaluation at {boundary:,} env steps returned {values}")
                 value = sum(v for v in values if v is not None) / len(values)
                 trial.report(value, boundary)
-                if trial.should_prune():
+                # The last evaluation ends the trial anyway: pruning there would only throw away
+                # a finished trial's objective (the median pruner compares it with the others').
+                if boundary < settings.boundaries[-1] and trial.should_prune():
                     trial.set_user_attr("pruned_step", boundary)
                     trial.set_user_attr("pruned_value", value)
                     finish(seats, "pruned")
