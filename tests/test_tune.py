@@ -142,6 +142,20 @@ def test_a_bad_trial_is_pruned_at_its_first_evaluation(tmp_path):
     assert report.studies[0].counts.pruned == len([s for _, s in states if s == "PRUNED"]) >= 1
 
 
+def test_the_mean_objective_is_the_running_mean_of_the_evaluations(tmp_path):
+    run(tmp_path, trials=2, objective="mean")
+    for trial in trials(tmp_path):
+        steps = sorted(trial.intermediate_values)
+        assert steps == [100, 200, 300]
+        # Each report is the mean of the evaluations so far; the last one is the objective.
+        reported = [trial.intermediate_values[s] for s in steps]
+        assert trial.value == pytest.approx(reported[-1])
+        evaluations = [reported[0], 2 * reported[1] - reported[0], 3 * reported[2] - 2 * reported[1]]
+        assert trial.value == pytest.approx(sum(evaluations) / 3)
+        (directory,) = trial.user_attrs["directories"]
+        assert RunStatus.read(tmp_path / directory).eval_return_mean == pytest.approx(evaluations[-1])
+
+
 def test_a_trial_is_never_pruned_at_its_last_evaluation(tmp_path):
     # One evaluation per trial (at the budget's end): the bad trials the test above prunes at
     # 100 steps here finish their budget, so their objective is recorded, not thrown away.

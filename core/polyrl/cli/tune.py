@@ -201,6 +201,12 @@ def tune(
         int | None,
         typer.Option(help="Seeds the best spec is re-trained on after the study (default 2; 0: none)."),
     ] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            help="final (default: the last evaluation) or mean (of all evaluations: learning speed)."
+        ),
+    ] = None,
     sampler: Annotated[str | None, typer.Option(help="tpe (default) or random.")] = None,
     pruner: Annotated[str | None, typer.Option(help="median (default), hyperband, halving or none.")] = None,
     startup_trials: Annotated[
@@ -245,7 +251,8 @@ def tune(
             raise ConfigurationError(f"give the study a NAME first, e.g. polyrl tune cartpole {name} ...")
         given = {
             "trials": trials, "steps": steps, "eval_every": eval_every, "eval_episodes": eval_episodes,
-            "seeds": seeds, "fresh_seeds": fresh_seeds, "sampler": sampler, "pruner": pruner,
+            "seeds": seeds, "objective": objective, "fresh_seeds": fresh_seeds, "sampler": sampler,
+            "pruner": pruner,
             "startup_trials": startup_trials, "warmup_steps": warmup_steps, "study_seed": study_seed,
             "top": top,
         }  # fmt: skip

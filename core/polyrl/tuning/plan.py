@@ -54,7 +54,11 @@ class TuneSettings(SpecModel):
     eval_episodes: Annotated[int, Field(gt=0)] = 5
     """Deterministic episodes per evaluation."""
     seeds: Annotated[int, Field(gt=0, le=MAX_SEEDS)] = 1
-    """Seeds per trial, trained in lockstep; the objective is their mean final evaluation."""
+    """Seeds per trial, trained in lockstep; the objective is the mean over them."""
+    objective: Literal["final", "mean"] = "final"
+    """"final": the last evaluation (what the trial ends with); "mean": the mean of all its
+    evaluations (the area under the learning curve: rewards learning fast, which "final" cannot
+    see once many trials reach an env's maximum return)."""
     fresh_seeds: Annotated[int, Field(ge=0, le=MAX_SEEDS)] = 2
     """Seeds the best spec is re-trained on after the study (seeds no trial used); 0: none."""
     sampler: Sampler = "tpe"

@@ -272,11 +272,17 @@ def run_trial(trial: Trial, job: StudyJob, worker: int = 0) -> float:
             if job.on_iteration_size is not None:
                 job.on_iteration_size(trial.number, size)
             value = float("nan")
+            evaluations: list[float] = []
             for boundary in settings.boundaries:
                 values = [seat.reach(boundary, settings.steps) for seat in seats]
                 if not is_finite(values):
                     raise FloatingPointError(f"the evaluation at {boundary:,} env steps returned {values}")
-                value = sum(v for v in values if v is not None) / len(values)
+                evaluations.append(sum(v for v in values if v is not None) / len(values))
+                # "mean" reports the running mean, so the pruner compares like with like and the
+                # last report is the objective itself.
+                value = (
+                    evaluations[-1] if settings.objective == "final" else sum(evaluations) / len(evaluations)
+                )
                 trial.report(value, boundary)
                 # The last evaluation ends the trial anyway: pruning there would only throw away
                 # a finished trial's objective (the median pruner compares it with the others').
