@@ -7,6 +7,8 @@ and a Dict; each is proven by a planted bug that fails it (tests/test_conformanc
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polyrl
 import pytest
@@ -88,17 +90,25 @@ def test_discrete_observations(observation_runs: ObservationRuns) -> None:
     space, cells = raw_observations(runs.action_kind, "discrete")
     assert isinstance(space, spaces.Discrete)
     one_hot = np.eye(int(space.n), dtype=np.float32)[cells]
-    actions = act_in_space(agent, cells, cells, "grid cell")
-    for index, (cell, vector) in enumerate(zip(cells, one_hot, strict=True)):
-        raw, encoded = agent.act(cell), agent.act(vector)
-        assert actions_equal(raw, encoded), (
-            f"cell #{index} ({cell}): act(int) {raw!r}, act(one-hot) {encoded!r}"
+    acts_alike_raw_and_encoded(runs, agent, cells, one_hot, "grid cell", ("int", "one-hot"))
+
+
+def acts_alike_raw_and_encoded(
+    runs: ObservationRuns, agent: Any, raw: Any, encoded: np.ndarray, what: str, words: tuple[str, str]
+) -> None:
+    """act() on each raw observation equals act() on its encoding, alone and as a batch, inside the
+    action space; an agent loaded from its checkpoint acts identically on the raw batch."""
+    actions = act_in_space(agent, raw, raw, what)
+    for index, (observation, vector) in enumerate(zip(raw, encoded, strict=True)):
+        from_raw, from_encoded = agent.act(observation), agent.act(vector)
+        assert actions_equal(from_raw, from_encoded), (
+            f"{what} #{index}: act({words[0]}) {from_raw!r}, act({words[1]}) {from_encoded!r}"
         )
-    assert actions_equal(actions, agent.act(one_hot)), (
-        "a batch of ints and its one-hot matrix act differently"
+    assert actions_equal(actions, agent.act(encoded)), (
+        f"a batch of {words[0]} observations and its {words[1]} matrix act differently"
     )
     _, loaded = runs.reload(agent)
-    assert actions_equal(actions, loaded.act(cells)), "the loaded agent acts differently"
+    assert actions_equal(actions, loaded.act(raw)), "the loaded agent acts differently"
 
 
 def test_dict_observations(observation_runs: ObservationRuns) -> None:
@@ -111,17 +121,7 @@ def test_dict_observations(observation_runs: ObservationRuns) -> None:
     train_one(agent, "Dict")
     space, observations = raw_observations(runs.action_kind, "dict")
     flat = np.stack([np.asarray(spaces.flatten(space, o), dtype=np.float32) for o in observations])
-    actions = act_in_space(agent, observations, observations, "dict observation")
-    for index, (observation, vector) in enumerate(zip(observations, flat, strict=True)):
-        raw, encoded = agent.act(observation), agent.act(vector)
-        assert actions_equal(raw, encoded), (
-            f"observation #{index}: act(dict) {raw!r}, act(flattened) {encoded!r}"
-        )
-    assert actions_equal(actions, agent.act(flat)), (
-        "a batch of dicts and its flattened matrix act differently"
-    )
-    _, loaded = runs.reload(agent)
-    assert actions_equal(actions, loaded.act(observations)), "the loaded agent acts differently"
+    acts_alike_raw_and_encoded(runs, agent, observations, flat, "dict observation", ("dict", "flattened"))
 
 
 def test_device(observation_runs: ObservationRuns) -> None:

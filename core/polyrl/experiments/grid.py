@@ -16,13 +16,14 @@ from rich.console import Console
 from polyrl._model import StrictModel
 from polyrl.cli.overrides import merge
 from polyrl.config import TrainConfig
-from polyrl.errors import ConfigurationError, UnknownAlgorithmError
+from polyrl.errors import ConfigurationError
 from polyrl.experiments.executors import default_workers, run_local, run_ray
 from polyrl.experiments.naming import experiment_directory, run_directory, variant_name
 from polyrl.experiments.plan import PLAN_FILE, RunPlan, RunStatus, write_json
 from polyrl.experiments.progress import GridProgress
 from polyrl.plugins import registry
 from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, check_connect_timeout
+from polyrl.run import check_algorithm
 from polyrl.spec import AgentSpec
 
 GRID_FILE = "grid.json"
@@ -95,14 +96,9 @@ class GridInterrupted(KeyboardInterrupt):
 
 
 def _check_backend(spec: AgentSpec) -> None:
-    # A misspelt backend or algorithm fails here, before any run directory exists, instead of in
-    # every run's process. Only declared names are checked: the library may live on the cluster.
-    info = registry().backend(spec.backend)
-    if spec.algorithm not in info.algorithms:
-        raise UnknownAlgorithmError(
-            f"backend {info.name!r} has no algorithm {spec.algorithm!r}; it provides "
-            f"{sorted(info.algorithms)}"
-        )
+    # A misspelt backend or algorithm fails here, before anything is written, instead of in every
+    # run's process. Only declared names are checked: the library may live on the cluster.
+    check_algorithm(registry().backend(spec.backend), spec)
 
 
 def _nested(key: str, value: Any) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyrl.errors import SearchSpaceError, StudyError, UnknownAlgorithmError, UnsupportedOptionError
+from polyrl.errors import SearchSpaceError, StudyError, UnsupportedOptionError
 from polyrl.plugins import registry
 from polyrl.ray_connect import DEFAULT_CONNECT_TIMEOUT, check_connect_timeout
 from polyrl.redact import MASK, redact_uri
+from polyrl.run import check_algorithm
 from polyrl.spec import AgentSpec
 from polyrl.tuning.plan import (
     DEFAULT_ROOT,
@@ -50,13 +51,9 @@ Report = Callable[[str], None]
 
 
 def _check_backend(spec: AgentSpec) -> None:
-    # A misspelt backend or algorithm fails before anything is written (as in a grid).
-    info = registry().backend(spec.backend)
-    if spec.algorithm not in info.algorithms:
-        raise UnknownAlgorithmError(
-            f"backend {info.name!r} has no algorithm {spec.algorithm!r}; "
-            f"it provides {sorted(info.algorithms)}"
-        )
+    # A misspelt backend or algorithm fails here, before anything is written, instead of in every
+    # run's process. Only declared names are checked: the library may live on the cluster.
+    check_algorithm(registry().backend(spec.backend), spec)
 
 
 def _spec_of(spec: AgentSpec | dict[str, Any] | None) -> AgentSpec:
