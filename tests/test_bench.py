@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,16 +21,26 @@ from polyrl.errors import ConfigurationError
 from polyrl_conformance.bench import report as reporting
 from polyrl_conformance.bench.baseline import compare
 from polyrl_conformance.bench.cells import BenchCell, backend_cells, declared_cells, select_cells
-from polyrl_conformance.bench.matrix import CONTINUOUS_ENVS, DISCRETE_ENVS, ENV_THRESHOLDS, MATRIX, SLICES
+from polyrl_conformance.bench.matrix import (
+    CONTINUOUS_ENVS,
+    DISCRETE_ENVS,
+    ENV_THRESHOLDS,
+    IMAGE_ENVS,
+    MATRIX,
+    NESTED,
+    SLICES,
+    covering_slice,
+)
 from polyrl_conformance.bench.merge import merge_reports
 from polyrl_conformance.bench.overhead import measure_ratio
 from polyrl_conformance.bench.records import BenchReport, CellResult, CurvePoint, RatioResult, SeedResult
-from polyrl_conformance.bench.runner import finished_ratio, run_cells, thin_curve
+from polyrl_conformance.bench.runner import finished_ratio, run_cells, seed_directory, thin_curve
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = ("sb3", "rllib", "tianshou")
+MINATAR = "MinAtar/Breakout-v1"
 #: Every declared backend's cells, built-in ones tuned by their plugins' polyrl_bench_cells.
 CELLS = [cell for cell in declared_cells() if cell.backend in BUILTIN]
 
@@ -69,9 +80,10 @@ def test_every_builtin_cell_is_consistent():
         assert cell.solve_threshold == ENV_THRESHOLDS[cell.env]
         assert cell.min_return <= cell.solve_threshold
         assert cell.note, f"{cell.key} does not say where its min_return comes from"
-        # slices nest: a cell of a smaller slice is in every bigger one
-        smallest = min(SLICES.index(s) for s in cell.slices)
-        assert cell.slices == list(SLICES[smallest:])
+        # the nested slices: a cell of a smaller one is in every bigger one; images: the image envs
+        nested = [s for s in cell.slices if s in NESTED]
+        assert nested == list(NESTED[NESTED.index(nested[0]) :]) and "full" in nested
+        assert ("images" in cell.slices) == (cell.env in IMAGE_ENVS)
         spec = cell.agent_spec(seed=3)
         assert (spec.backend, spec.algorithm, spec.env, spec.seed) == (
             cell.backend,
@@ -94,6 +106,9 @@ def test_the_slices_hold_the_issue_matrix_for_each_builtin_backend():
         }
         assert by_slice["default"] == expected
         assert {env for _, env in by_slice["full"]} == set(ENV_THRESHOLDS)
+        # every built-in backend has PPO and DQN with a CNN for images: both MinAtar cells
+        assert by_slice["images"] == {("ppo", MINATAR), ("dqn", MINATAR)}
+        assert by_slice["images"] <= by_slice["full"]
     assert {c.algorithm for c in CELLS if c.backend == "sb3"} == {"ppo", "a2c", "dqn", "sac", "td3"}
     assert {c.algorithm for c in CELLS if c.backend == "rllib"} == {"ppo", "dqn", "sac"}
 
@@ -112,15 +127,15 @@ def test_builtin_cells_map_onto_their_backend(backend):
         if backend == "sb3":
             from polyrl_sb3.params import sb3_kwargs
 
-            sb3_kwargs(spec, env.action_space)
+            sb3_kwargs(spec, env.action_space, env.observation_space)
         elif backend == "tianshou":
             from polyrl_tianshou.params import settings
 
-            settings(spec, env.action_space)
+            settings(spec, env.action_space, env.observation_space)
         else:
             from polyrl_rllib.params import build_config, read_settings
 
-            build_config(spec, "CartPole-v1", read_settings(spec))
+            build_config(spec, "CartPole-v1", read_settings(spec), env.observation_space)
 
 
 def test_a_cell_refuses_fields_it_owns_and_a_min_return_above_solved():
@@ -146,13 +161,19 @@ def test_third_party_backends_get_the_matrix_cells_their_algorithms_fit():
         },
     )
     cells = backend_cells(info)  # no tuning: what a plugin without polyrl_bench_cells gets
-    assert {(c.algorithm, c.env) for c in cells} == {
+    vectors = {
         (a, e)
         for a, e in MATRIX
-        if (a == "ppo" and e in DISCRETE_ENVS) or (a == "sac" and e in CONTINUOUS_ENVS)
+        if (a == "ppo" and e in DISCRETE_ENVS and e not in IMAGE_ENVS)
+        or (a == "sac" and e in CONTINUOUS_ENVS)
     }
+    assert {(c.algorithm, c.env) for c in cells} == vectors  # no "image" declared: no MinAtar cell
     assert all(c.min_return == c.solve_threshold == ENV_THRESHOLDS[c.env] for c in cells)
     assert [c.key for c in cells if "ci" in c.slices] == ["acme/ppo/CartPole-v1"]
+    ppo = info.algorithms["ppo"].model_copy(update={"observation_spaces": ["box", "image"]})
+    seeing = info.model_copy(update={"algorithms": {**info.algorithms, "ppo": ppo}})
+    images = [c for c in backend_cells(seeing) if "images" in c.slices]
+    assert [(c.key, c.slices) for c in images] == [("acme/ppo/MinAtar/Breakout-v1", ["full", "images"])]
 
 
 def test_select_cells_filters_and_names_bad_input(fake_backend):
@@ -165,6 +186,10 @@ def test_select_cells_filters_and_names_bad_input(fake_backend):
     ]
     assert [c.env for c in select_cells("full", ["fake"], cells=pool)] == ["CartPole-v1", "Acrobot-v1"]
     assert [c.env for c in select_cells("ci", ["fake"], cells=pool)] == ["CartPole-v1"]
+    pool.append(tiny_cell(env=MINATAR, solve_threshold=10.0, min_return=1.0, slices=["full", "images"]))
+    assert [c.env for c in select_cells("images", ["fake"], cells=pool)] == [MINATAR]
+    full = select_cells("full", ["fake"], cells=pool)
+    assert [c.env for c in full] == ["CartPole-v1", "Acrobot-v1", MINATAR]
     assert select_cells("full", ["fake"], envs=["Pendulum-v1"], cells=pool) == []
     with pytest.raises(ValueError, match="unknown slice"):
         select_cells("nightly")  # type: ignore[arg-type]
@@ -374,6 +399,12 @@ def test_cli_lists_cells_and_refuses_an_empty_selection():
         full.exit_code == 0
         and full.output == runner.invoke(app, ["bench", "--slice", "full", "--list"]).output
     )
+    images = runner.invoke(app, ["bench", "--slice", "images", "--list"])
+    assert images.exit_code == 0
+    assert sorted(line.split(":")[0] for line in images.output.splitlines() if line) == sorted(
+        f"{backend}/{algorithm}/{MINATAR}" for backend in installed for algorithm in ("ppo", "dqn")
+    )
+    assert set(images.output.splitlines()) <= set(full.output.splitlines())  # images are in full
     contradiction = runner.invoke(app, ["bench", "--full", "--slice", "ci", "--list"])
     assert contradiction.exit_code == 2 and "contradicts --slice ci" in contradiction.output
     empty = runner.invoke(app, ["bench", "--slice", "ci", "--env", "Pendulum-v1"])
@@ -617,7 +648,26 @@ def test_every_builtin_cell_has_a_measured_pass_line_below_what_was_measured():
     unmeasured = [c.key for c in CELLS if c.note.startswith(("not measured", "not tuned"))]
     assert unmeasured == []
     for cell in CELLS:
-        assert "measured 2026-11-25" in cell.note and cell.min_return <= cell.solve_threshold
+        assert re.search(r"measured 20\d\d-\d\d-\d\d", cell.note), cell.key
+        assert cell.min_return <= cell.solve_threshold
+
+
+def test_minatar_pass_lines_lie_above_what_a_random_policy_scores():
+    """A random policy scores about 0.4 per MinAtar Breakout episode: a pass line must need learning."""
+    minatar = [c for c in CELLS if c.env == MINATAR]
+    assert {c.backend for c in minatar} == set(BUILTIN)
+    for cell in minatar:
+        assert 1.0 <= cell.min_return <= cell.solve_threshold == ENV_THRESHOLDS[MINATAR], cell.key
+        spec = cell.agent_spec(0)
+        assert spec.network is None  # polyrl's CNN for images, the same on every backend
+
+
+def test_images_slice_merges_into_full_and_its_runs_do_not_nest_directories(tmp_path):
+    assert covering_slice(["images"]) == "images"
+    assert covering_slice(["full", "images"]) == covering_slice(["default", "images"]) == "full"
+    assert covering_slice(["ci", "default"]) == "default"
+    cell = tiny_cell(env=MINATAR, solve_threshold=10.0, min_return=1.0, slices=["full", "images"])
+    assert seed_directory(tmp_path, cell, 2) == tmp_path / "fake_linear_MinAtar-Breakout-v1_s2"
 
 
 def test_merge_orders_cells_as_the_cells_file_does(tmp_path):

@@ -1,10 +1,10 @@
 """`polyrl bench`: the learning half of the conformance suite.
 
-Trains every backend x algorithm x environment cell of a slice (`ci`, `default`, `full`) for a
-fixed env-step budget with several seeds, each seed in a fresh process, and reports per cell the
-final deterministic evaluation return, the env steps and training seconds to the environment's
-solve threshold, env steps per second and polyrl's time relative to the native library called
-directly. A cell whose judged return falls below its `min_return` fails the run.
+Trains every backend x algorithm x environment cell of a slice (`ci`, `default`, `full`,
+`images`) for a fixed env-step budget with several seeds, each seed in a fresh process, and
+reports per cell the final deterministic evaluation return, the env steps and training seconds
+to the environment's solve threshold, env steps per second and polyrl's time relative to the
+native library called directly. A cell whose judged return falls below its `min_return` fails the run.
 
 The bench names no backend: the cells are the generic matrix for each installed backend's
 declared algorithms, tuned by the backend's own plugin through the hooks in `hookspecs`.

@@ -1,7 +1,7 @@
 """Benchmark cells: one backend x algorithm x environment each, with its budget and thresholds.
 
-A backend's cells are the matrix entries its declared algorithms and action spaces fit
-(`matrix.MATRIX`), each with whatever its plugin tunes (`tuning`, through the
+A backend's cells are the matrix entries its declared algorithms, action and observation
+spaces fit (`matrix.MATRIX`), each with whatever its plugin tunes (`tuning`, through the
 `polyrl_bench_cells` hook): a measured pass/fail line and note, spec fields on top of the
 matrix's. An entry the plugin does not tune is judged against the environment's solve threshold.
 
@@ -20,7 +20,15 @@ from polyrl.cli.overrides import merge
 from polyrl.errors import ConfigurationError
 from pydantic import Field, JsonValue, model_validator
 
-from polyrl_conformance.bench.matrix import DISCRETE_ENVS, ENV_THRESHOLDS, MATRIX, SLICES, Slice, slices_from
+from polyrl_conformance.bench.matrix import (
+    DISCRETE_ENVS,
+    ENV_THRESHOLDS,
+    IMAGE_ENVS,
+    MATRIX,
+    SLICES,
+    Slice,
+    slices_from,
+)
 from polyrl_conformance.bench.tuning import CellTuning, collect_tunings
 
 if TYPE_CHECKING:
@@ -91,10 +99,18 @@ class BenchCell(StrictModel):
 
 
 def fits(info: BackendInfo, algorithm: str, env: str) -> bool:
-    """Whether the backend declares `algorithm` for the env's action space and Box observations."""
+    """Whether the backend declares `algorithm` for the env's action space and observations.
+
+    An image env (MinAtar) needs "image" among the observation spaces: the algorithm builds a CNN.
+    """
     declared = info.algorithms.get(algorithm)
-    kind = "discrete" if env in DISCRETE_ENVS else "box"
-    return declared is not None and kind in declared.action_spaces and "box" in declared.observation_spaces
+    action = "discrete" if env in DISCRETE_ENVS else "box"
+    observation = "image" if env in IMAGE_ENVS else "box"
+    return (
+        declared is not None
+        and action in declared.action_spaces
+        and observation in declared.observation_spaces
+    )
 
 
 def make_cell(backend: str, algorithm: str, env: str, tuning: CellTuning | None = None) -> BenchCell:
@@ -119,7 +135,7 @@ def make_cell(backend: str, algorithm: str, env: str, tuning: CellTuning | None 
         eval_episodes=entry.eval_episodes,
         ratio_steps=entry.ratio_steps,
         judge=entry.judge,
-        slices=slices_from(entry.smallest_slice),
+        slices=slices_from(entry.smallest_slice, env),
         note=note,
     )
 
@@ -137,7 +153,7 @@ def backend_cells(
     if unfit:
         raise ConfigurationError(
             f"backend {info.name!r} tunes bench cells it does not fit (algorithm not declared for that "
-            f"action space): {', '.join(unfit)}"
+            f"action or observation space): {', '.join(unfit)}"
         )
     return [make_cell(info.name, a, e, tunings.get((a, e))) for a, e in MATRIX if fits(info, a, e)]
 

@@ -24,11 +24,12 @@ EXIT_FAILED = 1
 
 
 class SliceName(StrEnum):
-    """The benchmark slices (nested: ci is part of default, default of full)."""
+    """The benchmark slices (nested: ci is part of default, default of full; images is part of full)."""
 
     ci = "ci"
     default = "default"
     full = "full"
+    images = "images"
 
 
 def _command(options: dict[str, Any]) -> str:
@@ -187,7 +188,8 @@ BENCH_HELP = (
     "called directly. Writes OUT/DATE-SLICE.json/.md/.png and OUT/latest.json/.md; exits with status 1 "
     "naming every cell below its threshold. Slices: ci (PPO on CartPole-v1 per backend), default "
     "(+ DQN on CartPole-v1, PPO and SAC on Pendulum-v1), full (+ Acrobot-v1, MountainCar-v0, "
-    "MountainCarContinuous-v0, A2C, TD3)."
+    "MountainCarContinuous-v0, A2C, TD3, and the images cells), images (PPO and DQN on MinAtar "
+    "Breakout's image observations, through each backend's CNN)."
 )
 
 

@@ -1,13 +1,16 @@
 """The benchmark's matrix: which algorithm trains on which environment, for how long, with what.
 
-The matrix is generic: every backend trains the same entries (those its declared algorithms and
-action spaces fit), with the same budget and spec fields, in polyrl's common vocabulary. What is
-specific to a backend (its measured pass/fail lines, spec fields its library needs) comes from
-its plugin's `polyrl_bench_cells` hook (see `tuning`).
+The matrix is generic: every backend trains the same entries (those its declared algorithms,
+action and observation spaces fit), with the same budget and spec fields, in polyrl's common
+vocabulary. What is specific to a backend (its measured pass/fail lines, spec fields its library
+needs) comes from its plugin's `polyrl_bench_cells` hook (see `tuning`).
 
 Slices nest: `ci` (PPO on CartPole-v1 per backend, stopped at the threshold) is part of
 `default` (PPO and DQN on CartPole-v1, PPO and SAC on Pendulum-v1), which is part of `full`
-(adds Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0, A2C and TD3).
+(adds Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0, A2C and TD3, and the image cells).
+`images` cuts across them: the cells whose environment gives image observations (PPO and DQN on
+MinAtar Breakout, through each backend's CNN), also part of `full`, selectable alone because
+they take minutes per backend.
 """
 
 from __future__ import annotations
@@ -17,32 +20,60 @@ from typing import Literal
 from polyrl._model import StrictModel
 from pydantic import Field, JsonValue
 
-Slice = Literal["ci", "default", "full"]
-SLICES: tuple[Slice, ...] = ("ci", "default", "full")
+NestedSlice = Literal["ci", "default", "full"]
+Slice = NestedSlice | Literal["images"]
+#: The slices that nest, smallest first: a cell of one is in every later one.
+NESTED: tuple[NestedSlice, ...] = ("ci", "default", "full")
+#: Every slice: the nested ones, then `images` (the image-observation cells, all in `full` too).
+SLICES: tuple[Slice, ...] = (*NESTED, "images")
+
+#: MinAtar Breakout's "learned" return. MinAtar defines no solved score (a brick is worth 1; the
+#: bricks come back once cleared, so an episode lasts until the ball is missed). Measured here
+#: (2026-12-01, 200 episodes of MinAtar/Breakout-v1 with its default sticky actions): a uniform
+#: random policy scores 0.4 (at most 4), always moving left 0.55, not moving 0. Five bricks per
+#: episode, more than ten times a random policy, takes returning the ball again and again: what
+#: the images cells' few-minute budgets reach with PPO and DQN (about 5-7 on every backend).
+MINATAR_LEARNED = 5.0
 
 #: The return at which each environment counts as solved: Gymnasium's reward threshold;
-#: Acrobot-v1 and MountainCar-v0 use the customary -100 and -110.
+#: Acrobot-v1 and MountainCar-v0 use the customary -100 and -110. MinAtar has no official one:
+#: MINATAR_LEARNED below.
 ENV_THRESHOLDS: dict[str, float] = {
     "CartPole-v1": 475.0,
     "Acrobot-v1": -100.0,
     "MountainCar-v0": -110.0,
     "Pendulum-v1": -200.0,
     "MountainCarContinuous-v0": 90.0,
+    "MinAtar/Breakout-v1": MINATAR_LEARNED,
 }
-DISCRETE_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
+DISCRETE_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MinAtar/Breakout-v1")
 CONTINUOUS_ENVS = ("Pendulum-v1", "MountainCarContinuous-v0")
+#: Environments with image observations (rank-3 Box): a backend needs "image" among the
+#: algorithm's observation spaces (it builds polyrl's CNN) to get their cells.
+IMAGE_ENVS = ("MinAtar/Breakout-v1",)
 
 
-def slices_from(smallest: Slice) -> list[Slice]:
-    """The slices a cell of `smallest` belongs to (slices nest)."""
-    return list(SLICES[SLICES.index(smallest) :])
+def slices_from(smallest: NestedSlice, env: str | None = None) -> list[Slice]:
+    """The slices a cell of `smallest` on `env` belongs to: the nested ones, `images` for image envs."""
+    nested: list[Slice] = list(NESTED[NESTED.index(smallest) :])
+    return [*nested, "images"] if env in IMAGE_ENVS else nested
+
+
+def covering_slice(slices: list[Slice]) -> Slice:
+    """The smallest slice holding every cell of results from `slices` (for a merged report)."""
+    distinct = set(slices)
+    if len(distinct) == 1:
+        return slices[0]
+    if "images" in distinct:
+        return "full"  # images and any other slice: only the full matrix holds both
+    return max(distinct, key=NESTED.index)
 
 
 class MatrixEntry(StrictModel):
     """One algorithm x environment of the matrix: what every backend trains alike."""
 
     budget_steps: int
-    smallest_slice: Slice
+    smallest_slice: NestedSlice  # an image env's cells are in `images` too
     spec: dict[str, JsonValue] = Field(default_factory=dict)
     eval_every_steps: int | None = None  # None: a twentieth of the budget
     eval_episodes: int = 10
@@ -184,5 +215,41 @@ MATRIX: dict[tuple[str, str], MatrixEntry] = {
         eval_episodes=5,
         ratio_steps=_OFF_POLICY_RATIO,
         spec={"td3": {"learning_starts": 1000, "action_noise_std": 0.5}},
+    ),
+    # -- full, and the images slice ----------------------------------------------------------
+    # MinAtar Breakout, (10, 10, 4) bool planes: each backend gives it polyrl's small CNN (one 3x3
+    # conv of 16 channels, then 512 hidden units, relu). Settings: the common MinAtar ones
+    # (Young & Tian 2019 for DQN; CleanRL's Atari PPO), scaled to a budget of a few minutes per
+    # backend on 2 CPU cores. DQN updates every 4th step, not every step as in the MinAtar paper:
+    # sb3 ran 118 env steps/s with an update per step here, 433 with one per 4 steps.
+    ("ppo", "MinAtar/Breakout-v1"): MatrixEntry(
+        budget_steps=300_000,
+        smallest_slice="full",
+        spec={
+            "n_envs": 8,
+            "iteration_steps": 1024,  # 128 steps per env
+            "learning_rate": 2.5e-4,
+            "gamma": 0.99,
+            "batch_size": 256,  # 4 minibatches per epoch
+            "ppo": {"n_epochs": 4, "gae_lambda": 0.95, "clip_range": 0.1, "ent_coef": 0.01},
+        },
+    ),
+    ("dqn", "MinAtar/Breakout-v1"): MatrixEntry(
+        budget_steps=100_000,
+        smallest_slice="full",
+        ratio_steps=8000,  # 5,000 random steps then 750 updates: the ratio times the CNN's training too
+        spec={
+            "learning_rate": 2.5e-4,
+            "gamma": 0.99,
+            "batch_size": 32,
+            "dqn": {
+                "buffer_size": 100_000,
+                "learning_starts": 5000,
+                "train_freq": 4,
+                "target_update_interval": 1000,
+                "exploration_fraction": 0.1,
+                "exploration_final_eps": 0.1,
+            },
+        },
     ),
 }

@@ -17,7 +17,7 @@ import statistics
 from polyrl.errors import ConfigurationError
 
 from polyrl_conformance.bench.cells import BenchCell, declared_cells
-from polyrl_conformance.bench.matrix import SLICES
+from polyrl_conformance.bench.matrix import covering_slice
 from polyrl_conformance.bench.records import BenchReport, CellResult, RatioResult, SeedResult
 
 
@@ -148,7 +148,7 @@ def merge_reports(reports: list[BenchReport], names: list[str], command: str) ->
         }
     )
     return BenchReport(
-        slice=max((r.slice for r in reports), key=SLICES.index),
+        slice=covering_slice([r.slice for r in reports]),
         command=command,
         merged_commands=[c for r in reports for c in (r.merged_commands or [r.command])],
         seeds=max(len(c.seeds) for c in merged),

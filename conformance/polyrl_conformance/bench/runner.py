@@ -272,9 +272,17 @@ def measure_ratio_isolated(
     return RatioResult(available=True, error=f"the ratio process {why}; last output:\n{_log_tail(directory)}")
 
 
+def cell_stem(cell: BenchCell) -> str:
+    """The start of a cell's run directories' names: BACKEND_ALGO_ENV, the env's "/" as "-".
+
+    A namespaced id (MinAtar/Breakout-v1) would otherwise nest a directory per namespace.
+    """
+    return f"{cell.backend}_{cell.algorithm}_{cell.env.replace('/', '-')}"
+
+
 def seed_directory(runs_dir: Path, cell: BenchCell, seed: int) -> Path:
     """Where one seed of a cell runs."""
-    return runs_dir / f"{cell.backend}_{cell.algorithm}_{cell.env}_s{seed}"
+    return runs_dir / f"{cell_stem(cell)}_s{seed}"
 
 
 def describe_seed(cell: BenchCell, result: SeedResult) -> str:
@@ -340,7 +348,7 @@ def run_cells(
         ratio_result = None
         if ratio:
             report(f"  {cell.key}: polyrl vs direct, {cell.ratio_steps:,} steps x {ratio_repeats} ...")
-            ratio_dir = runs_dir / f"{cell.backend}_{cell.algorithm}_{cell.env}_ratio"
+            ratio_dir = runs_dir / f"{cell_stem(cell)}_ratio"
             ratio_result = finished_ratio(cell, ratio_repeats, ratio_dir) if resume else None
             if ratio_result is not None:
                 report(f"  reused the ratio measured in {ratio_dir}")

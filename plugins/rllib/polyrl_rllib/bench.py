@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 BACKEND = "rllib"
 MEASURED = "measured 2026-11-25, seed 0"
+MINATAR_MEASURED = "measured 2026-12-01, seeds 0 and 1"
+RANDOM = "a random policy scores 0.4"
 NO_ENERGY = (
     "the no-energy optimum: a random policy gets about -33; reaching the flag needs temporally "
     "correlated exploration (gSDE, Ornstein-Uhlenbeck noise) that polyrl's common settings lack"
@@ -40,6 +42,15 @@ LINES: dict[tuple[str, str], tuple[float, str]] = {
     ("sac", "MountainCarContinuous-v0"): (
         -5.0,
         f"{MEASURED}: final -0.0 (a quarter of the updates: batch size 128, 8 gradient steps), {NO_ENERGY}",
+    ),
+    ("ppo", "MinAtar/Breakout-v1"): (
+        3.0,
+        f"{MINATAR_MEASURED}: final 5.8 and 5.5 (best 6.0, 5.5); 5 reached at 90k and 76k steps; {RANDOM}",
+    ),
+    ("dqn", "MinAtar/Breakout-v1"): (
+        3.0,
+        f"{MINATAR_MEASURED}: final 7.0 and 6.9 (best 7.8, 7.4); 5 reached at 35k and 50k steps "
+        f"(89-108 env steps/s: 16-19 min of training); {RANDOM}",
     ),
 }
 

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 BACKEND = "sb3"
 MEASURED = "measured 2026-11-25, seed 0"
+MINATAR_MEASURED = "measured 2026-12-01, seeds 0 and 1"
+RANDOM = "a random policy scores 0.4"
 NO_ENERGY = (
     "the no-energy optimum: a random policy gets about -33; reaching the flag needs temporally "
     "correlated exploration (gSDE, Ornstein-Uhlenbeck noise) that polyrl's common settings lack"
@@ -45,6 +47,14 @@ LINES: dict[tuple[str, str], tuple[float, str]] = {
     ("td3", "Pendulum-v1"): (-250.0, f"{MEASURED}: final -99.7; -200 reached at 5k steps"),
     ("sac", "MountainCarContinuous-v0"): (-5.0, f"{MEASURED}: final -0.0, {NO_ENERGY}"),
     ("td3", "MountainCarContinuous-v0"): (-5.0, f"{MEASURED}: final -0.0, {NO_ENERGY}"),
+    ("ppo", "MinAtar/Breakout-v1"): (
+        3.0,
+        f"{MINATAR_MEASURED}: final 5.5 and 5.5 (best 5.7, 6.0); 5 reached at 90k and 76k steps; {RANDOM}",
+    ),
+    ("dqn", "MinAtar/Breakout-v1"): (
+        3.0,
+        f"{MINATAR_MEASURED}: final 5.1 and 4.8 (best 6.9, 7.2); 5 reached at 60k and 50k steps; {RANDOM}",
+    ),
 }
 
 

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 BACKEND = "tianshou"
 MEASURED = "measured 2026-11-25, seed 0"
+MINATAR_MEASURED = "measured 2026-12-01, seeds 0 and 1"
+RANDOM = "a random policy scores 0.4"
 NO_ENERGY = (
     "the no-energy optimum: a random policy gets about -33; reaching the flag needs temporally "
     "correlated exploration (gSDE, Ornstein-Uhlenbeck noise) that polyrl's common settings lack"
@@ -46,6 +48,14 @@ LINES: dict[tuple[str, str], tuple[float, str]] = {
     ("td3", "Pendulum-v1"): (-250.0, f"{MEASURED}: final -99.3; -200 reached at 6k steps"),
     ("sac", "MountainCarContinuous-v0"): (-5.0, f"{MEASURED}: final -0.0, {NO_ENERGY}"),
     ("td3", "MountainCarContinuous-v0"): (-5.0, f"{MEASURED}: final -0.0, {NO_ENERGY}"),
+    ("ppo", "MinAtar/Breakout-v1"): (
+        3.0,
+        f"{MINATAR_MEASURED}: final 5.1 and 5.2 (best 5.3, 5.4); 5 reached at 90k and 121k steps; {RANDOM}",
+    ),
+    ("dqn", "MinAtar/Breakout-v1"): (
+        3.0,
+        f"{MINATAR_MEASURED}: final 6.1 and 8.4 (best 7.2, 8.4); 5 reached at 50k steps on both; {RANDOM}",
+    ),
 }
 
 
