@@ -50,7 +50,7 @@ LINES: dict[tuple[str, str], tuple[float, str]] = {
     ("dqn", "MinAtar/Breakout-v1"): (
         3.0,
         f"{MINATAR_MEASURED}: final 7.0 and 6.9 (best 7.8, 7.4); 5 reached at 35k and 50k steps "
-        f"(89-108 env steps/s: 16-19 min of training); {RANDOM}",
+        f"(89-108 env steps/s: 15-19 min of training); {RANDOM}",
     ),
 }
 
