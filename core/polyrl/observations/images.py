@@ -63,6 +63,11 @@ class ImageLayout:
         return f"{dims} ({order}, {self.dtype} in [{self.low:g}, {self.high:g}])"
 
 
+def is_channels_last(shape: tuple[int, int, int]) -> bool:
+    """The one rule for where an image's channels are: last unless the first axis is the smaller outer one."""
+    return shape[0] > shape[2]
+
+
 def image_layout(space: Any) -> ImageLayout | None:
     """The layout of an image observation space, or None when the space is not an image."""
     from gymnasium import spaces
@@ -78,7 +83,7 @@ def image_layout(space: Any) -> ImageLayout | None:
     shape = (int(space.shape[0]), int(space.shape[1]), int(space.shape[2]))
     return ImageLayout(
         shape=shape,
-        channels_last=shape[0] > shape[2],
+        channels_last=is_channels_last(shape),
         low=lo,
         high=hi,
         dtype=str(space.dtype),
@@ -121,4 +126,6 @@ def image_layout_of_shape(shape: tuple[int, ...], scale: tuple[float, float]) ->
     if len(shape) != 3:
         raise ValueError(f"an image has three axes, got shape {shape}")
     three = (int(shape[0]), int(shape[1]), int(shape[2]))
-    return ImageLayout(shape=three, channels_last=three[0] > three[2], low=scale[0], high=scale[1], dtype="?")
+    return ImageLayout(
+        shape=three, channels_last=is_channels_last(three), low=scale[0], high=scale[1], dtype="?"
+    )
