@@ -33,8 +33,9 @@ from polyrl_conformance.bench.matrix import (
 )
 from polyrl_conformance.bench.merge import merge_reports
 from polyrl_conformance.bench.overhead import measure_ratio
+from polyrl_conformance.bench.protocol import thin_curve
 from polyrl_conformance.bench.records import BenchReport, CellResult, CurvePoint, RatioResult, SeedResult
-from polyrl_conformance.bench.runner import finished_ratio, run_cells, seed_directory, thin_curve
+from polyrl_conformance.bench.runner import finished_ratio, run_cells, seed_directory
 from pydantic import ValidationError
 from typer.testing import CliRunner
 

@@ -308,7 +308,10 @@ def test_train_help_lists_every_spec_and_schedule_field_with_type_and_default():
         if flag.path[0] in ("time_limit", "eval_episodes"):
             continue
         assert f"{flag.flag} {flag.type}" in text, flag.flag
-    assert "--learning-rate float (> 0) Optimizer learning rate. [default: backend's]" in text
+    assert (
+        "--learning-rate float|schedule (> 0) Optimizer learning rate: a number, or a schedule (see "
+        'polyrl.schedules), e.g. "lin_3e-4". [default: backend\'s]'
+    ) in text
     assert "--n-envs int (> 0, <= 1024) Parallel envs that collect experience. [default: 1]" in text
 
 
@@ -405,7 +408,7 @@ def test_grid_help_lists_backend_algorithm_and_every_spec_field():
         "--backend str",
         "--algorithm str",
         "--env ",
-        "--learning-rate float (> 0)",
+        "--learning-rate float|schedule (> 0)",
         "--ppo.n-epochs int",
     ):
         assert flag in text, flag

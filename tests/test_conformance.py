@@ -169,6 +169,25 @@ def test_broken_plugin_fails_exactly_the_checks_it_violates(plugin_site: Path, t
     assert "## Failures" in (tmp_path / "conformance.md").read_text()
 
 
+def test_plugin_ignoring_its_declared_schedules_fails_the_schedules_check(
+    plugin_site: Path, tmp_path: Path
+) -> None:
+    """polyrl_broken's second backend declares clip-range and entropy schedules and drops every
+    value the core sets: exactly `schedules` fails, saying which value stayed where."""
+    repo = plugin_site.parent / "polyrl_broken"
+    done = run_suite_as_plugin_ci(plugin_site, repo, tmp_path, "--polyrl-backend", "broken_schedule")
+    assert done.returncode == 1, done.stdout[-4000:]
+    report = read_report(tmp_path)
+    row = cells(report, "broken_schedule", "ppo")
+    assert {check for check, cell in row.items() if cell == "fail"} == {"schedules"}
+    (result,) = [r for r in report["results"] if r["check"] == "schedules"]
+    # The learning rate (set by the core through set_learning_rate) passes; clip_range is the
+    # first declared value and stays at the schedule's start, 0.3, where 0.25, 0.2, 0.15 were due.
+    reason = result["reason"]
+    assert "clip_range follows" in reason, reason
+    assert "expected per iteration [0.3, 0.25, 0.2, 0.15], the library held [0.3, 0.3, 0.3, 0.3]" in reason
+
+
 def test_declared_unsupported_checks_are_reported_with_their_reason(
     plugin_site: Path, tmp_path: Path
 ) -> None:

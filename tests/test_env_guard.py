@@ -343,7 +343,7 @@ def build(backend: str, algorithm: str, fault: str, **fields) -> Agent:
     tiny = polyrl.registry().backend(backend).conformance_overrides[algorithm]
     return Agent(
         backend=backend, algorithm=algorithm, env=faulty_cartpole, env_kwargs={"fault": fault}, seed=0,
-        **tiny, **fields,
+        preset="none", **tiny, **fields,
     )  # fmt: skip
 
 

@@ -227,7 +227,7 @@ def test_a_plugins_tuning_sets_its_cells_and_an_untuned_backend_gets_generic_cel
     ppo = cells["tuned_xyz/ppo/CartPole-v1"]
     assert (ppo.min_return, ppo.note, ppo.spec) == (300.0, "measured here, seed 0: 350", {"gamma": 0.98})
     dqn = cells["tuned_xyz/dqn/CartPole-v1"]
-    matrix_dqn = MATRIX[("dqn", "CartPole-v1")].spec["dqn"]
+    matrix_dqn = MATRIX[("dqn", "CartPole-v1")].spec.get("dqn", {})  # a default cell: preset only
     assert dqn.spec["dqn"] == {**matrix_dqn, "train_freq": 4}  # laid over the matrix, key by key
     assert dqn.min_return == ENV_THRESHOLDS["CartPole-v1"]  # tuned spec, no measured line
     untuned = [cell for key, cell in cells.items() if key.startswith("plain_xyz/")]

@@ -44,7 +44,7 @@ OBS_SEED = 0
 
 
 def tiny(algorithm: str, **fields) -> Agent:
-    settings = {"env": ENV[algorithm], "seed": 0, **TINY[algorithm], **fields}
+    settings = {"env": ENV[algorithm], "seed": 0, "preset": "none", **TINY[algorithm], **fields}
     return Agent(backend="rllib", algorithm=algorithm, **settings)
 
 

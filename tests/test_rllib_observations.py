@@ -198,7 +198,7 @@ def test_minatar_bool_planes_build_and_act():
 
 
 def test_full_size_pong_gets_the_nature_cnn_without_wrappers():
-    agent = tiny("ppo", "ALE/Pong-v5")
+    agent = tiny("ppo", "ALE/Pong-v5", preset="none")  # the ppo-atari preset would add the atari wrapper
     try:
         encoder = agent.effective_hyperparameters().encoder
         assert encoder is not None and encoder.input_shape == [210, 160, 3]

@@ -27,7 +27,7 @@ ENV = {
 
 
 def tiny(algorithm: str, **fields) -> Agent:
-    settings = {"env": ENV[algorithm], "seed": 0, **TINY[algorithm], **fields}
+    settings = {"env": ENV[algorithm], "seed": 0, "preset": "none", **TINY[algorithm], **fields}
     return Agent(backend="sb3", algorithm=algorithm, **settings)
 
 

@@ -27,7 +27,8 @@ from stable_baselines3 import PPO
 
 TINY = {
     "ppo": {"env": "CartPole-v1", "iteration_steps": 128, "batch_size": 64, "ppo": {"n_epochs": 2}},
-    "dqn": {"env": "CartPole-v1", "iteration_steps": 100, "batch_size": 32,
+    # preset none: the DQN presets (dqn-cartpole, the dqn-vector fallback) collect 256 steps per update
+    "dqn": {"env": "CartPole-v1", "iteration_steps": 100, "batch_size": 32, "preset": "none",
             "dqn": {"learning_starts": 50, "buffer_size": 1000}},
     "sac": {"env": "Pendulum-v1", "iteration_steps": 100, "batch_size": 32,
             "sac": {"learning_starts": 50, "buffer_size": 1000}},

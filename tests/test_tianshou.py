@@ -48,7 +48,7 @@ EXPECTED_LOSSES = {
 
 def tiny(algorithm: str, env: str = "", **fields) -> Agent:
     default_env = "CartPole-v1" if algorithm in ("ppo", "a2c", "dqn") else "Pendulum-v1"
-    settings = {"env": env or default_env, "seed": 0, **TINY[algorithm], **fields}
+    settings = {"env": env or default_env, "seed": 0, "preset": "none", **TINY[algorithm], **fields}
     return Agent(backend="tianshou", algorithm=algorithm, **settings)
 
 

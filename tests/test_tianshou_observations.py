@@ -191,7 +191,7 @@ def test_atari_preset_gets_the_nature_cnn():
     ],
 )
 def test_discrete_and_tuple_observations_train_save_load_and_act(algorithm, env, width, raw, tmp_path):
-    agent = tiny(algorithm, env)
+    agent = tiny(algorithm, env, preset="none")  # TINY's iteration size, not the dqn-vector fallback's
     encoder = agent.effective_hyperparameters().encoder
     assert encoder is not None and (encoder.kind, encoder.input_shape) == ("mlp", [width])
     result = agent.train(iterations=2)

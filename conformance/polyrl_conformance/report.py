@@ -66,6 +66,7 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("dict_observations", "algorithm"),
     ("device", "algorithm"),
     ("normalize", "algorithm"),
+    ("schedules", "algorithm"),
 )
 CHECK_NAMES = tuple(name for name, _ in CHECKS)
 

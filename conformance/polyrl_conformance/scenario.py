@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import polyrl
 from polyrl import Agent, Callback, PlayConfig, TrainConfig
+from polyrl.schedules import initial_value
 
 from polyrl_conformance.cases import Case, make_env, make_spec
 
@@ -327,7 +328,8 @@ class AlgorithmScenario(EnvScenario):
 
     def new_learning_rate(self) -> float:
         """The learning rate the twin's callback sets: a quarter of the spec's."""
-        base = self.spec.learning_rate if self.spec.learning_rate is not None else 1e-3
+        spec_rate = initial_value(self.spec.learning_rate)
+        base = spec_rate if spec_rate is not None else 1e-3
         return base * LEARNING_RATE_FACTOR
 
     @once

@@ -24,6 +24,7 @@ from polyrl.manifest import NATIVE_DIR, CheckpointManifest, FileEntry
 from polyrl.observations.encoding import encode_for_act
 from polyrl.playing import run_play
 from polyrl.plugins import library_version, registry
+from polyrl.presets import PresetChoice
 from polyrl.run import AgentParts, Run, build_parts
 from polyrl.spec import AgentSpec, EnvFactorySpec
 from polyrl.training import run_training
@@ -94,7 +95,8 @@ class Agent:
     # -- what the agent is -------------------------------------------------------------------
     @property
     def spec(self) -> AgentSpec:
-        """The spec this agent was built from (a copy; changing it changes nothing)."""
+        """The spec this agent trains with: the one given, its preset's settings in the fields left
+        unset (`preset` names it). A copy; changing it changes nothing."""
         return self._parts.spec.model_copy(deep=True)
 
     @property
@@ -151,6 +153,7 @@ class Agent:
         self._timed(
             "driver", "set_learning_rate", lambda: driver.set_learning_rate(float(value)), f"{value:g}"
         )
+        self._parts.learning_rate_by_hand = True  # a learning-rate schedule in the spec gives way
 
     def parameters(self) -> dict[str, np.ndarray]:
         """The trainable parameters (what the optimizers update) as NumPy copies, by name."""
@@ -161,9 +164,21 @@ class Agent:
         """Transitions in the replay buffer (off-policy algorithms); None when there is none."""
         return self._parts.driver.replay_size()
 
+    @property
+    def preset(self) -> PresetChoice | None:
+        """The preset that filled this agent's unset fields (name, source, fields), or None."""
+        return self._parts.preset
+
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
-        """The hyperparameters the native library object holds, in common and native names."""
-        return self._parts.driver.effective_hyperparameters()
+        """The hyperparameters the native library object holds, in common and native names.
+
+        `preset` and `preset_source` name the preset that filled the fields the spec left unset.
+        """
+        values = self._parts.driver.effective_hyperparameters()
+        choice = self._parts.preset
+        if choice is None:
+            return values
+        return values.model_copy(update={"preset": choice.name, "preset_source": choice.source})
 
     @property
     def native(self) -> Any:
@@ -416,7 +431,7 @@ def _load_parts(
     def load(driver_class: type[BackendDriver], spec: AgentSpec, env: EnvSource) -> BackendDriver:
         return driver_class.load(path / NATIVE_DIR, spec, env)
 
-    parts = build_parts(spec, load)
+    parts = build_parts(spec, load, presets=False)
     if parts.env.normalizer is not None:
         parts.env.normalizer.load(path / NATIVE_DIR)
     parts.iterations, parts.episodes = manifest.iterations, manifest.episodes

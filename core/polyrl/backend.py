@@ -48,6 +48,8 @@ class AlgorithmInfo(StrictModel):
     action_spaces: list[SpaceKind]
     on_policy: bool
     description: str = ""
+    features: list[str] = Field(default_factory=list)
+    """Optional spec features this algorithm honours (names of `polyrl.features.FEATURES`)."""
 
 
 class BackendInfo(StrictModel):
@@ -94,6 +96,10 @@ class EffectiveHyperparameters(StrictModel):
     encoder: EncoderDescription | None = None
     """The observation encoder built (kind "mlp" or "cnn" with its conv layers); None: not reported."""
     native: dict[str, JsonValue] = Field(default_factory=dict)
+    preset: str | None = None
+    """The preset that filled the fields the spec left unset (the core sets it; drivers leave it)."""
+    preset_source: str | None = None
+    """Where the preset's values come from (an RL Zoo3 file and entry, a polyrl measurement)."""
 
 
 class BackendDriver(ABC):
@@ -173,6 +179,32 @@ class BackendDriver(ABC):
         Called before every iteration; drivers whose native schedules (exploration, progress)
         depend on the planned length use it, so chunked training matches one long native run.
         """
+
+    def set_scheduled(self, name: str, value: float) -> None:
+        """Make the native library use `value` for the hyperparameter `name` from now on.
+
+        `name` is "clip_range" (PPO), "ent_coef" (PPO, A2C) or "epsilon" (DQN's exploration).
+        The core calls it before every iteration of a spec that schedules `name` (see
+        `polyrl.schedules`), which it only builds when the algorithm declares the feature
+        "schedule.<name>" in `AlgorithmInfo.features`. The value must hold for the whole coming
+        iteration and stick: a library that re-applies a schedule of its own needs that schedule
+        replaced by the constant (as `set_learning_rate` does for learning rates).
+        """
+        from polyrl.errors import UnsupportedOptionError
+
+        raise UnsupportedOptionError(
+            f"{type(self).__name__} cannot set {name} during training: a backend that declares the "
+            f'feature "schedule.{name}" must implement set_scheduled and get_scheduled'
+        )
+
+    def get_scheduled(self, name: str) -> float | None:
+        """The value of `name` ("clip_range", "ent_coef", "epsilon") the native library holds now.
+
+        Read from the library object, not remembered from `set_scheduled`: the core reports it
+        in `IterationRecord.metrics[name]` after every iteration of a run that schedules it.
+        None: the driver cannot tell (then nothing is reported).
+        """
+        return None
 
     def native(self) -> Any:
         """The wrapped library object, for users who need to reach past polyrl."""

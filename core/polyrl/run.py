@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 from polyrl.envs import EnvSource, SpaceKind, space_kind
 from polyrl.errors import UnknownAlgorithmError, UnsupportedSpaceError
+from polyrl.exploration import check_action_space
+from polyrl.features import check_features
 from polyrl.plugins import ensure_installed, registry
+from polyrl.schedules import resolved_spec
 
 if TYPE_CHECKING:
     from polyrl.agent import Agent
     from polyrl.backend import BackendDriver, BackendInfo
     from polyrl.callbacks.callback_list import CallbackList
+    from polyrl.presets import PresetChoice
     from polyrl.records import DriverReport
     from polyrl.spec import AgentSpec
 
@@ -40,6 +44,9 @@ class AgentParts:
     driver: BackendDriver
     iterations: int = 0
     episodes: int = 0
+    preset: PresetChoice | None = None
+    learning_rate_by_hand: bool = False
+    """Set through Agent.learning_rate (by the user or a callback): the spec's schedule stops."""
 
 
 def check_algorithm(info: BackendInfo, spec: AgentSpec) -> None:
@@ -99,15 +106,31 @@ def check_spaces(info: BackendInfo, spec: AgentSpec, env: EnvSource) -> None:
         resolve_network(spec.network, env.observation_space)  # too small for the conv layers: refused now
 
 
-def build_parts(spec: AgentSpec, make_driver: DriverFactory) -> AgentParts:
-    """Check the spec against its backend and env (before any backend library loads), build the driver."""
+def build_parts(spec: AgentSpec, make_driver: DriverFactory, *, presets: bool = True) -> AgentParts:
+    """Check the spec against its backend and env (before any backend library loads), build the driver.
+
+    With `presets` (a new agent), the spec's preset fills the fields left unset first, so the
+    driver sees the settings it trains with; a loaded agent's spec is already resolved.
+    """
+    from polyrl.presets import apply_preset, recorded_preset
+
     info = registry().backend(spec.backend)
     check_algorithm(info, spec)
     ensure_installed(info)
     env = EnvSource.from_spec(spec)
+    if presets:
+        features = info.algorithms[spec.algorithm].features
+        spec, choice = apply_preset(spec, observation_kind(env), space_kind(env.action_space), features)
+        if choice is not None:
+            env = EnvSource.from_spec(spec)  # a preset may set wrappers, normalisation or gamma
+    else:
+        choice = recorded_preset(spec)
     check_spaces(info, spec, env)
-    driver = make_driver(registry().driver_class(spec.backend), spec, env)
-    return AgentParts(spec, info, env, driver)
+    check_features(info, spec)
+    check_action_space(spec, space_kind(env.action_space))
+    # The driver builds with each schedule's start value; the core sets them per iteration (training).
+    driver = make_driver(registry().driver_class(spec.backend), resolved_spec(spec), env)
+    return AgentParts(spec, info, env, driver, preset=choice)
 
 
 class Run:

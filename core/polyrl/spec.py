@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from polyrl._model import SpecModel, StrictModel
+from polyrl.exploration import ActionNoiseSettings, GsdeSettings
 from polyrl.observations.spec import (
     DEVICE_PATTERN,
     ConvLayerSpec,
@@ -26,6 +27,7 @@ from polyrl.observations.spec import (
     device_text,
     wrapper_documents,
 )
+from polyrl.schedules import ScheduledNonNegative, ScheduledPositive, ScheduledUnit
 
 Activation = Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -35,6 +37,8 @@ UnitFloat = Annotated[float, Field(ge=0, le=1)]
 
 # Documented upper limits (docs/security.md): a spec past them is a typo or a hostile document,
 # and failing here is cheaper than an out-of-memory kill after the backend has allocated.
+#: "auto", "none" or a preset's name (lowercase letters, digits, "-", "_", ".").
+PRESET_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 SEED_LIMIT = 2**32
 """Seeds are in [0, 2**32): NumPy's legacy seeding and the backends take 32-bit seeds."""
 MAX_N_ENVS = 1024
@@ -140,30 +144,30 @@ class EnvFactorySpec(StrictModel):
         return target
 
 
-class PPOSection(SpecModel):
-    """PPO-specific settings; None means the backend's polyrl default."""
+class PPOSection(GsdeSettings):
+    """PPO-specific settings (and gSDE's, from GsdeSettings); None means the backend's polyrl default."""
 
     n_epochs: PositiveInt | None = None
     """Passes over each rollout per update."""
-    clip_range: PositiveFloat | None = None
-    """PPO's policy ratio clip."""
+    clip_range: ScheduledPositive | None = None
+    """PPO's policy ratio clip: a number, or a schedule (see polyrl.schedules), e.g. "lin_0.2"."""
     gae_lambda: UnitFloat | None = None
     """GAE lambda of the advantage estimate."""
-    ent_coef: Annotated[float, Field(ge=0)] | None = None
-    """Entropy bonus coefficient."""
+    ent_coef: ScheduledNonNegative | None = None
+    """Entropy bonus coefficient: a number, or a schedule (see polyrl.schedules)."""
     vf_coef: Annotated[float, Field(ge=0)] | None = None
     """Value loss coefficient."""
     max_grad_norm: PositiveFloat | None = None
     """Gradient norm clip."""
 
 
-class A2CSection(SpecModel):
-    """A2C-specific settings; None means the backend's polyrl default."""
+class A2CSection(GsdeSettings):
+    """A2C-specific settings (and gSDE's, from GsdeSettings); None means the backend's polyrl default."""
 
     gae_lambda: UnitFloat | None = None
     """GAE lambda of the advantage estimate."""
-    ent_coef: Annotated[float, Field(ge=0)] | None = None
-    """Entropy bonus coefficient."""
+    ent_coef: ScheduledNonNegative | None = None
+    """Entropy bonus coefficient: a number, or a schedule (see polyrl.schedules)."""
     vf_coef: Annotated[float, Field(ge=0)] | None = None
     """Value loss coefficient."""
     max_grad_norm: PositiveFloat | None = None
@@ -194,10 +198,30 @@ class DQNSection(OffPolicySection):
     """Epsilon at the start."""
     exploration_final_eps: UnitFloat | None = None
     """Epsilon after the decay."""
+    epsilon: ScheduledUnit | None = None
+    """Exploration epsilon as one number or schedule over the train() call, e.g. {"kind": "linear",
+    "start": 1.0, "end": 0.05, "end_fraction": 0.1}; replaces the exploration_* fields."""
+
+    @model_validator(mode="after")
+    def _one_epsilon_setting(self) -> DQNSection:
+        given = [
+            name
+            for name in ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps")
+            if getattr(self, name) is not None
+        ]
+        if self.epsilon is not None and given:
+            raise ValueError(
+                f"dqn.epsilon and dqn.{', dqn.'.join(given)} are both set: epsilon replaces the "
+                'exploration_* fields (e.g. {"kind": "linear", "start": initial_eps, "end": final_eps, '
+                '"end_fraction": exploration_fraction}); set one or the other'
+            )
+        return self
 
 
-class SACSection(OffPolicySection):
-    """SAC-specific settings; None means the backend's polyrl default."""
+class SACSection(OffPolicySection, GsdeSettings, ActionNoiseSettings):
+    """SAC-specific settings (gSDE, action noise: see polyrl.exploration); None: the backend's default."""
+
+    LOG_STD_NEEDS_SDE = True
 
     tau: UnitFloat | None = None
     """Soft target update coefficient."""
@@ -205,8 +229,8 @@ class SACSection(OffPolicySection):
     """Entropy coefficient, or 'auto' to learn it."""
 
 
-class TD3Section(OffPolicySection):
-    """TD3-specific settings; None means the backend's polyrl default."""
+class TD3Section(OffPolicySection, ActionNoiseSettings):
+    """TD3-specific settings (action noise: see polyrl.exploration); None: the backend's polyrl default."""
 
     tau: UnitFloat | None = None
     """Soft target update coefficient."""
@@ -217,16 +241,16 @@ class TD3Section(OffPolicySection):
     target_noise_clip: Annotated[float, Field(ge=0)] | None = None
     """Clip of the target policy smoothing noise."""
     action_noise_std: Annotated[float, Field(ge=0)] | None = None
-    """Std of the Gaussian exploration noise (fraction of the action range)."""
+    """Shorthand of action_noise {"kind": "gaussian", "sigma": std} (a fraction of the range's half-width)."""
 
 
-class DDPGSection(OffPolicySection):
-    """DDPG-specific settings; None means the backend's polyrl default."""
+class DDPGSection(OffPolicySection, ActionNoiseSettings):
+    """DDPG-specific settings (action noise: see polyrl.exploration); None: the backend's polyrl default."""
 
     tau: UnitFloat | None = None
     """Soft target update coefficient."""
     action_noise_std: Annotated[float, Field(ge=0)] | None = None
-    """Std of the Gaussian exploration noise (fraction of the action range)."""
+    """Shorthand of action_noise {"kind": "gaussian", "sigma": std} (a fraction of the range's half-width)."""
 
 
 SECTION_NAMES = ("ppo", "a2c", "dqn", "sac", "td3", "ddpg")
@@ -262,8 +286,8 @@ class AgentSpec(SpecModel):
     """Running mean/std normalisation of observations and/or rewards, saved with the agent; None: off."""
     device: str = Field(default="auto", pattern=DEVICE_PATTERN)
     """Where the networks run: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"."""
-    learning_rate: PositiveFloat | None = None
-    """Optimizer learning rate."""
+    learning_rate: ScheduledPositive | None = None
+    """Optimizer learning rate: a number, or a schedule (see polyrl.schedules), e.g. "lin_3e-4"."""
     gamma: UnitFloat | None = None
     """Discount factor."""
     batch_size: Annotated[int, Field(gt=0, le=MAX_BATCH_SIZE)] | None = None
@@ -280,6 +304,9 @@ class AgentSpec(SpecModel):
     ddpg: DDPGSection | None = None
     backend_options: dict[str, JsonValue] = Field(default_factory=dict)
     """Native keywords of the backend's library, checked by name."""
+    preset: str = Field(default="auto", pattern=PRESET_PATTERN)
+    """Settings for the fields left unset: "auto" (the preset for the algorithm and env, see
+    `polyrl presets`), "none" (the library's own defaults) or a preset's name."""
 
     @field_validator("env", mode="before")
     @classmethod

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import TYPE_CHECKING
 
 from polyrl.config import PlayConfig
 from polyrl.errors import CallbackError
 from polyrl.records import DriverReport, IterationRecord, TrainResult
+from polyrl.schedules import AnySchedule, run_progress, spec_schedules
 
 if TYPE_CHECKING:
     from polyrl.agent import Agent
@@ -41,6 +43,49 @@ def _horizon(context: TrainContext, start_steps: int, run_iterations: int) -> in
         remaining = max(config.iterations - run_iterations, 0)
         return context.agent.env_steps + remaining * per_iteration
     return None
+
+
+def _apply_schedules(
+    run: Run,
+    context: TrainContext,
+    schedules: dict[str, AnySchedule],
+    start: tuple[int, int, float],
+) -> None:
+    """Set every scheduled value for the coming iteration, from the progress of this train() call.
+
+    Before on_iteration_begin, so a callback that sets the learning rate there runs after and
+    wins; once anyone set it through Agent.learning_rate (the user, LearningRateScheduler,
+    ReduceLROnPlateau), the spec's learning-rate schedule stops for this agent: the hand wins.
+    """
+    start_steps, run_iterations, started = start
+    horizon = _horizon(context, start_steps, run_iterations)
+    elapsed = time.perf_counter() - started
+    progress = run_progress(start_steps, run.agent.env_steps, horizon, elapsed, context.config.time_limit)
+    driver = run.parts.driver
+    for name, schedule in schedules.items():
+        value = schedule.value_at(progress)
+        if name == "learning_rate" and run.parts.learning_rate_by_hand:
+            continue
+        setter = (
+            functools.partial(driver.set_learning_rate, value)
+            if name == "learning_rate"
+            else functools.partial(driver.set_scheduled, name, value)
+        )
+        method = "set_learning_rate" if name == "learning_rate" else "set_scheduled"
+        run.timed("driver", method, setter, f"{name}={value:g}")
+
+
+def _held_values(run: Run, schedules: dict[str, AnySchedule]) -> dict[str, float]:
+    """The scheduled values the library holds (learning_rate has its own record field)."""
+    driver = run.parts.driver
+    held: dict[str, float] = {}
+    for name in schedules:
+        if name == "learning_rate":
+            continue
+        value = driver.get_scheduled(name)
+        if value is not None:
+            held[name] = float(value)
+    return held
 
 
 def make_record(
@@ -103,6 +148,7 @@ def run_training(run: Run, context: TrainContext) -> TrainResult:
     started = time.perf_counter()
     start_steps = agent.env_steps
     run_iterations = 0
+    schedules = spec_schedules(run.parts.spec)
 
     def result(reason: str) -> TrainResult:
         return TrainResult(
@@ -118,6 +164,8 @@ def run_training(run: Run, context: TrainContext) -> TrainResult:
     try:
         callbacks.call("on_train_begin", context=context)
         while (reason := _limit_reached(context, start_steps, run_iterations, started)) is None:
+            if schedules:
+                _apply_schedules(run, context, schedules, (start_steps, run_iterations, started))
             callbacks.call("on_iteration_begin", context=context, iteration=agent.iterations + 1)
             horizon = _horizon(context, start_steps, run_iterations)
             began = time.perf_counter()
@@ -125,6 +173,7 @@ def run_training(run: Run, context: TrainContext) -> TrainResult:
             now = time.perf_counter()
             run_iterations += 1
             record = make_record(agent, report, now - began, now - started)
+            record.metrics.update(_held_values(run, schedules))
             config = context.config
             if config.eval_every and run_iterations % config.eval_every == 0:
                 context.evaluations.append(_evaluate_into(agent, record, config))

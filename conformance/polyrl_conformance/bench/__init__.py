@@ -10,13 +10,17 @@ The bench names no backend: the cells are the generic matrix for each installed 
 declared algorithms, tuned by the backend's own plugin through the hooks in `hookspecs`.
 
 - `matrix`: algorithm x environment entries with their budgets and common spec fields; thresholds.
-- `hookspecs`: `polyrl_bench_cells` (a plugin's tuning) and `polyrl_direct_training` (the ratio).
+- `hookspecs`: `polyrl_bench_cells` (a plugin's tuning), `polyrl_direct_training` (the ratio),
+  `polyrl_zoo_config` and `polyrl_zoo_training` (RL Zoo3's runs).
 - `tuning`: the tuning model and its collection from the plugins.
 - `cells`: a backend's cells (matrix entries it fits, with its tuning) and a slice's selection.
+- `protocol`: the measuring protocol of one seed (evaluation cadence, clocks, the threshold),
+  shared by polyrl's runs and RL Zoo3's.
 - `runner`: one cell x seed in a fresh process, and the loop over a slice.
 - `overhead`: the polyrl-vs-direct time ratio, wall and CPU (through `polyrl_direct_training`).
 - `report`: the results as JSON, Markdown and a PNG of learning curves; a README's table.
 - `baseline`: each cell next to a baseline results file; fails cells slower to learn than allowed.
+- `zoo`: each cell next to RL Zoo3's configuration trained directly (`--baseline zoo`), with ratios.
 - `merge`: results of shards (other seeds, cells or hosts of one machine type) joined into one report.
 - `cli`: the `polyrl bench` command (registered by `polyrl_conformance.plugin`).
 

@@ -55,7 +55,8 @@ class BenchCell(StrictModel):
         "the run (for algorithms whose greedy policy oscillates, e.g. DQN on CartPole-v1).",
     )
     spec: dict[str, JsonValue] = Field(
-        default_factory=dict, description="AgentSpec fields on top of polyrl's defaults."
+        default_factory=dict,
+        description="AgentSpec fields the cell sets; the agent's preset fills the others.",
     )
     eval_every_steps: Annotated[int, Field(gt=0)] = Field(
         default=2000, description="Evaluate after the first iteration that ends past each multiple of this."

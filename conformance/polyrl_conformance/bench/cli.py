@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from polyrl_conformance.bench.records import BenchReport
 
 EXIT_FAILED = 1
+#: `--baseline zoo`: RL Zoo3's configurations (`bench.zoo`), not a results file.
+ZOO = "zoo"
 
 
 class SliceName(StrEnum):
@@ -44,6 +46,8 @@ def _command(options: dict[str, Any]) -> str:
     parts.append("--stop-at-threshold" if options["stop_at_threshold"] else "--no-stop-at-threshold")
     if not options["ratio"]:
         parts.append("--no-ratio")
+    if options.get("zoo"):
+        parts += ["--baseline", "zoo"]
     return " ".join(parts)
 
 
@@ -67,6 +71,7 @@ class _Request:
     merge: list[Path] | None
     list_cells: bool
     say: Callable[[str], None]
+    zoo: bool = False  # --baseline zoo: RL Zoo3's configuration beside each cell that has one
 
 
 def _sayer(as_json: bool) -> Callable[[str], None]:
@@ -105,7 +110,7 @@ def _read_results(request: _Request) -> BenchReport | None:
     if request.from_results is not None:
         loaded = reporting.read_report(request.from_results)
         # Re-checked against the thresholds stored with the cells: a results file stands alone.
-        cells = [CellResult.summarize(c.cell, c.seeds, c.ratio) for c in loaded.cells]
+        cells = [CellResult.summarize(c.cell, c.seeds, c.ratio, c.zoo) for c in loaded.cells]
         return loaded.model_copy(update={"cells": cells}).with_verdict()
     return None
 
@@ -130,7 +135,15 @@ def _produce(request: _Request) -> BenchReport | None:
     if request.resume and request.runs_dir is None:
         raise ValueError("--resume reuses an earlier run's directory: give it as --runs-dir")
     count = request.seeds or (1 if slice_name is SliceName.ci else 3)
-    stop = slice_name is SliceName.ci if request.stop_at_threshold is None else request.stop_at_threshold
+    # The ci and default cells follow the RL Zoo3 comparison's protocol, which stops at the
+    # threshold; full and images judge the final return of the whole budget.
+    stopping = slice_name in (SliceName.ci, SliceName.default)
+    stop = stopping if request.stop_at_threshold is None else request.stop_at_threshold
+    zoo = None
+    if request.zoo:
+        from polyrl_conformance.bench.zoo import zoo_configs
+
+        zoo = zoo_configs(cells)  # before anything trains: a missing rl-zoo3 or bad entry fails now
     if request.list_cells:
         for cell in cells:
             typer.echo(
@@ -138,6 +151,9 @@ def _produce(request: _Request) -> BenchReport | None:
                 f"{' on the best evaluation' if cell.judge == 'best' else ''} "
                 f"(solved at {cell.solve_threshold:g}); {cell.note}"
             )
+            if zoo is not None and cell.key in zoo:
+                config = zoo[cell.key]
+                typer.echo(f"  RL Zoo3 beside it: {config.missing or config.source}")
         return None
     started = time.perf_counter()
     machine = reporting.machine_info()
@@ -158,6 +174,7 @@ def _produce(request: _Request) -> BenchReport | None:
         first_seed=request.first_seed,
         resume=request.resume,
         report=request.say,
+        zoo=zoo,
     )
     machine = machine.model_copy(update={"load_average_end": reporting.load_average()})
     options = {
@@ -169,6 +186,7 @@ def _produce(request: _Request) -> BenchReport | None:
         "first_seed": request.first_seed,
         "stop_at_threshold": stop,
         "ratio": request.ratio,
+        "zoo": request.zoo,
     }
     return BenchReport(
         slice=slice_name.value,
@@ -181,6 +199,41 @@ def _produce(request: _Request) -> BenchReport | None:
     ).with_verdict()
 
 
+def _reference(baseline: Path | None, max_slowdown: float | None, trains: bool) -> BenchReport | None:
+    """The --baseline results file, read before training so a missing one fails now; None for zoo.
+
+    With `--baseline zoo` and a run that trains, rl-zoo3 must be installed: checked now too.
+    """
+    from polyrl_conformance.bench import report as reporting
+
+    if max_slowdown is not None and baseline is None:
+        raise ValueError("--max-slowdown compares with a baseline: give --baseline RESULTS.json too")
+    if baseline is None:
+        return None
+    if str(baseline) == ZOO:
+        from polyrl_conformance.bench.zoo import zoo_version
+
+        if trains:
+            zoo_version()  # without rl-zoo3: a typed error saying how to install it
+        return None
+    return reporting.read_report(baseline)
+
+
+def _against(
+    document: BenchReport, baseline: Path | None, reference: BenchReport | None, max_slowdown: float | None
+) -> BenchReport:
+    """The document compared with its baseline: a results file's cells, or RL Zoo3's runs."""
+    if baseline is None:
+        return document
+    if reference is None:  # --baseline zoo
+        from polyrl_conformance.bench.zoo import compare_zoo
+
+        return compare_zoo(document, max_slowdown)
+    from polyrl_conformance.bench.baseline import compare
+
+    return compare(document, reference, baseline, max_slowdown)
+
+
 BENCH_HELP = (
     "Train every backend x algorithm x env cell of a slice with several seeds (each in a fresh "
     "process), and report per cell the final deterministic evaluation return, steps and training "
@@ -189,7 +242,8 @@ BENCH_HELP = (
     "naming every cell below its threshold. Slices: ci (PPO on CartPole-v1 per backend), default "
     "(+ DQN on CartPole-v1, PPO and SAC on Pendulum-v1), full (+ Acrobot-v1, MountainCar-v0, "
     "MountainCarContinuous-v0, A2C, TD3, and the images cells), images (PPO and DQN on MinAtar "
-    "Breakout's image observations, through each backend's CNN)."
+    "Breakout's image observations, through each backend's CNN). --baseline zoo trains RL Zoo3's "
+    "configuration of each sb3 cell through SB3 directly beside it and reports polyrl / zoo ratios."
 )
 
 
@@ -223,7 +277,8 @@ def bench(
         bool | None,
         typer.Option(
             "--stop-at-threshold/--no-stop-at-threshold",
-            help="Stop a seed once its evaluation reaches the env's threshold (default: on for ci only).",
+            help="Stop a seed once its evaluation reaches the env's threshold (default: on for the ci "
+            "and default slices).",
         ),
     ] = None,
     ratio: Annotated[
@@ -252,7 +307,10 @@ def bench(
         Path | None,
         typer.Option(
             help="Compare each cell with the same cell of this results .json (e.g. a committed "
-            "OUT/latest.json): steps and seconds to threshold, env steps/s, return.",
+            "OUT/latest.json): steps and seconds to threshold, env steps/s, return. Or `zoo`: train RL "
+            "Zoo3's configuration of each sb3 cell through SB3 directly beside it, same seeds and "
+            "protocol, and report steps and seconds to threshold with polyrl / zoo ratios (needs "
+            "`pip install rl-zoo3`).",
         ),
     ] = None,
     max_slowdown: Annotated[
@@ -260,7 +318,8 @@ def bench(
         typer.Option(
             min=1.0,
             help="With --baseline: fail a cell that needs more than this many times the baseline's env "
-            "steps to reach the solve threshold, or no longer reaches it.",
+            "steps to reach the solve threshold, or no longer reaches it (with zoo: or reaches it on "
+            "fewer seeds than RL Zoo3's configuration).",
         ),
     ] = None,
     update_readme: Annotated[
@@ -281,29 +340,25 @@ def bench(
     from polyrl.cli import render
 
     from polyrl_conformance.bench import report as reporting
+    from polyrl_conformance.bench.zoo import zoo_table
 
     say = _sayer(as_json)
     if full:
         if slice_name not in (SliceName.default, SliceName.full):
             guarded(_fail(f"--full is --slice full; it contradicts --slice {slice_name.value}"))
         slice_name = SliceName.full
+    zoo = baseline is not None and str(baseline) == ZOO
     request = _Request(
         slice_name, backend, algorithm, env, seeds, first_seed, resume, runs_dir, stop_at_threshold,
-        ratio, ratio_repeats, timeout, from_results, merge, list_cells, say,
+        ratio, ratio_repeats, timeout, from_results, merge, list_cells, say, zoo,
     )  # fmt: skip
 
     def body() -> BenchReport | None:
-        if max_slowdown is not None and baseline is None:
-            raise ValueError("--max-slowdown compares with a baseline: give --baseline RESULTS.json too")
-        # Read before training: a missing or broken baseline fails now, not after the runs.
-        reference = reporting.read_report(baseline) if baseline is not None else None
+        reference = _reference(baseline, max_slowdown, trains=from_results is None and not merge)
         document = _produce(request)
         if document is None:
             return None
-        if reference is not None and baseline is not None:
-            from polyrl_conformance.bench.baseline import compare
-
-            document = compare(document, reference, baseline, max_slowdown)
+        document = _against(document, baseline, reference, max_slowdown)
         if from_results is None:  # re-checking a results file writes no new results
             for path in reporting.write_report(document, out, latest=latest):
                 say(f"wrote {path}")
@@ -321,8 +376,8 @@ def bench(
     if as_json:
         typer.echo(document.model_dump_json(indent=2))
     else:
-        tables = [*reporting.cell_table(document), "", *reporting.baseline_table(document)]
-        render.say("\n".join(tables).rstrip())
+        sections = [reporting.cell_table(document), reporting.baseline_table(document), zoo_table(document)]
+        render.say("\n\n".join("\n".join(lines) for lines in sections if lines))
     if not document.passed:
         for message in document.failures:
             render.errors.print(message, markup=False, highlight=False, soft_wrap=True)

@@ -1,4 +1,4 @@
-"""The hooks `polyrl bench` calls on backend plugins (both optional).
+"""The hooks `polyrl bench` calls on backend plugins (all optional).
 
 The conformance plugin adds them to polyrl's plugin manager through `polyrl_addhooks`, so the
 registry knows them before it checks plugins for misspelt hookimpls. A backend plugin
@@ -15,6 +15,9 @@ from polyrl.hookspecs import hookspec
 if TYPE_CHECKING:
     from polyrl.spec import AgentSpec
 
+    from polyrl_conformance.bench.cells import BenchCell
+    from polyrl_conformance.bench.protocol import SeedProtocol, Trained
+    from polyrl_conformance.bench.records import ZooConfig
     from polyrl_conformance.bench.tuning import CellTuning
 
 
@@ -41,5 +44,28 @@ class BenchSpecs:
         `note` saying which measurement it comes from, and `spec` fields laid over the matrix's
         (e.g. smaller batches for a library that is slow with the common ones). Cells a plugin
         does not tune are judged against the environment's solve threshold.
+        """
+        raise NotImplementedError
+
+    @hookspec(firstresult=True)
+    def polyrl_zoo_config(self, cell: BenchCell) -> ZooConfig | None:
+        """RL Zoo3's configuration of `cell`'s algorithm x env that this plugin runs beside the cell.
+
+        For `polyrl bench --baseline zoo`, called in the bench's own process before anything
+        trains (import no ML library). Return None for a cell of a backend the plugin does not run
+        RL Zoo3 for; a ZooConfig with `missing` set when RL Zoo3 has no entry for the algorithm x
+        env. Raise ExtraNotInstalledError when the rl-zoo3 package is missing and
+        ConfigurationError naming any setting of the entry the plugin cannot run.
+        """
+        raise NotImplementedError
+
+    @hookspec(firstresult=True)
+    def polyrl_zoo_training(self, cell: BenchCell, seed: int, protocol: SeedProtocol) -> Trained | None:
+        """Train RL Zoo3's configuration of `cell` for one seed with the library directly.
+
+        Runs in a fresh worker process. Report every training iteration to `protocol.iteration`
+        (with a function playing the cell's deterministic evaluation episodes in a fresh env, reset
+        with seeds seed + EVAL_SEED_OFFSET + i), stop once `protocol.stop_reason` is set or the
+        cell's budget is reached, and return what was trained. None for another backend's cell.
         """
         raise NotImplementedError

@@ -7,7 +7,8 @@ pooled and their medians recomputed, and it is re-judged against today's pass li
 cell, with its plugin's tuning, when it still trains alike; else the last piece's). Pieces must
 come from the same hardware (CPU model and cores; timings from different hardware are not
 comparable) and library versions, agree on every training setting of a cell they share, not
-repeat a seed, and agree on stopping at the threshold.
+repeat a seed, and agree on stopping at the threshold. RL Zoo3's runs of a cell (`--baseline
+zoo`) are pooled like its seeds, when the pieces ran the same Zoo configuration.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from polyrl.errors import ConfigurationError
 
 from polyrl_conformance.bench.cells import BenchCell, declared_cells
 from polyrl_conformance.bench.matrix import covering_slice
-from polyrl_conformance.bench.records import BenchReport, CellResult, RatioResult, SeedResult
+from polyrl_conformance.bench.records import BenchReport, CellResult, RatioResult, SeedResult, ZooArm
+from polyrl_conformance.bench.zoo import compare_zoo
 
 
 def _same_hardware(reports: list[BenchReport], names: list[str]) -> None:
@@ -84,6 +86,23 @@ def _pooled_ratio(ratios: list[RatioResult | None]) -> RatioResult | None:
     )
 
 
+def _pooled_zoo(key: str, arms: list[ZooArm], names: list[str]) -> ZooArm | None:
+    """One RL Zoo3 run of a cell from the pieces' (`--baseline zoo`): their seeds pooled."""
+    if not arms:
+        return None
+    configs = {arm.config.model_dump_json(exclude={"source"}) for arm in arms}
+    if len(configs) > 1:
+        raise ConfigurationError(
+            f"cell {key}: the pieces {', '.join(names)} ran different RL Zoo3 configurations (another "
+            "rl-zoo3 version or entry); rerun them with one"
+        )
+    seeds = sorted((s for arm in arms for s in arm.seeds), key=_seed_number)
+    numbers = [s.seed for s in seeds]
+    if len(set(numbers)) < len(numbers):
+        raise ConfigurationError(f"cell {key}: an RL Zoo3 seed is in more than one of {', '.join(names)}")
+    return ZooArm.summarize(arms[-1].config, seeds)
+
+
 def _judged_by(stored: BenchCell, current: dict[str, BenchCell]) -> BenchCell:
     """Today's cell when it trains like the stored one: its pass line and note."""
     today = current.get(stored.key)
@@ -108,11 +127,12 @@ def merge_reports(reports: list[BenchReport], names: list[str], command: str) ->
     sources: dict[str, str] = {}
     ratios: dict[str, list[RatioResult | None]] = {}
     seeds: dict[str, list[SeedResult]] = {}
+    zoos: dict[str, list[tuple[ZooArm, str]]] = {}
     for report, name in zip(reports, names, strict=True):
         for result in report.cells:
             key = result.cell.key
             if key not in cells:
-                sources[key], seeds[key], ratios[key] = name, [], []
+                sources[key], seeds[key], ratios[key], zoos[key] = name, [], [], []
             elif not result.cell.trains_like(cells[key]):
                 raise ConfigurationError(
                     f"cell {key} has different settings in {sources[key]} and {name} (budget, spec, "
@@ -129,13 +149,18 @@ def merge_reports(reports: list[BenchReport], names: list[str], command: str) ->
                 )
             seeds[key] += result.seeds
             ratios[key].append(result.ratio)
+            if result.zoo is not None:
+                zoos[key].append((result.zoo, name))
     current = {cell.key: cell for cell in declared_cells()}
     order = {key: index for index, key in enumerate(current)}
     # Today's cell order (backend by backend, matrix order), whatever order the pieces came in.
     cells = dict(sorted(cells.items(), key=lambda item: order.get(item[0], len(order))))
     merged = [
         CellResult.summarize(
-            _judged_by(cell, current), sorted(seeds[key], key=_seed_number), _pooled_ratio(ratios[key])
+            _judged_by(cell, current),
+            sorted(seeds[key], key=_seed_number),
+            _pooled_ratio(ratios[key]),
+            _pooled_zoo(key, [arm for arm, _ in zoos[key]], [name for _, name in zoos[key]]),
         )
         for key, cell in cells.items()
     ]
@@ -147,7 +172,7 @@ def merge_reports(reports: list[BenchReport], names: list[str], command: str) ->
             "load_average_end": newest.load_average_end,
         }
     )
-    return BenchReport(
+    merged_report = BenchReport(
         slice=covering_slice([r.slice for r in reports]),
         command=command,
         merged_commands=[c for r in reports for c in (r.merged_commands or [r.command])],
@@ -157,3 +182,7 @@ def merge_reports(reports: list[BenchReport], names: list[str], command: str) ->
         total_seconds=sum(r.total_seconds for r in reports),
         cells=merged,
     ).with_verdict()
+    if any(result.zoo is not None for result in merged):
+        limits = {r.zoo.max_slowdown for r in reports if r.zoo is not None}
+        return compare_zoo(merged_report, limits.pop() if len(limits) == 1 else None)
+    return merged_report

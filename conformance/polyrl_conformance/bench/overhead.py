@@ -2,9 +2,10 @@
 
     python -m polyrl_conformance.bench.overhead RUN_DIR     # reads ratio_plan.json, writes ratio.json
 
-Both sides build the same configuration (the cell's spec mapped by the backend plugin) and train
-`cell.ratio_steps` env steps, in the same process, alternating which goes first, after one
-warm-up run of each (imports, caches, a library's runtime). The direct side comes from the
+Both sides build the same configuration (the spec the cell's agent trains, its preset applied,
+mapped by the backend plugin) and train `cell.ratio_steps` env steps, in the same process,
+alternating which goes first, after one warm-up run of each (imports, caches, a library's
+runtime; polyrl's warm-up also gives the spec with the preset's fields). The direct side comes from the
 backend plugin's `polyrl_direct_training` hook (the library's own training loop); the ratio is
 median(polyrl seconds) / median(direct seconds). Backends without the hook report "not
 available".
@@ -25,9 +26,13 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polyrl_conformance.bench.cells import BenchCell
 from polyrl_conformance.bench.records import RatioResult
+
+if TYPE_CHECKING:
+    from polyrl.spec import AgentSpec
 
 WARMUP_STEPS = 1000
 
@@ -39,24 +44,40 @@ RATIO_FILE = "ratio.json"
 
 def polyrl_seconds(cell: BenchCell, seed: int, steps: int) -> float:
     """Seconds polyrl takes to build the agent and train `steps` env steps."""
+    return _polyrl_run(cell.agent_spec(seed), steps)[0]
+
+
+def _polyrl_run(spec: AgentSpec, steps: int) -> tuple[float, AgentSpec]:
+    """Seconds polyrl takes for `spec`, and the spec the agent really trained (its preset applied)."""
     from polyrl.agent import Agent
 
     began = time.perf_counter()
-    agent = Agent(cell.agent_spec(seed))
+    agent = Agent(spec)
     agent.train(total_steps=steps)
     seconds = time.perf_counter() - began
+    trained = agent.spec
     agent.close()
-    return seconds
+    return seconds, trained
 
 
-def direct_seconds(cell: BenchCell, seed: int, steps: int) -> float | None:
-    """Seconds the native library takes for the same, or None if the backend has no direct hook."""
+def trained_spec(cell: BenchCell, seed: int, steps: int) -> AgentSpec:
+    """The spec an agent of the cell trains: the cell's with the fields its preset fills.
+
+    The direct side must build that configuration, not the cell's bare spec (the library's
+    defaults): one short polyrl run (the warm-up) gives it.
+    """
+    return _polyrl_run(cell.agent_spec(seed), steps)[1]
+
+
+def direct_seconds(cell: BenchCell, seed: int, steps: int, spec: AgentSpec | None = None) -> float | None:
+    """Seconds the native library takes for `spec` (default: the cell's), or None without a direct hook."""
     from polyrl.plugins import registry
 
     hook = getattr(registry().manager.hook, "polyrl_direct_training", None)
     if hook is None:  # no plugin declared the bench's hooks: no backend can answer
         return None
-    return hook(spec=cell.agent_spec(seed), total_steps=steps)
+    chosen = cell.agent_spec(seed) if spec is None else spec.model_copy(update={"seed": seed})
+    return hook(spec=chosen, total_steps=steps)
 
 
 def timed(run: Callable[[], float | None]) -> tuple[float | None, float]:
@@ -78,14 +99,15 @@ def measure_ratio(cell: BenchCell, repeats: int = 3) -> RatioResult:
     direct_cpu: list[float] = []
     our_cpu: list[float] = []
     try:
-        if direct_seconds(cell, 0, min(steps, WARMUP_STEPS)) is None:
+        # polyrl's warm-up first: it gives the spec with the preset applied, which both sides train.
+        spec = trained_spec(cell, 0, min(steps, WARMUP_STEPS))
+        if direct_seconds(cell, 0, min(steps, WARMUP_STEPS), spec) is None:
             return RatioResult(available=False)
-        polyrl_seconds(cell, 0, min(steps, WARMUP_STEPS))
         for repeat in range(repeats):
             # Alternate the order so a drift in machine load hits both sides alike.
             for side in ("direct", "polyrl") if repeat % 2 == 0 else ("polyrl", "direct"):
                 if side == "direct":
-                    seconds, cpu = timed(functools.partial(direct_seconds, cell, repeat, steps))
+                    seconds, cpu = timed(functools.partial(direct_seconds, cell, repeat, steps, spec))
                     direct.append(seconds or 0.0)
                     direct_cpu.append(cpu)
                 else:

@@ -7,7 +7,7 @@ import statistics
 from typing import Literal
 
 from polyrl._model import StrictModel
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from polyrl_conformance.bench.cells import BenchCell
 from polyrl_conformance.bench.matrix import Slice
@@ -29,6 +29,11 @@ class SeedPlan(StrictModel):
     cell: BenchCell
     seed: int
     stop_at_threshold: bool = False
+    arm: Literal["polyrl", "zoo"] = Field(
+        default="polyrl",
+        description="Who trains: polyrl's agent for the cell, or RL Zoo3's configuration of the cell's "
+        "algorithm x env through the library directly (`polyrl bench --baseline zoo`).",
+    )
 
 
 class SeedResult(StrictModel):
@@ -54,10 +59,18 @@ class SeedResult(StrictModel):
     final_return_mean: float | None = Field(default=None, description="The last deterministic evaluation.")
     final_return_std: float | None = None
     best_eval_return_mean: float | None = None
+    preset: str | None = Field(
+        default=None, description='The preset the agent trained with (polyrl\'s arm; "none": none).'
+    )
+    preset_source: str | None = Field(default=None, description="Where the preset's values come from.")
     solved: bool = False
     steps_to_threshold: int | None = None
     seconds_to_threshold: float | None = Field(
         default=None, description="Training seconds until the evaluation first reached the threshold."
+    )
+    cpu_seconds_to_threshold: float | None = Field(
+        default=None,
+        description="Training CPU seconds (this process's) until then: steadier on a loaded machine.",
     )
     wall_seconds_to_threshold: float | None = Field(
         default=None, description="Seconds from the start of building, evaluations included."
@@ -97,25 +110,91 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
+def _to_threshold(seeds: list[SeedResult]) -> tuple[float | None, float | None, float | None]:
+    """Mean env steps, training seconds and CPU seconds to the threshold over the seeds that reached it."""
+    solved = [s for s in seeds if s.solved]
+    steps = _mean_std([float(s.steps_to_threshold or 0) for s in solved])[0]
+    seconds = _mean_std([s.seconds_to_threshold or 0.0 for s in solved])[0]
+    cpu = [s.cpu_seconds_to_threshold for s in solved if s.cpu_seconds_to_threshold is not None]
+    return steps, seconds, _mean_std(cpu)[0] if len(cpu) == len(solved) else None
+
+
+class ZooConfig(StrictModel):
+    """RL Zoo3's configuration of a cell's algorithm x env, as its hyperparams file holds it."""
+
+    source: str = Field(description="The file and entry read, e.g. hyperparams/ppo.yml: CartPole-v1.")
+    version: str = Field(description="The rl-zoo3 package's version.")
+    hyperparams: dict[str, JsonValue] = Field(default_factory=dict)
+    n_timesteps: int | None = Field(default=None, description="The env steps RL Zoo3 trains it for.")
+    missing: str | None = Field(default=None, description="Why there is no configuration to run.")
+
+
+class ZooArm(StrictModel):
+    """RL Zoo3's configuration run beside a cell through the library directly: its seeds, summarized."""
+
+    config: ZooConfig
+    seeds: list[SeedResult] = Field(default_factory=list)
+    solved_seeds: int = 0
+    steps_to_threshold: float | None = Field(default=None, description="Mean over the seeds that solved.")
+    seconds_to_threshold: float | None = Field(default=None, description="Mean over the seeds that solved.")
+    cpu_seconds_to_threshold: float | None = Field(
+        default=None, description="Mean over the seeds that solved."
+    )
+    final_return_mean: float | None = None
+    steps_per_second: float | None = Field(default=None, description="Median over seeds.")
+
+    @classmethod
+    def summarize(cls, config: ZooConfig, seeds: list[SeedResult]) -> ZooArm:
+        """The arm's summary over its seeds (same statistics as a cell's)."""
+        steps, seconds, cpu = _to_threshold(seeds)
+        speeds = [s.steps_per_second for s in seeds if s.steps_per_second]
+        return cls(
+            config=config,
+            seeds=seeds,
+            solved_seeds=sum(s.solved for s in seeds),
+            steps_to_threshold=steps,
+            seconds_to_threshold=seconds,
+            cpu_seconds_to_threshold=cpu,
+            final_return_mean=_mean_std(
+                [s.final_return_mean for s in seeds if s.final_return_mean is not None]
+            )[0],
+            steps_per_second=statistics.median(speeds) if speeds else None,
+        )
+
+
 class CellResult(StrictModel):
     """A cell's seeds, summary statistics and verdict."""
 
     cell: BenchCell
     seeds: list[SeedResult] = Field(default_factory=list)
     ratio: RatioResult | None = None
+    zoo: ZooArm | None = Field(
+        default=None, description="RL Zoo3's configuration beside it (--baseline zoo)."
+    )
+    preset: str | None = Field(
+        default=None,
+        description="The preset the seeds trained with (several, comma-separated, if they differ).",
+    )
     final_return_mean: float | None = Field(default=None, description="Mean over seeds of the final eval.")
     final_return_std: float | None = Field(default=None, description="Std over seeds of the final eval.")
     best_return_mean: float | None = Field(default=None, description="Mean over seeds of the best eval.")
     solved_seeds: int = 0
     steps_to_threshold: float | None = Field(default=None, description="Mean over the seeds that solved.")
     seconds_to_threshold: float | None = Field(default=None, description="Mean over the seeds that solved.")
+    cpu_seconds_to_threshold: float | None = Field(
+        default=None, description="Mean over the seeds that solved."
+    )
     steps_per_second: float | None = Field(default=None, description="Median over seeds.")
     passed: bool = False
     message: str | None = Field(default=None, description="Why the cell failed.")
 
     @classmethod
     def summarize(
-        cls, cell: BenchCell, seeds: list[SeedResult], ratio: RatioResult | None = None
+        cls,
+        cell: BenchCell,
+        seeds: list[SeedResult],
+        ratio: RatioResult | None = None,
+        zoo: ZooArm | None = None,
     ) -> CellResult:
         """Aggregate the seeds of a cell and decide whether it passes its min_return."""
         finals = [s.final_return_mean for s in seeds if s.final_return_mean is not None]
@@ -135,16 +214,21 @@ class CellResult(StrictModel):
             message = f"cell {cell.key}: no evaluation return was measured"
         elif judged < cell.min_return:
             message = f"cell {cell.key}: {what} {judged:.1f} < threshold {cell.min_return:.1f}"
+        presets = [s.preset for s in seeds if s.preset is not None]
+        steps, seconds, cpu = _to_threshold(seeds)
         return cls(
             cell=cell,
             seeds=seeds,
             ratio=ratio,
+            zoo=zoo,
+            preset=", ".join(dict.fromkeys(presets)) or None,
             final_return_mean=mean,
             final_return_std=std,
             best_return_mean=best,
             solved_seeds=len(solved),
-            steps_to_threshold=_mean_std([float(s.steps_to_threshold or 0) for s in solved])[0],
-            seconds_to_threshold=_mean_std([s.seconds_to_threshold or 0.0 for s in solved])[0],
+            steps_to_threshold=steps,
+            seconds_to_threshold=seconds,
+            cpu_seconds_to_threshold=cpu,
             steps_per_second=statistics.median(speeds) if speeds else None,
             passed=message is None,
             message=message,
@@ -196,6 +280,40 @@ class BaselineComparison(StrictModel):
     failures: list[str] = Field(default_factory=list)
 
 
+class ZooRow(StrictModel):
+    """One cell next to RL Zoo3's configuration of its algorithm x env, with polyrl / zoo ratios."""
+
+    cell: str
+    preset: str | None = None
+    zoo_source: str
+    zoo_missing: str | None = None
+    zoo_budget_steps: int | None = None
+    seeds: int = 0
+    solved_seeds: int = 0
+    zoo_seeds: int = 0
+    zoo_solved_seeds: int = 0
+    steps_to_threshold: float | None = None
+    zoo_steps_to_threshold: float | None = None
+    steps_ratio: float | None = Field(default=None, description="polyrl / zoo env steps to the threshold.")
+    seconds_to_threshold: float | None = None
+    zoo_seconds_to_threshold: float | None = None
+    seconds_ratio: float | None = Field(default=None, description="polyrl / zoo training seconds to it.")
+    cpu_seconds_to_threshold: float | None = None
+    zoo_cpu_seconds_to_threshold: float | None = None
+    cpu_ratio: float | None = Field(
+        default=None, description="polyrl / zoo training CPU seconds to it (steadier on a loaded machine)."
+    )
+
+
+class ZooComparison(StrictModel):
+    """The cells of a run next to RL Zoo3's configurations (`polyrl bench --baseline zoo`)."""
+
+    zoo_version: str | None = None
+    max_slowdown: float | None = None
+    rows: list[ZooRow] = Field(default_factory=list)
+    failures: list[str] = Field(default_factory=list)
+
+
 class BenchReport(StrictModel):
     """One `polyrl bench` run: settings, machine, every cell's result, and the failures."""
 
@@ -213,6 +331,9 @@ class BenchReport(StrictModel):
     baseline: BaselineComparison | None = Field(
         default=None, description="The cells next to a baseline results file (polyrl bench --baseline)."
     )
+    zoo: ZooComparison | None = Field(
+        default=None, description="The cells next to RL Zoo3's configurations (polyrl bench --baseline zoo)."
+    )
     failures: list[str] = Field(
         default_factory=list, description="Every failing cell's message, then the baseline's failures."
     )
@@ -223,4 +344,6 @@ class BenchReport(StrictModel):
         failures = [c.message or f"cell {c.cell.key} failed" for c in self.cells if not c.passed]
         if self.baseline is not None:
             failures += self.baseline.failures
+        if self.zoo is not None:
+            failures += self.zoo.failures
         return self.model_copy(update={"failures": failures, "passed": not failures})

@@ -15,6 +15,7 @@ from polyrl.errors import ConfigurationError
 from polyrl.files import write_text_atomically
 
 from polyrl_conformance.bench.records import BenchReport, CellResult, MachineInfo
+from polyrl_conformance.bench.zoo import zoo_table
 
 README_START = "<!-- bench-table:start -->"
 README_END = "<!-- bench-table:end -->"
@@ -198,6 +199,8 @@ def markdown(report: BenchReport, plot_name: str | None = None) -> str:
     ]
     if report.baseline is not None:
         lines += ["## Against the baseline", "", *baseline_table(report), ""]
+    if report.zoo is not None:
+        lines += ["## Against RL Zoo3", "", *zoo_table(report), ""]
     if report.failures:
         lines += ["## Failures", "", *[f"- {message}" for message in report.failures], ""]
     if plot_name:

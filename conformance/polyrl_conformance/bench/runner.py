@@ -20,17 +20,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polyrl.callbacks.base import Callback
+from polyrl.errors import ConfigurationError
 from polyrl.files import write_text_atomically
 
 from polyrl_conformance.bench.cells import BenchCell
 from polyrl_conformance.bench.overhead import RATIO_FILE, RATIO_PLAN_FILE, measure_ratio
-from polyrl_conformance.bench.records import CellResult, CurvePoint, RatioResult, SeedPlan, SeedResult
+from polyrl_conformance.bench.protocol import SeedProtocol, ThresholdTracker
+from polyrl_conformance.bench.records import (
+    CellResult,
+    RatioResult,
+    SeedPlan,
+    SeedResult,
+    ZooArm,
+    ZooConfig,
+)
 
 if TYPE_CHECKING:
     from polyrl.agent import Agent
-    from polyrl.callbacks.context import RunContext
-    from polyrl.records import IterationRecord
 
 PLAN_FILE = "plan.json"
 RESULT_FILE = "result.json"
@@ -39,90 +45,28 @@ PROGRESS_FILE = "progress.csv"
 LOG_FILE = "output.log"
 #: Seconds a worker gets past its time limit (final evaluation, saving) before it is killed.
 KILL_GRACE_SECONDS = 120.0
-#: Training points a seed's result keeps at most (besides its evaluations).
-CURVE_POINTS = 500
 
 Reporter = Callable[[str], None]
 
 
-class ThresholdTracker(Callback):
-    """Evaluates on an env-step cadence and records when the solve threshold is first reached.
-
-    The training clock is the sum of the iterations' own seconds (the driver's work only), so
-    the evaluations, which are the benchmark's and not the training's, never count; the CPU
-    clock sums this process's CPU time from each iteration's start to its end (steadier than
-    wall time on a machine shared with other jobs). Evaluation
-    numbers go into the iteration's record under eval_* (so progress.csv has them) before later
-    callbacks see it.
-    """
-
-    def __init__(self, cell: BenchCell, stop_at_threshold: bool, started: float) -> None:
-        self.cell = cell
-        self.stop_at_threshold = stop_at_threshold
-        self.started = started
-        self.train_seconds = 0.0
-        self.train_cpu_seconds = 0.0
-        self._iteration_cpu = 0.0
-        self.eval_seconds = 0.0
-        self.next_eval = cell.eval_every_steps
-        self.curve: list[CurvePoint] = []
-        self.solved_at: tuple[int, float, float] | None = None
-
-    def evaluate(self, agent: Agent, point: CurvePoint) -> None:
-        """Play the cell's deterministic evaluation episodes and note the result on `point`."""
-        began = time.perf_counter()
-        result = agent.evaluate(episodes=self.cell.eval_episodes)
-        self.eval_seconds += time.perf_counter() - began
-        point.eval_return_mean = result.return_mean
-        point.eval_return_std = result.return_std
-        reached = result.return_mean is not None and result.return_mean >= self.cell.solve_threshold
-        if self.solved_at is None and reached:
-            self.solved_at = (point.env_steps, point.train_seconds, time.perf_counter() - self.started)
-
-    def on_iteration_begin(self, context: RunContext, iteration: int) -> None:
-        self._iteration_cpu = time.process_time()
-
-    def on_iteration_end(self, context: RunContext, record: IterationRecord) -> None:
-        self.train_seconds += record.iteration_seconds
-        self.train_cpu_seconds += time.process_time() - self._iteration_cpu
-        point = CurvePoint(
-            env_steps=record.env_steps, train_seconds=self.train_seconds, return_mean=record.return_mean
-        )
-        self.curve.append(point)
-        if record.env_steps < self.next_eval:
-            return
-        # Once solved, a coarser cadence suffices for the curve (a solved CartPole evaluation
-        # plays 5,000 steps): a twentieth of the budget.
-        every = self.cell.eval_every_steps
-        if self.solved_at is not None:
-            every = max(every, self.cell.budget_steps // 20)
-        while self.next_eval <= record.env_steps:
-            self.next_eval += every
-        self.evaluate(context.agent, point)
-        record.metrics["eval_return_mean"] = float(point.eval_return_mean or 0.0)
-        record.metrics["eval_return_std"] = float(point.eval_return_std or 0.0)
-        if self.solved_at is not None and self.stop_at_threshold:
-            context.stop(f"solve threshold {self.cell.solve_threshold:g} reached")
-
-
-def thin_curve(curve: list[CurvePoint], points: int = CURVE_POINTS) -> list[CurvePoint]:
-    """At most about `points` points: every evaluation, the last point, and evenly spaced others.
-
-    Keeps result files small when iterations are tiny (an A2C of 5 env steps per iteration);
-    progress.csv still has every iteration.
-    """
-    if len(curve) <= points:
-        return list(curve)
-    stride = -(-len(curve) // points)
-    return [
-        p
-        for i, p in enumerate(curve)
-        if i % stride == 0 or p.eval_return_mean is not None or i == len(curve) - 1
-    ]
+def _preset_of(agent: Agent) -> tuple[str | None, str | None]:
+    """The preset the agent trains with and its source (None where this polyrl has no presets)."""
+    preset = getattr(agent.spec, "preset", None)
+    source = None
+    try:
+        effective = agent.effective_hyperparameters()
+    except Exception:  # the preset labels the result; failing to read it must not fail the seed
+        effective = None
+    if effective is not None:
+        preset = getattr(effective, "preset", None) or preset
+        source = getattr(effective, "preset_source", None)
+    return (None if preset is None else str(preset)), (None if source is None else str(source))
 
 
 def run_seed(plan: SeedPlan, directory: Path, time_limit: float | None = None) -> SeedResult:
     """Train one seed of a cell in this process and write result.json; never raises for a bad run."""
+    if plan.arm == "zoo":
+        return run_zoo_seed(plan, directory, time_limit)
     directory.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     cell = plan.cell
@@ -134,6 +78,7 @@ def run_seed(plan: SeedPlan, directory: Path, time_limit: float | None = None) -
 
         with Agent(cell.agent_spec(plan.seed)) as agent:
             setup = time.perf_counter() - began
+            preset, source = _preset_of(agent)
             tracker = ThresholdTracker(cell, plan.stop_at_threshold, began)
             config = TrainConfig(total_steps=cell.budget_steps, time_limit=time_limit)
             callbacks = [
@@ -142,34 +87,35 @@ def run_seed(plan: SeedPlan, directory: Path, time_limit: float | None = None) -
                 CSVLogger(directory / PROGRESS_FILE),
             ]
             trained = agent.train(config, callbacks=callbacks)
-            if tracker.curve and tracker.curve[-1].eval_return_mean is None:
-                tracker.evaluate(agent, tracker.curve[-1])  # the final evaluation, if the cadence missed it
-        evaluated = [p.eval_return_mean for p in tracker.curve if p.eval_return_mean is not None]
-        final = next((p for p in reversed(tracker.curve) if p.eval_return_mean is not None), None)
+            tracker.protocol.finish(tracker.player(agent, cell.eval_episodes))
+        result = tracker.protocol.result(result, trained.env_steps, setup, trained.stop_reason)
         result = result.model_copy(
-            update={
-                "status": "done",
-                "env_steps": trained.env_steps,
-                "iterations": trained.iterations,
-                "setup_seconds": setup,
-                "train_seconds": tracker.train_seconds,
-                "train_cpu_seconds": tracker.train_cpu_seconds,
-                "eval_seconds": tracker.eval_seconds,
-                "steps_per_second": trained.env_steps / tracker.train_seconds
-                if tracker.train_seconds
-                else None,
-                "stop_reason": trained.stop_reason,
-                "final_return_mean": final.eval_return_mean if final else None,
-                "final_return_std": final.eval_return_std if final else None,
-                "best_eval_return_mean": max(evaluated) if evaluated else None,
-                "solved": tracker.solved_at is not None,
-                "steps_to_threshold": tracker.solved_at[0] if tracker.solved_at else None,
-                "seconds_to_threshold": tracker.solved_at[1] if tracker.solved_at else None,
-                "wall_seconds_to_threshold": tracker.solved_at[2] if tracker.solved_at else None,
-                "curve": thin_curve(tracker.curve),
-            }
+            update={"iterations": trained.iterations, "preset": preset, "preset_source": source}
         )
     except Exception as exc:  # a failing seed is reported as such; the other cells go on
+        result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+    result.wall_seconds = time.perf_counter() - began
+    write_text_atomically(directory / RESULT_FILE, result.model_dump_json(indent=2))
+    return result
+
+
+def run_zoo_seed(plan: SeedPlan, directory: Path, time_limit: float | None = None) -> SeedResult:
+    """Train RL Zoo3's configuration of the plan's cell for one seed (`polyrl_zoo_training`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    result = SeedResult(seed=plan.seed, status="failed", directory=str(directory))
+    try:
+        from polyrl.plugins import registry
+
+        protocol = SeedProtocol(plan.cell, plan.stop_at_threshold, began, time_limit)
+        hook = getattr(registry().manager.hook, "polyrl_zoo_training", None)
+        trained = None if hook is None else hook(cell=plan.cell, seed=plan.seed, protocol=protocol)
+        if trained is None:
+            raise ConfigurationError(
+                f"no installed plugin runs RL Zoo3 for {plan.cell.backend} cells (polyrl_zoo_training)"
+            )
+        result = protocol.result(result, trained.env_steps, trained.setup_seconds, trained.stop_reason)
+    except Exception as exc:  # reported in the zoo's row; the run goes on
         result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
     result.wall_seconds = time.perf_counter() - began
     write_text_atomically(directory / RESULT_FILE, result.model_dump_json(indent=2))
@@ -219,7 +165,11 @@ def finished_seed(plan: SeedPlan, directory: Path) -> SeedResult | None:
         result = SeedResult.model_validate_json((directory / RESULT_FILE).read_text())
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    alike = stored.seed == plan.seed and stored.stop_at_threshold == plan.stop_at_threshold
+    alike = (stored.seed, stored.stop_at_threshold, stored.arm) == (
+        plan.seed,
+        plan.stop_at_threshold,
+        plan.arm,
+    )
     if not alike or not stored.cell.trains_like(plan.cell) or result.status != "done":
         return None
     return result
@@ -238,11 +188,7 @@ def finished_ratio(cell: BenchCell, repeats: int, directory: Path) -> RatioResul
 
 def run_seed_isolated(plan: SeedPlan, directory: Path, timeout: float | None = None) -> SeedResult:
     """Run one seed in a fresh Python process (no torch, library runtime or env state shared)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(
-        directory / PLAN_FILE, json.dumps({"plan": plan.model_dump(mode="json"), "time_limit": timeout})
-    )
-    (directory / RESULT_FILE).unlink(missing_ok=True)
+    write_plan(plan, directory, timeout)
     began = time.perf_counter()
     code = _run_process("polyrl_conformance.bench.runner", directory, timeout)
     if (directory / RESULT_FILE).is_file():
@@ -280,9 +226,9 @@ def cell_stem(cell: BenchCell) -> str:
     return f"{cell.backend}_{cell.algorithm}_{cell.env.replace('/', '-')}"
 
 
-def seed_directory(runs_dir: Path, cell: BenchCell, seed: int) -> Path:
-    """Where one seed of a cell runs."""
-    return runs_dir / f"{cell_stem(cell)}_s{seed}"
+def seed_directory(runs_dir: Path, cell: BenchCell, seed: int, arm: str = "polyrl") -> Path:
+    """Where one seed of a cell runs (RL Zoo3's run of it: with a _zoo suffix)."""
+    return runs_dir / f"{cell_stem(cell)}_s{seed}{'' if arm == 'polyrl' else '_' + arm}"
 
 
 def describe_seed(cell: BenchCell, result: SeedResult) -> str:
@@ -303,6 +249,20 @@ def describe_seed(cell: BenchCell, result: SeedResult) -> str:
     )
 
 
+def _one_seed(
+    plan: SeedPlan, directory: Path, isolate: bool, timeout: float | None, resume: bool, report: Reporter
+) -> SeedResult:
+    """A seed's result: reused from `directory` (resume), or run there (in a fresh process if isolated)."""
+    reused = finished_seed(plan, directory) if resume else None
+    if reused is not None:
+        report(f"  reused the finished run in {directory}")
+        return reused
+    if isolate:
+        return run_seed_isolated(plan, directory, timeout)
+    write_plan(plan, directory, timeout)
+    return run_seed(plan, directory, timeout)
+
+
 def run_cells(
     cells: list[BenchCell],
     seeds: int,
@@ -315,8 +275,13 @@ def run_cells(
     report: Reporter = print,
     first_seed: int = 0,
     resume: bool = False,
+    zoo: dict[str, ZooConfig] | None = None,
 ) -> list[CellResult]:
     """Run seeds first_seed..first_seed+seeds-1 of every cell, one at a time, then each cell's ratio.
+
+    `zoo` (cell key -> RL Zoo3's configuration, `polyrl bench --baseline zoo`): after a cell's
+    seeds, the same seeds of that configuration, through the library directly (`run_zoo_seed`),
+    in BACKEND_ALGO_ENV_sSEED_zoo directories.
 
     `resume=True` reuses what an interrupted run left in `runs_dir`: seeds that finished with a
     plan training alike, and ratios measured for such a cell with as many repeats.
@@ -325,26 +290,33 @@ def run_cells(
     here); the ratio then runs in this process too.
     """
     results = []
+    zoo = zoo or {}
     total = len(cells) * seeds
     done = 0
     for cell in cells:
         seed_results = []
-        for seed in range(first_seed, first_seed + seeds):
+        numbers = range(first_seed, first_seed + seeds)
+        for seed in numbers:
             plan = SeedPlan(cell=cell, seed=seed, stop_at_threshold=stop_at_threshold)
-            directory = seed_directory(runs_dir, cell, seed)
             done += 1
             report(f"[{done}/{total}] {cell.key} seed {seed} (budget {cell.budget_steps:,} steps) ...")
-            reused = finished_seed(plan, directory) if resume else None
-            if reused is not None:
-                report(f"  reused the finished run in {directory}")
-                outcome = reused
-            elif isolate:
-                outcome = run_seed_isolated(plan, directory, timeout)
-            else:
-                write_plan(plan, directory, timeout)
-                outcome = run_seed(plan, directory, timeout)
+            outcome = _one_seed(plan, seed_directory(runs_dir, cell, seed), isolate, timeout, resume, report)
             seed_results.append(outcome)
             report("  " + describe_seed(cell, outcome))
+        arm = None
+        if cell.key in zoo:
+            config = zoo[cell.key]
+            zoo_seeds = []
+            if config.missing is not None:
+                report(f"  {cell.key}: no RL Zoo3 run: {config.missing}")
+            for seed in numbers if config.missing is None else ():
+                plan = SeedPlan(cell=cell, seed=seed, stop_at_threshold=stop_at_threshold, arm="zoo")
+                report(f"  {cell.key} seed {seed}: RL Zoo3's configuration ({config.source}) ...")
+                directory = seed_directory(runs_dir, cell, seed, arm="zoo")
+                outcome = _one_seed(plan, directory, isolate, timeout, resume, report)
+                zoo_seeds.append(outcome)
+                report("  RL Zoo3 " + describe_seed(cell, outcome))
+            arm = ZooArm.summarize(config, zoo_seeds)
         ratio_result = None
         if ratio:
             report(f"  {cell.key}: polyrl vs direct, {cell.ratio_steps:,} steps x {ratio_repeats} ...")
@@ -357,7 +329,7 @@ def run_cells(
             else:
                 ratio_result = measure_ratio(cell, ratio_repeats)
             report("  " + describe_ratio(cell, ratio_result))
-        result = CellResult.summarize(cell, seed_results, ratio_result)
+        result = CellResult.summarize(cell, seed_results, ratio_result, arm)
         results.append(result)
         report(f"  {cell.key}: {'passed' if result.passed else 'FAILED: ' + str(result.message)}")
     return results

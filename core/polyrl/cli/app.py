@@ -15,6 +15,7 @@ from polyrl.cli.guard import EXIT_USAGE, DebugMode, guarded
 from polyrl.cli.overrides import merge, normalize_flag, parse_flags, read_document, route
 from polyrl.config import PlayConfig, TrainConfig
 from polyrl.errors import PluginLoadWarning
+from polyrl.presets import PresetChoice
 from polyrl.spec import AgentSpec
 
 if TYPE_CHECKING:
@@ -76,6 +77,13 @@ def build_documents(
     spec = AgentSpec.model_validate(merge(spec_doc, flags["spec"]))
     config = TrainConfig.model_validate(merge(config_doc, flags["config"]))
     return spec, config
+
+
+def preset_banner(choice: PresetChoice | None) -> str:
+    """The banner line naming the preset a run uses, or saying none applied."""
+    if choice is None:
+        return "preset: none (the library's defaults for every field left unset)"
+    return f"preset: {choice.name} ({choice.source}); --preset none for the library's defaults"
 
 
 def _default_out(spec: AgentSpec) -> Path:
@@ -141,6 +149,7 @@ def train(
         with polyrl.Agent(spec) as agent:
             if not as_json:
                 render.say(f"training {spec.backend}/{spec.algorithm} on {env_name} -> {target}")
+                render.say(preset_banner(agent.preset))
             callbacks = [] if as_json else [render.progress_callback()]
             try:
                 result = agent.train(config, callbacks=callbacks)
@@ -171,6 +180,7 @@ def train(
         if as_json:
             summary = {
                 "checkpoint": str(target),
+                "preset": None if agent.preset is None else agent.preset.model_dump(mode="json"),
                 "result": result.model_dump(mode="json", exclude={"records"}),
                 "evaluation": None if evaluation is None else evaluation.model_dump(mode="json"),
             }
@@ -371,10 +381,12 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
 
 def _register_experiment_commands() -> None:
     from polyrl.cli.experiments import register
+    from polyrl.cli.presets import register as register_presets
     from polyrl.cli.tune import register as register_tune
 
     register(_builtin)
     register_tune(_builtin)
+    register_presets(_builtin)
 
 
 _register_experiment_commands()

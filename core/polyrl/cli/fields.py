@@ -23,6 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from polyrl.config import TrainConfig
+from polyrl.schedules import is_schedule_model
 from polyrl.spec import SECTION_NAMES, AgentSpec
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ def type_name(annotation: Any) -> str:
         return f"list[{type_name(args[0])}]" if args else "list"
     if origin is dict or annotation is dict:
         return "JSON object"
+    if is_schedule_model(annotation):
+        return "schedule"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "section"
     return _SCALAR_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
@@ -82,7 +85,7 @@ def _constraints(annotation: Any) -> list[Any]:
         items = list(annotation.__metadata__)
         return [
             inner for item in items for inner in (item.metadata if isinstance(item, FieldInfo) else [item])
-        ]
+        ] + _constraints(typing.get_args(annotation)[0])  # a schedulable field's number branch
     return [item for arg in typing.get_args(annotation) for item in _constraints(arg)]
 
 
@@ -97,6 +100,8 @@ def _bounds(field: FieldInfo) -> str:
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if is_schedule_model(annotation):
+        return None  # a schedule is a value of its field (--learning-rate lin_3e-4), not a section
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
@@ -120,14 +125,19 @@ def _flags_of(
     for name, field in model.model_fields.items():
         inner = _model_of(field.annotation)
         listed = _is_list(field.annotation)
-        if inner is not None and name != "env" and not listed:
-            continue  # sections are listed field by field in their own group
+        # sections are listed field by field in their own group; a model inside a section (its
+        # action_noise) is one JSON object flag (--sac.action-noise.sigma 0.5 works too)
+        nested = inner is not None and bool(prefix) and not listed
+        if inner is not None and name != "env" and not listed and not nested:
+            continue
         flags.append(
             FieldFlag(
                 path=(*prefix, name),
                 group=group,
                 type="JSON list"
                 if inner is not None and listed
+                else "JSON object"
+                if nested
                 else type_name(field.annotation) + _bounds(field),
                 default=_default_text(field, unset),
                 help=field.description or "",

@@ -41,6 +41,7 @@ from pydantic import (
 from polyrl._model import StrictModel, close_matches, did_you_mean
 from polyrl.cli.overrides import merge
 from polyrl.errors import SearchSpaceError
+from polyrl.schedules import is_schedule_model
 from polyrl.spec import SECTION_NAMES, AgentSpec
 
 if TYPE_CHECKING:
@@ -294,6 +295,8 @@ def with_values(base: AgentSpec, values: dict[str, Any]) -> AgentSpec:
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if is_schedule_model(annotation):
+        return []  # a schedule is a value of its field (learning_rate), not a section to search in
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]

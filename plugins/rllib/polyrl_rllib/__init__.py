@@ -11,6 +11,9 @@ from polyrl.backend import AlgorithmInfo, BackendInfo, hookimpl
 from polyrl_rllib.bench import polyrl_bench_cells  # noqa: F401
 from polyrl_rllib.direct import polyrl_direct_training  # noqa: F401
 
+# No optional exploration features (polyrl.features): the new API stack has no gSDE, its action
+# noise classes (GaussianNoise, OrnsteinUhlenbeckNoise) are old-stack `exploration_config`, which
+# the new stack clears, and its Gaussian heads start their log std at 0 with no setting for it.
 BACKEND = BackendInfo(
     name="rllib",
     description="RLlib (Ray) on its new API stack: scalable, local by default, a Ray cluster on request",
@@ -24,12 +27,16 @@ BACKEND = BackendInfo(
             action_spaces=["discrete", "box"],
             on_policy=True,
             description="Proximal Policy Optimization",
+            # The core sets them per iteration (polyrl.schedules): the Learners' clip_param and
+            # entropy-coefficient scheduler (polyrl_rllib.learners).
+            features=["schedule.clip_range", "schedule.ent_coef"],
         ),
         "dqn": AlgorithmInfo(
             observation_spaces=["box", "image"],
             action_spaces=["discrete"],
             on_policy=False,
             description="Deep Q-Network (double, dueling by RLlib default)",
+            features=["schedule.epsilon"],  # the RLModules' epsilon scheduler, set per iteration
         ),
         "sac": AlgorithmInfo(
             observation_spaces=["box", "image"],

@@ -123,6 +123,8 @@ def effective_hyperparameters(
     epsilon = getattr(config, "epsilon", None)
     if algorithm == "dqn" and isinstance(epsilon, list | tuple):
         native["epsilon"] = json.dumps([list(point) for point in epsilon])
+    elif algorithm == "dqn" and isinstance(epsilon, int | float):  # a constant (dqn.epsilon)
+        native["epsilon"] = float(epsilon)
     native["fcnet_hiddens"] = json.dumps(list(config.model_config.get("fcnet_hiddens", [])))
     native["fcnet_activation"] = str(config.model_config.get("fcnet_activation"))
     if config.model_config.get("conv_filters"):  # images: RLlib's CNN encoder, `hidden` in the heads

@@ -530,6 +530,45 @@ class RllibDriver(BackendDriver):
         finally:
             config._is_frozen = True
 
+    # -- scheduled values --------------------------------------------------------------------
+    def set_scheduled(self, name: str, value: float) -> None:
+        """PPO's clip_param and entropy coefficient on every Learner, DQN's epsilon on every
+        EnvRunner's RLModule (and the Learner's, which stochastic act() uses); the algorithm's
+        config follows, so effective_hyperparameters() and RLlib's checkpoint stay truthful."""
+        if name in ("clip_range", "ent_coef") and self.spec.algorithm == "ppo":
+            self.algo.learner_group.foreach_learner(
+                functools.partial(learners.set_learner_scheduled, name=name, value=float(value))
+            )
+            self._set_config("clip_param" if name == "clip_range" else "entropy_coeff", float(value))
+        elif name == "epsilon" and self.spec.algorithm == "dqn":
+            setter = functools.partial(learners.set_module_epsilon, value=float(value))
+            self.algo.env_runner_group.foreach_env_runner(setter, local_env_runner=True)
+            self._on_learners(setter)
+            self._set_config("epsilon", float(value))
+        else:
+            super().set_scheduled(name, value)
+
+    def get_scheduled(self, name: str) -> float | None:
+        """Read back from the first Learner (clip_param, entropy coefficient) or the sampling
+        EnvRunner (epsilon)."""
+        if name in ("clip_range", "ent_coef") and self.spec.algorithm == "ppo":
+            return self._on_learners(functools.partial(learners.learner_scheduled, name=name))[0]
+        if name == "epsilon" and self.spec.algorithm == "dqn":
+            found = self.algo.env_runner_group.foreach_env_runner(
+                learners.module_epsilon, local_env_runner=True
+            )
+            # The local EnvRunner comes first; with remote ones, they are the ones sampling.
+            return next((value for value in reversed(found) if value is not None), None)
+        return None
+
+    def _set_config(self, field: str, value: Any) -> None:
+        config = self.algo.config
+        config._is_frozen = False
+        try:
+            setattr(config, field, value)
+        finally:
+            config._is_frozen = True
+
     # -- parameters and replay ---------------------------------------------------------------
     def parameters(self) -> dict[str, np.ndarray]:
         """What the (first) Learner's optimizers update, by optimizer/group/position."""

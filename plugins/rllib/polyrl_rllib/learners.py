@@ -53,6 +53,58 @@ def learner_lrs(learner: Any) -> dict[str, float]:
     }
 
 
+# -- scheduled values (polyrl.schedules), set by the core before every iteration ----------------
+def _fixed(value: float, device: Any = None) -> Scheduler:
+    """An RLlib Scheduler pinned to `value` (its update() then returns the value as it is)."""
+    return Scheduler(fixed_value_or_schedule=float(value), framework="torch", device=device)
+
+
+def set_learner_scheduled(learner: Any, name: str, value: float) -> None:
+    """PPO's clip_param (read from the Learner's config copy by every loss) or its entropy
+    coefficient (a Scheduler the Learner updates after each update: replaced by a fixed one)."""
+    learner.config._is_frozen = False  # the Learner's own copy (built with copy_frozen=False)
+    if name == "clip_range":
+        learner.config.clip_param = float(value)
+    elif name == "ent_coef":
+        learner.config.entropy_coeff = float(value)
+        learner.entropy_coeff_schedulers_per_module[DEFAULT_MODULE_ID] = _fixed(value, learner._device)
+
+
+def learner_scheduled(learner: Any, name: str) -> float | None:
+    """The clip_param or entropy coefficient a Learner's loss uses now."""
+    if name == "clip_range":
+        return float(learner.config.get_config_for_module(DEFAULT_MODULE_ID).clip_param)
+    if name == "ent_coef":
+        value = learner.entropy_coeff_schedulers_per_module[DEFAULT_MODULE_ID].get_current_value()
+        return float(value.item() if hasattr(value, "item") else value)
+    return None
+
+
+def _default_module(holder: Any) -> Any:
+    """The default RLModule of an EnvRunner or Learner (inside its MultiRLModule, if any)."""
+    module = getattr(holder, "module", None)
+    if module is not None and hasattr(module, "keys"):
+        return module.get(DEFAULT_MODULE_ID) if DEFAULT_MODULE_ID in module else None
+    return module
+
+
+def set_module_epsilon(holder: Any, value: float) -> None:
+    """DQN: pin the epsilon-greedy Scheduler of an EnvRunner's (or Learner's) RLModule to `value`."""
+    module = _default_module(holder)
+    if module is not None and hasattr(module, "epsilon_schedule"):
+        module.epsilon_schedule = _fixed(value)
+
+
+def module_epsilon(holder: Any) -> float | None:
+    """The epsilon an EnvRunner's DQN RLModule explores with now (None: no such module)."""
+    module = _default_module(holder)
+    schedule = getattr(module, "epsilon_schedule", None)
+    if schedule is None:
+        return None
+    value = schedule.get_current_value()
+    return float(value.item() if hasattr(value, "item") else value)
+
+
 # -- IMPALA/APPO: the Learner's background thread ----------------------------------------------
 #: Seconds to wait for the IMPALA/APPO learner thread to finish the batches of an iteration.
 LEARNER_THREAD_TIMEOUT = 600.0

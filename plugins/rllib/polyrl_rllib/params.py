@@ -20,7 +20,10 @@ polyrl field -> RLlib setting:
   num_steps_sampled_before_learning_starts; train_freq -> rollout_fragment_length;
   gradient_steps (updates per sampled fragment) -> training_intensity
 - dqn.target_update_interval -> target_network_update_freq; exploration_initial_eps/final_eps/
-  fraction -> the epsilon schedule (fraction of EXPLORATION_HORIZON env steps)
+  fraction -> the epsilon schedule (fraction of EXPLORATION_HORIZON env steps); dqn.epsilon ->
+  a constant epsilon
+- schedules (polyrl.schedules): their start values; the core then sets lr, clip_param,
+  entropy_coeff and epsilon before every iteration (`RllibDriver.set_scheduled`)
 - sac.tau -> tau; sac.ent_coef -> initial_alpha (a number also freezes alpha: alpha_lr 0)
 
 `backend_options` keys are the keyword parameters of the AlgorithmConfig builder methods
@@ -42,6 +45,7 @@ from typing import Any
 from polyrl import AgentSpec
 from polyrl.driverkit import per_env_iteration_steps, unknown_options_error
 from polyrl.errors import UnsupportedOptionError
+from polyrl.schedules import initial_value, section_values
 
 from polyrl_rllib import devices, encoders
 from polyrl_rllib.settings import POLYRL_OPTIONS, Settings, read_settings
@@ -223,7 +227,7 @@ def _model_config(spec: AgentSpec, observation_space: Any) -> dict[str, Any]:
 def _map_section(spec: AgentSpec, training: dict[str, Any], env_runners: dict[str, Any]) -> int | None:
     """Map the algorithm section into `training`/`env_runners`; return gradient steps if given."""
     section = spec.section()
-    values = section.model_dump(exclude_none=True) if section is not None else {}
+    values = section_values(section)  # schedules at their start values: the core sets them later
     gradient_steps = None
     direct = {
         "n_epochs": "num_epochs",
@@ -245,6 +249,8 @@ def _map_section(spec: AgentSpec, training: dict[str, Any], env_runners: dict[st
                 training["alpha_lr"] = 0.0  # a given coefficient stays fixed, as in SB3
         elif name == "ent_coef":
             training["entropy_coeff"] = value
+        elif name == "epsilon":  # one epsilon until the core sets the next (RllibDriver.set_scheduled)
+            training["epsilon"] = float(value)
         elif name == "buffer_size":
             buffer = dict(training.get("replay_buffer_config", {}))
             buffer["capacity"] = value
@@ -270,13 +276,12 @@ def _map_common_fields(
     spec: AgentSpec, training: dict[str, Any], reporting: dict[str, Any], learners: int
 ) -> None:
     """Learning rate, gamma, batch size and iteration size into RLlib's training/reporting calls."""
-    if spec.learning_rate is not None:
+    rate = initial_value(spec.learning_rate)  # a schedule's start value: the core sets it per iteration
+    if rate is not None:
         if spec.algorithm == "sac":
-            training.update(
-                actor_lr=spec.learning_rate, critic_lr=spec.learning_rate, alpha_lr=spec.learning_rate
-            )
+            training.update(actor_lr=rate, critic_lr=rate, alpha_lr=rate)
         else:
-            training["lr"] = spec.learning_rate
+            training["lr"] = rate
     if spec.gamma is not None:
         training["gamma"] = spec.gamma
     if spec.batch_size is not None:

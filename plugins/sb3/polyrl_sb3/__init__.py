@@ -13,6 +13,7 @@ from polyrl.backend import AlgorithmInfo, BackendInfo, hookimpl
 # Imported so pluggy finds the `polyrl bench` hooks on this module (they import SB3 only when called).
 from polyrl_sb3.bench import polyrl_bench_cells  # noqa: F401
 from polyrl_sb3.direct import polyrl_direct_training  # noqa: F401
+from polyrl_sb3.zoo import polyrl_zoo_config, polyrl_zoo_training  # noqa: F401
 
 if TYPE_CHECKING:
     from polyrl.envs import SpaceKind
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
 # polyrl encodes every other observation space into a Box vector before a driver sees it;
 # an "image" (rank-3 Box) gets polyrl's CNN as the policy's features extractor.
 _OBS: list[SpaceKind] = ["box", "image"]
+#: Optional spec features (polyrl.features) SB3 honours: gSDE and log_std_init on its Gaussian
+#: policies (PPO, A2C; SAC's only with gSDE), action noise on the off-policy actors (SAC, TD3).
+_GSDE = ["gsde", "log_std_init"]
+_NOISE = ["action_noise.gaussian", "action_noise.ornstein_uhlenbeck"]
+#: Values the core sets per iteration (polyrl.schedules): PPO's clip range (SB3 reads a schedule
+#: of it at every update), the entropy coefficient of PPO/A2C, DQN's epsilon.
+_PPO_SCHEDULES = ["schedule.clip_range", "schedule.ent_coef"]
 
 BACKEND = BackendInfo(
     name="sb3",
@@ -34,30 +42,35 @@ BACKEND = BackendInfo(
             action_spaces=["discrete", "box", "multi_discrete", "multi_binary"],
             on_policy=True,
             description="Proximal Policy Optimization",
+            features=[*_GSDE, *_PPO_SCHEDULES],
         ),
         "a2c": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["discrete", "box", "multi_discrete", "multi_binary"],
             on_policy=True,
             description="Advantage Actor-Critic",
+            features=[*_GSDE, "schedule.ent_coef"],
         ),
         "dqn": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["discrete"],
             on_policy=False,
             description="Deep Q-Network",
+            features=["schedule.epsilon"],
         ),
         "sac": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["box"],
             on_policy=False,
             description="Soft Actor-Critic",
+            features=[*_GSDE, *_NOISE],
         ),
         "td3": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["box"],
             on_policy=False,
             description="Twin Delayed DDPG",
+            features=_NOISE,
         ),
     },
     deterministic=True,

@@ -20,15 +20,18 @@ from polyrl.driverkit import (
     set_optimizer_learning_rate,
 )
 from polyrl.torch_layers import describe_layers
+from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.utils import ConstantSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from polyrl_sb3 import legacy
 from polyrl_sb3.archive import STATE_FILE, corrupt, read_state
+from polyrl_sb3.exploration import exploration_report
 from polyrl_sb3.network import actor_extractor, describe_encoder
 from polyrl_sb3.params import (
     ON_POLICY,
@@ -243,6 +246,33 @@ class Sb3Driver(BackendDriver):
                 actions, _ = self.model.predict(observations, deterministic=False)
         return np.asarray(actions)
 
+    # -- scheduled values --------------------------------------------------------------------
+    def set_scheduled(self, name: str, value: float) -> None:
+        """PPO's clip range and DQN's epsilon become constant SB3 schedules (SB3 evaluates them at
+        every update / env step, so a plain number would be replaced back); ent_coef is a float."""
+        model = self.model
+        if name == "clip_range" and isinstance(model, PPO):
+            model.clip_range = ConstantSchedule(float(value))
+        elif name == "ent_coef" and isinstance(model, OnPolicyAlgorithm):
+            model.ent_coef = float(value)
+        elif name == "epsilon" and isinstance(model, DQN):
+            model.exploration_schedule = ConstantSchedule(float(value))
+            model.exploration_rate = float(value)  # what a stochastic predict() uses before learn()
+        else:
+            super().set_scheduled(name, value)
+
+    def get_scheduled(self, name: str) -> float | None:
+        """The value SB3 uses: its clip-range schedule now, ent_coef, DQN's exploration_rate."""
+        model = self.model
+        if name == "clip_range" and isinstance(model, PPO):
+            clip: Any = model.clip_range
+            return float(clip(model._current_progress_remaining)) if callable(clip) else float(clip)
+        if name == "ent_coef" and isinstance(model, OnPolicyAlgorithm):
+            return float(model.ent_coef)
+        if name == "epsilon" and isinstance(model, DQN):
+            return float(model.exploration_rate)
+        return None
+
     # -- learning rate -----------------------------------------------------------------------
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         policy = self.model.policy
@@ -344,6 +374,7 @@ class Sb3Driver(BackendDriver):
         clip = getattr(model, "clip_range", None)
         if clip is not None:
             native["clip_range"] = float(clip(1.0)) if callable(clip) else float(clip)
+        native.update(exploration_report(model))
         return EffectiveHyperparameters(
             learning_rate=self.get_learning_rate(),
             gamma=float(model.gamma),

@@ -9,6 +9,12 @@ Where the spec leaves a value at None, SB3's own default applies, with these pol
 | off-policy iteration | 1000 env steps | an SB3 collect/update cycle is ~4 steps: too fine |
 | TD3 action noise | Gaussian, std 0.1 | SB3's default is no noise, which rarely learns |
 
+gSDE, log_std_init and action noise: see `polyrl_sb3.exploration`.
+
+Schedules (`polyrl.schedules`): the model is built with each schedule's start value (`dqn.epsilon`
+as exploration_initial_eps = exploration_final_eps); the core then sets the learning rate, PPO's
+clip range, PPO/A2C's ent_coef and DQN's epsilon before every iteration (`Sb3Driver.set_scheduled`).
+
 Networks: a vector observation keeps SB3's default MLP unless the spec sets `network` (then the
 same hidden layers for actor and critic); an image gets polyrl's CNN (`network`: the conv stack
 as a features extractor, then `hidden` layers; see `polyrl_sb3.network`). The device is resolved
@@ -38,6 +44,7 @@ from polyrl.driverkit import (
     vec_env_option,
 )
 from polyrl.errors import UnsupportedOptionError
+from polyrl.schedules import initial_value, section_values
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -67,33 +74,20 @@ def constructor_keywords(cls: type[BaseAlgorithm]) -> list[str]:
     return sorted(n for n in names if n not in ("self", "policy", "env", "_init_setup_model"))
 
 
-def _td3_action_noise(spec: AgentSpec, action_space: Any) -> Any:
-    """TD3's Gaussian exploration noise (std 0.1 unless the spec says; None for 0)."""
-    import numpy as np
-    from stable_baselines3.common.noise import NormalActionNoise
-
-    std = 0.1
-    if spec.td3 is not None and spec.td3.action_noise_std is not None:
-        std = spec.td3.action_noise_std
-    if std <= 0:
-        return None
-    dim = int(np.prod(action_space.shape))
-    return NormalActionNoise(np.zeros(dim), std * np.ones(dim))
-
-
 def sb3_kwargs(spec: AgentSpec, action_space: Any, observation_space: Any = None) -> dict[str, Any]:
     """Constructor keywords (without policy and env) for the spec's algorithm.
 
     `observation_space` is the env's (a Box: polyrl encodes every other space); an image gets
     polyrl's CNN. Without it the network is mapped as for a vector observation.
     """
+    from polyrl_sb3.exploration import EXPLORATION_FIELDS, exploration_kwargs
     from polyrl_sb3.network import policy_kwargs as network_policy_kwargs
 
     cls = algorithm_class(spec.algorithm)
     allowed = set(constructor_keywords(cls))
     kwargs: dict[str, Any] = {"seed": spec.seed, "device": resolve_device(spec.device), "verbose": 0}
     if spec.learning_rate is not None:
-        kwargs["learning_rate"] = spec.learning_rate
+        kwargs["learning_rate"] = initial_value(spec.learning_rate)  # a schedule: the core sets it later
     if spec.gamma is not None:
         kwargs["gamma"] = spec.gamma
     if spec.batch_size is not None:
@@ -107,17 +101,18 @@ def sb3_kwargs(spec: AgentSpec, action_space: Any, observation_space: Any = None
         kwargs["n_steps"] = per_env_iteration_steps(spec.iteration_steps, spec.n_envs, spec.algorithm)
     section = spec.section()
     if section is not None:
-        for name, value in section.model_dump(exclude_none=True).items():
-            if name == "action_noise_std":
+        for name, value in section_values(section).items():  # schedules at their start values
+            if name in EXPLORATION_FIELDS:  # mapped by polyrl_sb3.exploration
+                continue
+            if name == "epsilon":  # one epsilon until the core sets the next (Sb3Driver.set_scheduled)
+                kwargs.update(exploration_initial_eps=value, exploration_final_eps=value)
                 continue
             if name not in allowed:
                 raise UnsupportedOptionError(f"sb3 {spec.algorithm} has no setting {name!r}")
             kwargs[name] = value
-    if spec.algorithm == "td3":
-        noise = _td3_action_noise(spec, action_space)
-        if noise is not None:
-            kwargs["action_noise"] = noise
-    policy_kwargs = network_policy_kwargs(spec, observation_space)
+    noise_kwargs, exploration_policy_kwargs = exploration_kwargs(spec, action_space)
+    kwargs.update(noise_kwargs)
+    policy_kwargs = network_policy_kwargs(spec, observation_space) | exploration_policy_kwargs
     options = {k: v for k, v in spec.backend_options.items() if k not in POLYRL_OPTIONS}
     unknown = sorted(set(options) - allowed)
     if unknown:

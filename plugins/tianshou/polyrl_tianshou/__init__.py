@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 #: polyrl encodes every other observation into a Box vector; images get a CNN (encoders.CnnNet).
 _OBS: list[SpaceKind] = ["box", "image"]
 _TINY_OFF_POLICY: dict[str, JsonValue] = {"learning_starts": 50, "buffer_size": 1000}
+#: Optional spec features (polyrl.features) Tianshou honours: exploration noise objects on the
+#: continuous off-policy actors, and the initial log std of PPO/A2C's state-independent sigma.
+#: No gSDE (Tianshou has none), no log_std_init for SAC (its sigma comes from the network).
+_NOISE = ["action_noise.gaussian", "action_noise.ornstein_uhlenbeck"]
+#: Scheduled values (polyrl.schedules) the core sets per iteration: PPO's eps_clip and PPO/A2C's
+#: ent_coef are plain attributes every update reads; DQN's epsilon is set per collection step.
 
 BACKEND = BackendInfo(
     name="tianshou",
@@ -34,36 +40,42 @@ BACKEND = BackendInfo(
             action_spaces=["discrete", "box"],
             on_policy=True,
             description="Proximal Policy Optimization",
+            features=["log_std_init", "schedule.clip_range", "schedule.ent_coef"],
         ),
         "a2c": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["discrete", "box"],
             on_policy=True,
             description="Advantage Actor-Critic",
+            features=["log_std_init", "schedule.ent_coef"],
         ),
         "dqn": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["discrete"],
             on_policy=False,
             description="Deep Q-Network (double Q-learning, Tianshou's default)",
+            features=["schedule.epsilon"],
         ),
         "sac": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["box", "discrete"],
             on_policy=False,
             description="Soft Actor-Critic (Tianshou's DiscreteSAC for Discrete actions)",
+            features=_NOISE,
         ),
         "td3": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["box"],
             on_policy=False,
             description="Twin Delayed DDPG",
+            features=_NOISE,
         ),
         "ddpg": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["box"],
             on_policy=False,
             description="Deep Deterministic Policy Gradient",
+            features=_NOISE,
         ),
     },
     deterministic=True,

@@ -33,6 +33,7 @@ from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
 from polyrl_tianshou import encoders, networks
+from polyrl_tianshou.exploration import noise_state_kept
 from polyrl_tianshou.introspection import native_report
 from polyrl_tianshou.params import FALLBACK_HORIZON, Settings, settings
 from polyrl_tianshou.replay import load_buffer, samplers, save_buffer
@@ -84,6 +85,7 @@ class TianshouDriver(BackendDriver):
         self._env_steps = 0
         self._gradient_steps = 0
         self._horizon: int | None = None
+        self._epsilon: float | None = None  # the core sets it (a dqn.epsilon schedule): wins over exploration
 
     def _trainer_params(self) -> OnPolicyTrainerParams | OffPolicyTrainerParams:
         s = self.settings
@@ -211,6 +213,8 @@ class TianshouDriver(BackendDriver):
     def _exploration_rate(self) -> float | None:
         if self.settings.exploration is None:
             return None
+        if self._epsilon is not None:
+            return self._epsilon
         fraction, initial, final = self.settings.exploration
         horizon = self._horizon or FALLBACK_HORIZON
         progress = self._env_steps / max(horizon * fraction, 1e-9)
@@ -222,6 +226,32 @@ class TianshouDriver(BackendDriver):
             policy = self.policy
             assert isinstance(policy, DiscreteQLearningPolicy)  # exploration settings are DQN's
             policy.set_eps_training(rate)
+
+    # -- scheduled values --------------------------------------------------------------------
+    def set_scheduled(self, name: str, value: float) -> None:
+        """PPO's eps_clip and PPO/A2C's ent_coef are read by every update: set on the algorithm.
+        DQN's epsilon replaces the exploration schedule, set at every collection step."""
+        algorithm: Any = self.algorithm
+        if name == "clip_range" and hasattr(algorithm, "eps_clip"):
+            algorithm.eps_clip = float(value)
+        elif name == "ent_coef" and self.settings.on_policy and hasattr(algorithm, "ent_coef"):
+            algorithm.ent_coef = float(value)
+        elif name == "epsilon" and self.settings.exploration is not None:
+            self._epsilon = float(value)
+            self._set_exploration()
+        else:
+            super().set_scheduled(name, value)
+
+    def get_scheduled(self, name: str) -> float | None:
+        """What the Tianshou objects hold: eps_clip, ent_coef, the DQN policy's eps_training."""
+        algorithm: Any = self.algorithm
+        if name == "clip_range" and hasattr(algorithm, "eps_clip"):
+            return float(algorithm.eps_clip)
+        if name == "ent_coef" and self.settings.on_policy and hasattr(algorithm, "ent_coef"):
+            return float(algorithm.ent_coef)
+        if name == "epsilon" and isinstance(self.policy, DiscreteQLearningPolicy):
+            return float(self.policy.eps_training)
+        return None
 
     @staticmethod
     def _episodes(collected: Any) -> list[tuple[float, int]]:
@@ -282,6 +312,7 @@ class TianshouDriver(BackendDriver):
             torch.no_grad(),
             torch_train_mode(policy, enabled=False) if policy.training else nullcontext(),
             policy_within_training_step(policy, enabled=not deterministic),
+            noise_state_kept(policy),
         ):
             actions = to_numpy(policy(batch).act)
             if not deterministic:

@@ -11,6 +11,7 @@ from typing import Any
 from polyrl.driverkit import native_settings
 from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
 
+from polyrl_tianshou.exploration import exploration_report
 from polyrl_tianshou.params import Settings
 
 #: Algorithm attributes reported where the algorithm has them.
@@ -65,8 +66,6 @@ def native_report(
     if alpha is not None:
         native["alpha"] = float(alpha.value)
         native["alpha_auto"] = type(alpha).__name__ == "AutoAlpha"
-    noise = getattr(policy, "exploration_noise", None)
-    if noise is not None and hasattr(noise, "_sigma"):
-        native["exploration_noise_sigma"] = float(noise._sigma)
+    native.update(exploration_report(policy, settings.action_noise, settings.log_std_init))
     native.update(native_settings(policy, POLICY_SETTINGS))
     return native

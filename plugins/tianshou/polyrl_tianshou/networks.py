@@ -29,7 +29,6 @@ from tianshou.algorithm.modelfree.dqn import DiscreteQLearningPolicy
 from tianshou.algorithm.modelfree.reinforce import DiscreteActorPolicy, ProbabilisticActorPolicy
 from tianshou.algorithm.modelfree.sac import AutoAlpha, SACPolicy
 from tianshou.algorithm.optim import AdamOptimizerFactory
-from tianshou.exploration import GaussianNoise
 from tianshou.utils.net.continuous import (
     ContinuousActorDeterministic,
     ContinuousActorProbabilistic,
@@ -38,6 +37,7 @@ from tianshou.utils.net.continuous import (
 from tianshou.utils.net.discrete import DiscreteActor, DiscreteCritic
 
 from polyrl_tianshou.encoders import build_net
+from polyrl_tianshou.exploration import NoisySACPolicy, apply_log_std_init, noise_object
 from polyrl_tianshou.params import Settings, algorithm_class
 
 #: Target entropy of discrete SAC's automatic entropy coefficient, as a fraction of log |A|.
@@ -114,6 +114,7 @@ def _build(s: Settings, env: EnvSource) -> Algorithm:
             actor = ContinuousActorProbabilistic(
                 preprocess_net=build_net(s, obs_space), action_shape=action_shape, unbounded=True
             )
+            apply_log_std_init(actor, s.log_std_init)
             policy = ProbabilisticActorPolicy(
                 actor=actor,
                 dist_fn=gaussian,
@@ -150,15 +151,21 @@ def _build(s: Settings, env: EnvSource) -> Algorithm:
                 unbounded=True,
                 conditioned_sigma=True,
             )
-            policy = SACPolicy(actor=actor, deterministic_eval=True, **policy_kwargs, **spaces_kwargs)
+            noise = noise_object(s.action_noise)
+            policy = (SACPolicy if noise is None else NoisySACPolicy)(
+                actor=actor,
+                exploration_noise=noise,
+                deterministic_eval=True,
+                **policy_kwargs,
+                **spaces_kwargs,
+            )
         else:
             actor = ContinuousActorDeterministic(
                 preprocess_net=build_net(s, obs_space), action_shape=action_shape
             )
-            noise = GaussianNoise(sigma=s.action_noise_std) if s.action_noise_std else None
             policy = ContinuousDeterministicPolicy(
                 actor=actor,
-                exploration_noise=noise,
+                exploration_noise=noise_object(s.action_noise),
                 **_DETERMINISTIC_BOX_POLICY | policy_kwargs,
                 **spaces_kwargs,
             )

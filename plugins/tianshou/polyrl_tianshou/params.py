@@ -28,8 +28,12 @@ transitions in collection steps of `train_freq` steps per env, each followed by
 `gradient_steps` gradient steps on `batch_size` samples (Tianshou's OffPolicyTrainer step);
 until `learning_starts` env steps the actions are uniform random and no update runs.
 `target_update_interval` counts env steps (as in sb3) and becomes Tianshou's
-`target_update_freq`, which counts gradient steps. TD3/DDPG action noise, like sb3's, is
-relative to the normalised action range [-1, 1] the actor outputs.
+`target_update_freq`, which counts gradient steps. Schedules (`polyrl.schedules`) start at
+their start value (`dqn.epsilon` as a constant epsilon); the core then sets the learning rate,
+PPO's eps_clip, PPO/A2C's ent_coef and DQN's training epsilon before every iteration
+(`TianshouDriver.set_scheduled`). TD3/DDPG action noise, like sb3's, is
+relative to the normalised action range [-1, 1] the actor outputs. Action noise of SAC/TD3/DDPG
+(Gaussian or Ornstein-Uhlenbeck) and PPO/A2C's log_std_init: see `polyrl_tianshou.exploration`.
 
 `backend_options` holds keywords of the Tianshou algorithm's constructor (e.g. PPO's
 `value_clip`, `dual_clip`, `advantage_normalization`, `return_scaling`; DQN's `is_double`,
@@ -59,11 +63,14 @@ from polyrl.driverkit import (
     vec_env_option,
 )
 from polyrl.errors import UnsupportedOptionError
+from polyrl.exploration import GaussianNoiseSpec, OrnsteinUhlenbeckNoiseSpec, action_noise
 from polyrl.observations.network import ResolvedNetwork, resolve_network
+from polyrl.schedules import initial_value, section_values
 
 if TYPE_CHECKING:
     from tianshou.algorithm.algorithm_base import Algorithm
 
+NoiseSpec = GaussianNoiseSpec | OrnsteinUhlenbeckNoiseSpec
 ON_POLICY = ("ppo", "a2c")
 OFF_POLICY = ("dqn", "sac", "td3", "ddpg")
 POLYRL_OPTIONS = ("vec_env", "torch_threads")
@@ -250,7 +257,10 @@ class Settings:
     gradient_steps: int = 0
     exploration: tuple[float, float, float] | None = None
     ent_coef: float | str | None = None
-    action_noise_std: float | None = None
+    action_noise: NoiseSpec | None = None
+    """Exploration noise of SAC/TD3/DDPG (polyrl_tianshou.exploration builds Tianshou's)."""
+    log_std_init: float | None = None
+    """Initial log std of PPO/A2C's Gaussian actor (Box actions)."""
     vec_env: str = "dummy"
     torch_threads: int = 1
     device: str = "cpu"
@@ -292,16 +302,17 @@ def settings(spec: AgentSpec, action_space: Any, observation_space: Any) -> Sett
     algorithm = spec.algorithm
     defaults = DEFAULTS[algorithm]
     section = spec.section()
-    given = section.model_dump(exclude_none=True) if section is not None else {}
+    given = section_values(section)  # a schedule at its start value: the core sets it per iteration
 
     def value(name: str) -> Any:
         return given.get(name, defaults.get(name))
 
     n_envs = spec.n_envs
+    rate = initial_value(spec.learning_rate)  # a schedule's start: the core sets it per iteration
     resolved = Settings(
         algorithm=algorithm,
         discrete=discrete,
-        learning_rate=spec.learning_rate if spec.learning_rate is not None else defaults["learning_rate"],
+        learning_rate=rate if rate is not None else defaults["learning_rate"],
         gamma=spec.gamma if spec.gamma is not None else defaults["gamma"],
         # None: no spec network on a vector observation, so the backend's default MLP
         hidden=list(network.hidden) if network.hidden is not None else list(defaults["hidden"]),
@@ -320,6 +331,7 @@ def settings(spec: AgentSpec, action_space: Any, observation_space: Any) -> Sett
         per_env = per_env_iteration_steps(requested, n_envs, algorithm)
         resolved.iteration_steps = per_env * n_envs
         resolved.n_epochs = int(value("n_epochs") or 1)
+        resolved.log_std_init = value("log_std_init")
         for name in ("clip_range", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm"):
             if value(name) is not None:
                 kwargs[_NATIVE_NAMES[name]] = value(name)
@@ -339,6 +351,8 @@ def settings(spec: AgentSpec, action_space: Any, observation_space: Any) -> Sett
                 float(value("exploration_initial_eps")),
                 float(value("exploration_final_eps")),
             )
+            if "epsilon" in given:  # one epsilon until the core sets the next (set_scheduled)
+                resolved.exploration = (resolved.exploration[0], given["epsilon"], given["epsilon"])
         else:
             kwargs["tau"] = value("tau")
         if algorithm == "sac":
@@ -346,8 +360,9 @@ def settings(spec: AgentSpec, action_space: Any, observation_space: Any) -> Sett
         if algorithm == "td3":
             for name in ("policy_delay", "target_policy_noise", "target_noise_clip"):
                 kwargs[_NATIVE_NAMES[name]] = value(name)
-        if algorithm in ("td3", "ddpg"):
-            resolved.action_noise_std = float(value("action_noise_std"))
+        resolved.action_noise = action_noise(section)
+        if resolved.action_noise is None and algorithm in ("td3", "ddpg"):
+            resolved.action_noise = GaussianNoiseSpec(sigma=defaults["action_noise_std"])
     kind = "discrete" if discrete else "box"
     policy_names = set(_POLICY_OPTIONS[algorithm].get(kind, ()))
     for key, option in spec.backend_options.items():

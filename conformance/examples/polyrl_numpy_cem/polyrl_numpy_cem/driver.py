@@ -36,6 +36,7 @@ from polyrl.errors import (
     DeviceUnavailableError,
     UnsupportedOptionError,
 )
+from polyrl.schedules import initial_value
 
 DEFAULT_ITERATION_STEPS = 1000
 DEFAULT_GAMMA = 0.99
@@ -112,7 +113,9 @@ class CemDriver(BackendDriver):
         self.action_noise = float(options["action_noise"])
         if self.population < 2 or not 0 < self.elite_fraction <= 1:
             raise ConfigurationError("cem needs population >= 2 and 0 < elite_fraction <= 1")
-        self.learning_rate = spec.learning_rate if spec.learning_rate is not None else DEFAULT_LEARNING_RATE
+        # A learning-rate schedule builds with its start value; the core sets the rest per iteration.
+        rate = initial_value(spec.learning_rate)
+        self.learning_rate = rate if rate is not None else DEFAULT_LEARNING_RATE
         self._check_learning_rate(self.learning_rate)
         self.gamma = spec.gamma if spec.gamma is not None else DEFAULT_GAMMA
         requested = spec.iteration_steps or DEFAULT_ITERATION_STEPS
