@@ -2,6 +2,7 @@
 
 `sched` declares the schedule features and keeps what the core sets (its "library" values);
 `nosched` declares them but never implemented set_scheduled (the BackendDriver default).
+`schedule_agent` builds the schedule tests' agents, on these backends or the libraries'.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 import polyrl
 from fake_backend import FakeDriver
-from polyrl import AgentSpec
+from polyrl import Agent, AgentSpec
 from polyrl.backend import AlgorithmInfo, BackendInfo, EnvSource
 
 #: Every (name, value) the scheduling driver received, in order, with the iteration it was for.
@@ -70,3 +71,18 @@ class SchedulePlugin:
     @polyrl.backend.hookimpl
     def polyrl_backends(self) -> list[BackendInfo]:
         return [_info("sched", "SchedulingDriver"), _info("nosched", "NotSchedulingDriver")]
+
+
+def schedule_agent(
+    backend: str = "sched", algorithm: str = "ppo", iteration_steps: int = 50, **fields: object
+) -> Agent:
+    """A CartPole agent with seed 0 and no preset, so its schedules are only the ones in fields."""
+    return Agent(
+        backend=backend,
+        algorithm=algorithm,
+        env="CartPole-v1",
+        seed=0,
+        preset="none",
+        iteration_steps=iteration_steps,
+        **fields,
+    )

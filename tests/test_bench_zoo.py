@@ -81,16 +81,10 @@ def test_an_entry_becomes_the_runners_settings_with_zoo_schedules():
     assert settings.kwargs["clip_range"] == LinearSchedule(0.2)
     # RL Zoo3's lin_X: X times progress_remaining (1 at the start, 0 at n_timesteps)
     assert [settings.kwargs["learning_rate"](p) for p in (1.0, 0.5, 0.0)] == [0.001, 0.0005, 0.0]
-    rest = {k: v for k, v in settings.kwargs.items() if k not in ("learning_rate", "clip_range")}
-    assert rest == {
-        "n_steps": 32,
-        "batch_size": 256,
-        "gae_lambda": 0.8,
-        "gamma": 0.98,
-        "n_epochs": 20,
-        "ent_coef": 0.0,
-    }
-    assert "n_envs" not in settings.kwargs and "policy" not in settings.kwargs
+    # the other keys reach the algorithm as the entry has them, but not the runner's keys
+    schedules, runners = ("learning_rate", "clip_range"), ("n_timesteps", "n_envs", "policy")
+    rest = {k: v for k, v in settings.kwargs.items() if k not in schedules}
+    assert rest == {k: v for k, v in PPO_CARTPOLE.items() if k not in schedules + runners}
 
 
 def test_policy_kwargs_normalize_and_noise_are_read_as_rl_zoo3_reads_them():

@@ -6,25 +6,16 @@ docs/observations.md (the same reader of expected outputs).
 
 from __future__ import annotations
 
-import contextlib
-import io
-import re
-from pathlib import Path
-
 import pytest
-from test_docs_observations import expected_outputs
+from docs_support import DOCS, expected_outputs, python_blocks, run_examples
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "exploration.md"
-
-
-def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+DOC = DOCS / "exploration.md"
 
 
 def test_the_page_has_examples_with_expected_outputs() -> None:
-    blocks = python_blocks()
+    blocks = python_blocks(DOC)
     assert len(blocks) >= 4
-    assert sum(len(expected_outputs(block)) for block in blocks) >= 6
+    assert sum(len(expected_outputs(block, before_colon=True)) for block in blocks) >= 6
 
 
 def test_the_page_states_measurements_not_placeholders() -> None:
@@ -35,14 +26,4 @@ def test_the_examples_run_and_print_what_the_page_says(tmp_path, monkeypatch) ->
     pytest.importorskip("stable_baselines3")
     pytest.importorskip("tianshou")
     monkeypatch.chdir(tmp_path)
-    namespace: dict = {"__name__": "docs_exploration"}
-    for index, block in enumerate(python_blocks()):
-        out = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(out):
-                exec(compile(block, f"{DOC.name}[block {index}]", "exec"), namespace)
-        except Exception as exc:
-            raise AssertionError(f"example {index} of {DOC.name} failed:\n{block}") from exc
-        printed = out.getvalue()
-        for expected in expected_outputs(block):
-            assert expected in printed, f"example {index} should print {expected!r}, printed:\n{printed}"
+    run_examples(DOC, before_colon=True)

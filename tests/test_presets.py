@@ -94,20 +94,17 @@ def resolve(**fields: Any) -> tuple[AgentSpec, Any]:
 
 
 def test_the_preset_fills_only_unset_fields_and_sections_key_by_key() -> None:
-    spec, choice = resolve(algorithm="ppo", env="CartPole-v1", gamma=0.95, ppo={"n_epochs": 5}, n_envs=1)
+    spec, choice = resolve(algorithm="ppo", env="ALE/Pong-v5", gamma=0.95, ppo={"n_epochs": 5}, n_envs=1)
     assert (spec.gamma, spec.n_envs, spec.ppo.n_epochs) == (0.95, 1, 5)  # the user's values
-    assert (spec.ppo.gae_lambda, spec.iteration_steps, spec.batch_size) == (0.8, 256, 256)  # the preset's
+    assert (spec.ppo.gae_lambda, spec.iteration_steps, spec.batch_size) == (0.95, 1024, 256)  # the preset's
     assert spec.learning_rate.model_dump() == {
         "kind": "linear",
-        "start": 0.001,
+        "start": 2.5e-4,
         "end": 0.0,
         "end_fraction": 1.0,
     }
-    assert spec.preset == "ppo-cartpole"
-    assert (
-        choice.name == "ppo-cartpole"
-        and choice.source == "rl-zoo3 2.9.2 hyperparams/ppo.yml: CartPole-v1 (tuned)"
-    )
+    assert spec.preset == "ppo-atari"
+    assert choice.name == "ppo-atari" and choice.source == "rl-zoo3 2.9.2 hyperparams/ppo.yml: atari"
     assert "ppo.gae_lambda" in choice.applied and "learning_rate" in choice.applied
     assert not {"gamma", "n_envs", "ppo.n_epochs"} & set(choice.applied)
     assert choice.applied == sorted(choice.applied)

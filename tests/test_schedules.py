@@ -29,6 +29,7 @@ from polyrl.schedules import (
     spec_schedules,
 )
 from pydantic import ValidationError
+from schedule_backend import schedule_agent
 
 # -- the documents and their values -----------------------------------------------------------
 
@@ -201,20 +202,8 @@ def sched() -> Iterator[None]:
         polyrl.registry().unregister(plugin)
 
 
-def _agent(backend: str = "sched", algorithm: str = "ppo", **fields: object) -> Agent:
-    return Agent(
-        backend=backend,
-        algorithm=algorithm,
-        env="CartPole-v1",
-        seed=0,
-        preset="none",
-        iteration_steps=50,
-        **fields,
-    )
-
-
 def test_the_core_sets_every_schedule_before_each_iteration_and_reports_what_is_held(sched: None) -> None:
-    agent = _agent(
+    agent = schedule_agent(
         learning_rate={"kind": "linear", "start": 0.4, "end": 0.0},
         ppo={"clip_range": "lin_0.2", "ent_coef": {"kind": "exponential", "start": 0.01, "end": 0.0001}},
     )
@@ -231,7 +220,7 @@ def test_the_core_sets_every_schedule_before_each_iteration_and_reports_what_is_
 
 
 def test_progress_follows_an_iterations_budget_and_restarts_with_each_train_call(sched: None) -> None:
-    agent = _agent(algorithm="dqn", dqn={"epsilon": {"kind": "linear", "start": 1.0, "end": 0.0}})
+    agent = schedule_agent(algorithm="dqn", dqn={"epsilon": {"kind": "linear", "start": 1.0, "end": 0.0}})
     first = agent.train(TrainConfig(iterations=4))
     assert [r.metrics["epsilon"] for r in first.records] == pytest.approx([1.0, 0.75, 0.5, 0.25])
     second = agent.train(TrainConfig(iterations=2))  # a new call: the schedule starts over
@@ -239,7 +228,7 @@ def test_progress_follows_an_iterations_budget_and_restarts_with_each_train_call
 
 
 def test_a_learning_rate_callback_runs_after_the_spec_schedule_and_wins(sched: None) -> None:
-    agent = _agent(learning_rate="lin_0.4")
+    agent = schedule_agent(learning_rate="lin_0.4")
     seen: list[float] = []
 
     class Spy(polyrl.Callback):
@@ -257,7 +246,7 @@ def test_a_learning_rate_callback_runs_after_the_spec_schedule_and_wins(sched: N
 
 
 def test_a_learning_rate_set_by_hand_stops_the_spec_schedule_for_that_agent(sched: None) -> None:
-    agent = _agent(learning_rate="lin_0.4")
+    agent = schedule_agent(learning_rate="lin_0.4")
     assert [r.learning_rate for r in agent.train(TrainConfig(total_steps=100)).records] == [0.4, 0.2]
     agent.learning_rate = 0.01  # e.g. after ReduceLROnPlateau, or by the user between calls
     assert [r.learning_rate for r in agent.train(TrainConfig(total_steps=100)).records] == [0.01, 0.01]
@@ -266,14 +255,14 @@ def test_a_learning_rate_set_by_hand_stops_the_spec_schedule_for_that_agent(sche
 
 def test_scheduling_an_undeclared_value_is_refused_before_the_driver_is_built(sched: None) -> None:
     with pytest.raises(UnsupportedOptionError, match=r"schedule.ent_coef.*sched/ppo") as caught:
-        _agent(algorithm="a2c", a2c={"ent_coef": "lin_0.01"})
+        schedule_agent(algorithm="a2c", a2c={"ent_coef": "lin_0.01"})
     assert "a2c" in str(caught.value) and not schedule_backend.BUILT
-    _agent(algorithm="a2c", a2c={"ent_coef": 0.01}).close()  # a number works everywhere
-    _agent(algorithm="a2c", a2c={"ent_coef": {"kind": "constant", "value": 0.01}}).close()
+    schedule_agent(algorithm="a2c", a2c={"ent_coef": 0.01}).close()  # a number works everywhere
+    schedule_agent(algorithm="a2c", a2c={"ent_coef": {"kind": "constant", "value": 0.01}}).close()
 
 
 def test_a_driver_declaring_a_feature_without_set_scheduled_fails_with_what_to_implement(sched: None) -> None:
-    agent = _agent(backend="nosched", ppo={"clip_range": "lin_0.2"})
+    agent = schedule_agent(backend="nosched", ppo={"clip_range": "lin_0.2"})
     with pytest.raises(UnsupportedOptionError, match="must implement set_scheduled and get_scheduled"):
         agent.train(TrainConfig(iterations=1))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from polyrl import Agent, TrainConfig
+from schedule_backend import schedule_agent
 
 LIBRARIES = {"sb3": "stable_baselines3", "tianshou": "tianshou", "rllib": "ray.rllib"}
 STEPS, ITERATIONS = 64, 4
@@ -55,12 +56,9 @@ def scheduled_agent(backend: str, algorithm: str) -> Agent:
     if importlib.util.find_spec(LIBRARIES[backend].split(".")[0]) is None:
         pytest.skip(f"{LIBRARIES[backend]} is not installed")
     batch = {"batch_size": 32} if algorithm != "a2c" else {}
-    return Agent(
-        backend=backend,
-        algorithm=algorithm,
-        env="CartPole-v1",
-        seed=0,
-        preset="none",
+    return schedule_agent(
+        backend,
+        algorithm,
         iteration_steps=STEPS,
         learning_rate=LEARNING_RATE,
         **batch,
