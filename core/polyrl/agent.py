@@ -316,6 +316,7 @@ class Agent:
                 iterations=parts.iterations,
                 episodes=parts.episodes,
                 learning_rate=self.learning_rate,
+                preset=parts.preset,
                 files=files,
                 metadata=dict(metadata or {}),
             )
@@ -432,6 +433,8 @@ def _load_parts(
         return driver_class.load(path / NATIVE_DIR, spec, env)
 
     parts = build_parts(spec, load, presets=False)
+    if manifest.preset is not None:
+        parts.preset = manifest.preset  # what the preset filled, as recorded when it was built
     if parts.env.normalizer is not None:
         parts.env.normalizer.load(path / NATIVE_DIR)
     parts.iterations, parts.episodes = manifest.iterations, manifest.episodes

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, JsonValue, field_validator, model_validator
 
 from polyrl._model import SpecModel
+from polyrl.presets.model import PresetChoice
 from polyrl.spec import AgentSpec
 
 MANIFEST_NAME = "polyrl.json"
@@ -74,6 +75,9 @@ class CheckpointManifest(SpecModel):
     iterations: NonNegativeInt
     episodes: NonNegativeInt
     learning_rate: Annotated[float, Field(ge=0)]
+    preset: PresetChoice | None = None
+    """The preset that filled the spec's unset fields when the agent was built (None: none, or a
+    checkpoint from before presets); `spec` already holds its values."""
     files: dict[str, FileEntry]
     metadata: dict[str, JsonValue] = Field(
         default_factory=dict, description="Free-form notes, e.g. the metric a checkpoint was best at."

@@ -83,7 +83,14 @@ def preset_banner(choice: PresetChoice | None) -> str:
     """The banner line naming the preset a run uses, or saying none applied."""
     if choice is None:
         return "preset: none (the library's defaults for every field left unset)"
-    return f"preset: {choice.name} ({choice.source}); --preset none for the library's defaults"
+    why = {
+        "fallback": "the fallback for envs of these observation/action kinds; ",
+        "version": "the preset of another version of this env; ",
+    }.get(choice.matched_by or "", "")
+    return (
+        f"preset: {choice.name} ({why}{choice.source}) fills the fields you left unset; "
+        "--preset none for the library's defaults"
+    )
 
 
 def _default_out(spec: AgentSpec) -> Path:

@@ -10,7 +10,7 @@ settings it really trained with, so loading it does not depend on this version's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, JsonValue
 
@@ -42,8 +42,21 @@ def _is_set(model: BaseModel, name: str) -> bool:
     return name in model.model_fields_set and getattr(model, name) is not None
 
 
+#: Settings that only exist with another one, by section: a user who sets the leading one
+#: (e.g. use_sde=false) has decided the others too, so the preset does not add them.
+_COMPANIONS: dict[str, dict[str, str]] = {
+    "PPOSection": {"sde_sample_freq": "use_sde"},
+    "A2CSection": {"sde_sample_freq": "use_sde"},
+    "SACSection": {"sde_sample_freq": "use_sde", "log_std_init": "use_sde"},
+}
+
+
 def _user_chose_otherwise(model: BaseModel, name: str) -> bool:
-    """True when the user set an alternative way of writing the setting `name` is part of."""
+    """True when the user set an alternative way of writing the setting `name` is part of, or
+    the setting it depends on (gSDE's sample frequency follows the user's use_sde)."""
+    leader = _COMPANIONS.get(type(model).__name__, {}).get(name)
+    if leader is not None and _is_set(model, leader):
+        return True
     fields = type(model).model_fields
     for one, other in _ALTERNATIVES:
         for side, opposite in ((one, other), (other, one)):
@@ -73,6 +86,19 @@ def _fill(model: BaseModel, settings: dict[str, JsonValue], prefix: str) -> tupl
                 values[name] = {**current.model_dump(exclude_unset=True), **inner}
                 applied.extend(inner_applied)
     return values, applied
+
+
+def _matched_by(preset: Preset, spec: AgentSpec) -> Literal["env", "version", "prefix", "fallback", "name"]:
+    if spec.preset != "auto":
+        return "name"
+    env_id = spec.env if isinstance(spec.env, str) else None
+    if env_id is None or preset.match.is_fallback:
+        return "fallback"
+    if env_id in preset.match.envs:
+        return "env"
+    if any(env_id.startswith(prefix) for prefix in preset.match.env_prefixes):
+        return "prefix"
+    return "version"
 
 
 def chosen_preset(spec: AgentSpec, observation: str, action: str) -> Preset | None:
@@ -162,6 +188,7 @@ def apply_preset(
     choice = PresetChoice(
         name=preset.name,
         source=preset.source,
+        matched_by=_matched_by(preset, spec),
         applied=sorted(applied),
         backend_layer=layer.why if layer is not None else None,
         budget_steps=preset.budget_steps,

@@ -101,6 +101,11 @@ class PresetChoice(StrictModel):
 
     name: str
     source: str
+    matched_by: Literal["env", "version", "prefix", "fallback", "name"] | None = Field(
+        default=None,
+        description="Why this preset: it lists the env id, another version of it, a prefix of it, it is "
+        "the fallback for the env's observation/action kinds, or the spec named it.",
+    )
     applied: list[str] = Field(description="Dotted names of the spec fields the preset set, sorted.")
     backend_layer: str | None = Field(
         default=None, description="Why the backend's own layer applied, if one did."

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 BACKEND = "rllib"
 MEASURED = "measured 2026-11-25, seed 0"
+PRESETS_MEASURED = "measured 2026-12-01, seeds 0-2"
 MINATAR_MEASURED = "measured 2026-12-01, seeds 0 and 1"
 RANDOM = "a random policy scores 0.4"
 NO_ENERGY = (
@@ -28,14 +29,24 @@ NO_ENERGY = (
 LINES: dict[tuple[str, str], tuple[float, str]] = {
     ("ppo", "CartPole-v1"): (
         450.0,
-        f"{MEASURED}: final eval 500.0 at 100k steps; 475 reached at 10,000 steps (6 s)",
+        f"its preset (ppo-cartpole); {PRESETS_MEASURED}: the threshold reached at "
+        "8,192, 2,048, 10,240 env steps (stopped there; final evals 500.0, 500.0, 500.0)",
     ),
-    ("dqn", "CartPole-v1"): (400.0, f"judged on the best eval; {MEASURED}: 500 at 23k steps, 98 at 50k"),
+    ("dqn", "CartPole-v1"): (
+        400.0,
+        f"its preset (dqn-cartpole); {PRESETS_MEASURED}: the threshold reached at "
+        "22,528, 32,768, 34,816 env steps (stopped there; final evals 499.0, 500.0, 500.0)",
+    ),
     ("ppo", "Pendulum-v1"): (
         -400.0,
-        f"{MEASURED}: final eval -138 (-200 reached at 53k steps); leaves room for seeds",
+        f"its preset (ppo-pendulum); {PRESETS_MEASURED}: the threshold reached at "
+        "36,864, 28,672, 36,864 env steps (stopped there; final evals -189.9, -187.3, -171.2)",
     ),
-    ("sac", "Pendulum-v1"): (-250.0, f"{MEASURED}: final eval -103 (-200 reached at 6k steps)"),
+    ("sac", "Pendulum-v1"): (
+        -250.0,
+        f"its preset (sac-pendulum); {PRESETS_MEASURED}: the threshold reached at "
+        "3,000, 3,000, 2,000 env steps (stopped there; final evals -113.4, -138.1, -177.3)",
+    ),
     ("ppo", "Acrobot-v1"): (-120.0, f"{MEASURED}: final -79.8; -100 reached at 20k steps"),
     ("dqn", "Acrobot-v1"): (-100.0, f"{MEASURED}: best -77.9 (final -88.4); -100 reached at 36k steps"),
     ("dqn", "MountainCar-v0"): (-140.0, f"{MEASURED}: best -98.2 (final -127.6); -110 reached at 91k steps"),

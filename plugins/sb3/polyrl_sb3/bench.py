@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 BACKEND = "sb3"
 MEASURED = "measured 2026-11-25, seed 0"
+PRESETS_MEASURED = "measured 2026-12-01, seeds 0-2"
 MINATAR_MEASURED = "measured 2026-12-01, seeds 0 and 1"
 RANDOM = "a random policy scores 0.4"
 NO_ENERGY = (
@@ -28,14 +29,24 @@ NO_ENERGY = (
 LINES: dict[tuple[str, str], tuple[float, str]] = {
     ("ppo", "CartPole-v1"): (
         450.0,
-        f"{MEASURED}: final eval 500.0 at 100k steps; 475 reached at 18,432 steps (7 s of training)",
+        f"its preset (ppo-cartpole); {PRESETS_MEASURED}: the threshold reached at "
+        "6,144, 10,240, 6,144 env steps (stopped there; final evals 500.0, 497.1, 500.0)",
     ),
-    ("dqn", "CartPole-v1"): (400.0, f"judged on the best eval; {MEASURED}: 500 at 36k steps, 18.3 at 50k"),
+    ("dqn", "CartPole-v1"): (
+        400.0,
+        f"its preset (dqn-cartpole); {PRESETS_MEASURED}: the threshold reached at "
+        "26,624, 20,480, 22,528 env steps (stopped there; final evals 500.0, 500.0, 500.0)",
+    ),
     ("ppo", "Pendulum-v1"): (
         -400.0,
-        f"{MEASURED}: final eval -187 (-200 reached at 41k steps); leaves room for seeds",
+        f"its preset (ppo-pendulum); {PRESETS_MEASURED}: the threshold reached at "
+        "24,576, 20,480, 20,480 env steps (stopped there; final evals -148.3, -174.3, -188.2)",
     ),
-    ("sac", "Pendulum-v1"): (-250.0, f"{MEASURED}: final eval -97 (-200 reached at 4k steps)"),
+    ("sac", "Pendulum-v1"): (
+        -250.0,
+        f"its preset (sac-pendulum); {PRESETS_MEASURED}: the threshold reached at "
+        "3,000, 3,000, 3,000 env steps (stopped there; final evals -143.4, -166.1, -153.6)",
+    ),
     ("a2c", "CartPole-v1"): (450.0, f"{MEASURED}: best 500.0 (final 500.0); 475 reached at 40k steps"),
     ("ppo", "Acrobot-v1"): (-120.0, f"{MEASURED}: final -81.2; -100 reached at 72k steps"),
     ("a2c", "Acrobot-v1"): (-100.0, f"{MEASURED}: best -78.4 (final -85.7); -100 reached at 120k steps"),

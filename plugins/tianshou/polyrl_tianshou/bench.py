@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 BACKEND = "tianshou"
 MEASURED = "measured 2026-11-25, seed 0"
+PRESETS_MEASURED = "measured 2026-12-01, seeds 0-2"
 MINATAR_MEASURED = "measured 2026-12-01, seeds 0 and 1"
 RANDOM = "a random policy scores 0.4"
 NO_ENERGY = (
@@ -28,14 +29,24 @@ NO_ENERGY = (
 LINES: dict[tuple[str, str], tuple[float, str]] = {
     ("ppo", "CartPole-v1"): (
         450.0,
-        f"{MEASURED}: final eval 500.0 at 100k steps; 475 reached at 4,096 steps (4 s)",
+        f"its preset (ppo-cartpole); {PRESETS_MEASURED}: the threshold reached at "
+        "4,096, 6,144, 4,096 env steps (stopped there; final evals 483.9, 500.0, 481.7)",
     ),
-    ("dqn", "CartPole-v1"): (400.0, f"judged on the best eval; {MEASURED}: 500 from 10k steps to 50k"),
+    ("dqn", "CartPole-v1"): (
+        400.0,
+        f"its preset (dqn-cartpole); {PRESETS_MEASURED}: the threshold reached at "
+        "10,240, 12,288, 8,192 env steps (stopped there; final evals 500.0, 500.0, 500.0)",
+    ),
     ("ppo", "Pendulum-v1"): (
         -400.0,
-        f"{MEASURED}: final eval -147 (-200 reached at 25k steps); leaves room for seeds",
+        f"its preset (ppo-pendulum); {PRESETS_MEASURED}: the threshold reached at "
+        "20,480, 32,768, 32,768 env steps (stopped there; final evals -180.9, -185.4, -174.5)",
     ),
-    ("sac", "Pendulum-v1"): (-250.0, f"{MEASURED}: final eval -98 (-200 reached at 4k steps)"),
+    ("sac", "Pendulum-v1"): (
+        -250.0,
+        f"its preset (sac-pendulum); {PRESETS_MEASURED}: the threshold reached at "
+        "4,000, 5,000, 3,000 env steps (stopped there; final evals -125.4, -133.3, -154.1)",
+    ),
     ("a2c", "CartPole-v1"): (450.0, f"{MEASURED}: best 500.0 (final 478.4); 475 reached at 80k steps"),
     ("ppo", "Acrobot-v1"): (-120.0, f"{MEASURED}: final -80.5; -100 reached at 20k steps"),
     ("a2c", "Acrobot-v1"): (-100.0, f"{MEASURED}: best -77.7 (final -81.2); -100 reached at 75k steps"),
