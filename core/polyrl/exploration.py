@@ -92,6 +92,11 @@ class GsdeSettings(SpecModel):
     log_std_init: Annotated[float, Field(ge=-20, le=20)] | None = None
     """Initial log std of the Gaussian policy (PPO/A2C; SAC with gSDE): e.g. -2 for a cautious start."""
 
+    @classmethod
+    def follows_use_sde(cls, name: str) -> bool:
+        """True for a field of this section that only exists with gSDE on (the rule below checks)."""
+        return name == "sde_sample_freq" or (name == "log_std_init" and cls.LOG_STD_NEEDS_SDE)
+
     @model_validator(mode="after")
     def _sde_settings_need_sde(self) -> GsdeSettings:
         if self.sde_sample_freq is not None:

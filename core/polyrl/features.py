@@ -58,7 +58,7 @@ def check_features(info: BackendInfo, spec: AgentSpec) -> None:
         )
 
 
-__all__ = ["FEATURES", "_section_value", "check_features", "register_feature", "used_features"]
+__all__ = ["FEATURES", "check_features", "register_feature", "used_features"]
 
 
 # -- exploration (polyrl.exploration): settings of continuous-action policies --------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,10 +21,6 @@ PRESETS_HELP = (
     "for that env, per algorithm (making the env only when no preset names it); --json prints JSON "
     "with every preset's settings."
 )
-
-#: How a preset matched an env id, most specific first (the order `PresetBook.select` tries).
-MatchRule = Literal["env", "version", "prefix", "fallback"]
-
 
 def preset_row(preset: Preset) -> dict[str, Any]:
     """One preset as `polyrl presets --json` prints it."""
@@ -46,17 +42,6 @@ def preset_row(preset: Preset) -> dict[str, Any]:
         "layers": {name: layer.model_dump(mode="json") for name, layer in sorted(preset.backends.items())},
         "notes": preset.notes,
     }
-
-
-def match_rule(preset: Preset, env_id: str) -> MatchRule:
-    """Why `preset` (the one `select` returned for `env_id`) fits it."""
-    if env_id in preset.match.envs:
-        return "env"
-    if preset.match.is_fallback:
-        return "fallback"
-    if any(env_id.startswith(prefix) for prefix in preset.match.env_prefixes):
-        return "prefix"
-    return "version"
 
 
 def _env_kinds(env_id: str) -> tuple[str, str]:
@@ -81,8 +66,8 @@ def choices_for_env(book: PresetBook, env_id: str, algorithms: list[str]) -> lis
     rows: list[dict[str, Any]] = []
     for algorithm in algorithms:
         # Kinds no fallback declares: only a preset naming the id (or a prefix of it) can match.
-        chosen = book.select(algorithm, env_id, "-", "-")
-        if chosen is not None and chosen.match.is_fallback:
+        chosen = book.match(algorithm, env_id, "-", "-")
+        if chosen is not None and chosen[1] == "fallback":
             chosen = None  # a fallback for any kinds: decided with the env's real kinds below
         unresolved = None
         if chosen is None and any(p.match.is_fallback for p in book.for_algorithm(algorithm)):
@@ -92,14 +77,14 @@ def choices_for_env(book: PresetBook, env_id: str, algorithms: list[str]) -> lis
                 except PolyrlError as exc:
                     problem = f"the env's spaces are unknown ({exc})"
             if kinds is not None:
-                chosen = book.select(algorithm, env_id, *kinds)
+                chosen = book.match(algorithm, env_id, *kinds)
             unresolved = problem
         rows.append(
             {
                 "algorithm": algorithm,
                 "env": env_id,
-                "preset": None if chosen is None else preset_row(chosen),
-                "match": None if chosen is None else match_rule(chosen, env_id),
+                "preset": None if chosen is None else preset_row(chosen[0]),
+                "match": None if chosen is None else chosen[1],
                 "unresolved": unresolved,
             }
         )

@@ -8,10 +8,11 @@ preset. The presets live in `presets.toml` beside this module, each citing its s
 
 from polyrl.presets.apply import apply_preset, chosen_preset, recorded_preset
 from polyrl.presets.book import PresetBook, parse_book, preset_book
-from polyrl.presets.model import BackendLayer, Preset, PresetChoice, PresetMatch
+from polyrl.presets.model import BackendLayer, MatchRule, Preset, PresetChoice, PresetMatch
 
 __all__ = [
     "BackendLayer",
+    "MatchRule",
     "Preset",
     "PresetBook",
     "PresetChoice",

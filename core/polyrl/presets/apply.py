@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, JsonValue
 
 from polyrl.errors import ConfigurationError
+from polyrl.exploration import GsdeSettings
 from polyrl.presets.book import preset_book
-from polyrl.presets.model import Preset, PresetChoice
+from polyrl.presets.model import MatchRule, Preset, PresetChoice
 from polyrl.spec import SECTION_NAMES
 
 if TYPE_CHECKING:
@@ -42,20 +43,11 @@ def _is_set(model: BaseModel, name: str) -> bool:
     return name in model.model_fields_set and getattr(model, name) is not None
 
 
-#: Settings that only exist with another one, by section: a user who sets the leading one
-#: (e.g. use_sde=false) has decided the others too, so the preset does not add them.
-_COMPANIONS: dict[str, dict[str, str]] = {
-    "PPOSection": {"sde_sample_freq": "use_sde"},
-    "A2CSection": {"sde_sample_freq": "use_sde"},
-    "SACSection": {"sde_sample_freq": "use_sde", "log_std_init": "use_sde"},
-}
-
-
 def _user_chose_otherwise(model: BaseModel, name: str) -> bool:
     """True when the user set an alternative way of writing the setting `name` is part of, or
-    the setting it depends on (gSDE's sample frequency follows the user's use_sde)."""
-    leader = _COMPANIONS.get(type(model).__name__, {}).get(name)
-    if leader is not None and _is_set(model, leader):
+    the setting it depends on: a user who set use_sde (even to false) has decided gSDE's
+    companions too (`GsdeSettings.follows_use_sde`), so the preset does not add them."""
+    if isinstance(model, GsdeSettings) and model.follows_use_sde(name) and _is_set(model, "use_sde"):
         return True
     fields = type(model).model_fields
     for one, other in _ALTERNATIVES:
@@ -88,27 +80,17 @@ def _fill(model: BaseModel, settings: dict[str, JsonValue], prefix: str) -> tupl
     return values, applied
 
 
-def _matched_by(preset: Preset, spec: AgentSpec) -> Literal["env", "version", "prefix", "fallback", "name"]:
-    if spec.preset != "auto":
-        return "name"
-    env_id = spec.env if isinstance(spec.env, str) else None
-    if env_id is None or preset.match.is_fallback:
-        return "fallback"
-    if env_id in preset.match.envs:
-        return "env"
-    if any(env_id.startswith(prefix) for prefix in preset.match.env_prefixes):
-        return "prefix"
-    return "version"
-
-
-def chosen_preset(spec: AgentSpec, observation: str, action: str) -> Preset | None:
-    """The preset `spec.preset` asks for on an env with these observation/action kinds, if any."""
+def chosen_preset(
+    spec: AgentSpec, observation: str, action: str
+) -> tuple[Preset, MatchRule | Literal["name"]] | None:
+    """The preset `spec.preset` asks for on an env with these observation/action kinds, if any,
+    and why: the rule `PresetBook.match` used, or "name" when the spec names the preset."""
     if spec.preset == "none":
         return None
     book = preset_book()
     if spec.preset == "auto":
         env_id = spec.env if isinstance(spec.env, str) else None
-        return book.select(spec.algorithm, env_id, observation, action)
+        return book.match(spec.algorithm, env_id, observation, action)
     preset = book.named(spec.preset)
     if preset.algorithm != spec.algorithm:
         raise ConfigurationError(
@@ -116,7 +98,7 @@ def chosen_preset(spec: AgentSpec, observation: str, action: str) -> Preset | No
             f"{spec.algorithm!r}; use preset=\"auto\" or one of "
             f"{[p.name for p in book.for_algorithm(spec.algorithm)]}"
         )
-    return preset
+    return preset, "name"
 
 
 #: How a preset's setting steps back on a backend that lacks the optional feature it needs:
@@ -169,9 +151,10 @@ def apply_preset(
     """
     from polyrl.spec import AgentSpec
 
-    preset = chosen_preset(spec, observation, action)
-    if preset is None:
+    chosen = chosen_preset(spec, observation, action)
+    if chosen is None:
         return spec.model_copy(update={"preset": "none"}), None
+    preset, matched_by = chosen
     values, applied = _fill(spec, preset.settings_for(spec.backend), "")
     document = {**spec.model_dump(exclude={"env", "preset"}), **values, "preset": preset.name}
     try:
@@ -188,7 +171,7 @@ def apply_preset(
     choice = PresetChoice(
         name=preset.name,
         source=preset.source,
-        matched_by=_matched_by(preset, spec),
+        matched_by=matched_by,
         applied=sorted(applied),
         backend_layer=layer.why if layer is not None else None,
         budget_steps=preset.budget_steps,

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from polyrl._model import StrictModel
 from polyrl.errors import ConfigurationError
-from polyrl.presets.model import Preset
+from polyrl.presets.model import MatchRule, Preset
 
 DATA_FILE = "presets.toml"
 
@@ -40,22 +40,24 @@ class PresetBook(StrictModel):
         """The presets of one algorithm."""
         return [p for p in self.presets if p.algorithm == algorithm]
 
-    def select(
+    def match(
         self, algorithm: str, env_id: str | None, observation: str, action: str
-    ) -> Preset | None:
-        """The preset for an algorithm on an env, most specific first; None when none fits.
+    ) -> tuple[Preset, MatchRule] | None:
+        """The preset for an algorithm on an env, most specific first, and the rule that matched.
 
-        Order: a preset listing the id exactly; one listing another version of it ("CartPole-v0"
-        for "CartPole-v1"); one whose prefix starts the id; a fallback for the observation and
-        action kinds ("box"/"image", "discrete"/"box"), the one naming more kinds first.
+        Order: a preset listing the id exactly ("env"); one listing another version of it
+        ("version": "CartPole-v0" for "CartPole-v1"); one whose prefix starts the id ("prefix"); a
+        fallback for the observation and action kinds ("box"/"image", "discrete"/"box"), the one
+        naming more kinds first ("fallback"). None when none fits.
         """
         presets = self.for_algorithm(algorithm)
         if env_id is not None:
             unversioned = _unversioned(env_id)
-            for level in ("exact", "version", "prefix"):
-                found = [p for p in presets if _matches(p, env_id, unversioned, level)]
+            rules: tuple[MatchRule, ...] = ("env", "version", "prefix")
+            for rule in rules:
+                found = [p for p in presets if _matches(p, env_id, unversioned, rule)]
                 if found:
-                    return found[0]
+                    return found[0], rule
         fallbacks = [
             p
             for p in presets
@@ -64,13 +66,20 @@ class PresetBook(StrictModel):
             and p.match.action in (None, action)
         ]
         fallbacks.sort(key=lambda p: (p.match.observation is None) + (p.match.action is None))
-        return fallbacks[0] if fallbacks else None
+        return (fallbacks[0], "fallback") if fallbacks else None
+
+    def select(
+        self, algorithm: str, env_id: str | None, observation: str, action: str
+    ) -> Preset | None:
+        """The preset `match` finds, without the rule."""
+        found = self.match(algorithm, env_id, observation, action)
+        return None if found is None else found[0]
 
 
-def _matches(preset: Preset, env_id: str, unversioned: str, level: str) -> bool:
-    if level == "exact":
+def _matches(preset: Preset, env_id: str, unversioned: str, rule: MatchRule) -> bool:
+    if rule == "env":
         return env_id in preset.match.envs
-    if level == "version":
+    if rule == "version":
         return unversioned in {_unversioned(e) for e in preset.match.envs}
     return any(env_id.startswith(prefix) for prefix in preset.match.env_prefixes)
 

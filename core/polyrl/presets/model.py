@@ -10,6 +10,9 @@ from polyrl._model import StrictModel
 
 #: A preset name: what `AgentSpec.preset` holds to ask for one by name.
 PRESET_NAME = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+#: How a preset fits an env, most specific first (the order `PresetBook.match` tries): it lists
+#: the id, another version of it, a prefix of it, or it is the fallback for the env's kinds.
+MatchRule = Literal["env", "version", "prefix", "fallback"]
 #: Names `AgentSpec.preset` gives a meaning of its own, so no preset may take them.
 RESERVED_NAMES = ("auto", "none")
 
@@ -101,7 +104,7 @@ class PresetChoice(StrictModel):
 
     name: str
     source: str
-    matched_by: Literal["env", "version", "prefix", "fallback", "name"] | None = Field(
+    matched_by: MatchRule | Literal["name"] | None = Field(
         default=None,
         description="Why this preset: it lists the env id, another version of it, a prefix of it, it is "
         "the fallback for the env's observation/action kinds, or the spec named it.",

@@ -24,12 +24,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 from polyrl.driverkit import resolve_device
+from polyrl.exploration import GaussianNoiseSpec, OrnsteinUhlenbeckNoiseSpec
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
+from polyrl_sb3.exploration import noise_object
 from polyrl_sb3.params import algorithm_class, apply_torch_threads
 from polyrl_sb3.zoo import Named, ZooSettings
 
@@ -50,13 +52,21 @@ def resolve(value: Any) -> Any:
 
 
 def action_noise(settings: ZooSettings, env: VecEnv) -> ActionNoise | None:
-    """RL Zoo3's noise_type/noise_std: zero-mean noise of that std in every action dimension."""
+    """RL Zoo3's noise_type/noise_std: zero-mean noise of that std in every action dimension.
+
+    Built as polyrl's sb3 backend builds the spec's `action_noise` (SB3's own theta and dt for
+    Ornstein-Uhlenbeck), so both arms of the comparison explore with the same object.
+    """
     if settings.noise is None:
         return None
     kind, std = settings.noise
-    size = int(np.prod(env.action_space.shape or (1,)))
-    mean, sigma = np.zeros(size), std * np.ones(size)
-    return NormalActionNoise(mean, sigma) if kind == "normal" else OrnsteinUhlenbeckActionNoise(mean, sigma)
+    noise = (
+        GaussianNoiseSpec(sigma=std)
+        if kind == "normal"
+        else OrnsteinUhlenbeckNoiseSpec(kind="ornstein_uhlenbeck", sigma=std)
+    )
+    built: ActionNoise | None = noise_object(noise, env.action_space)
+    return built
 
 
 def build(settings: ZooSettings, seed: int, device: str) -> BaseAlgorithm:
