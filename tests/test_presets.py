@@ -59,22 +59,26 @@ settings.gamma = 0.6
 
 
 @pytest.mark.parametrize(
-    ("env", "observation", "action", "name"),
+    ("env", "observation", "action", "name", "rule"),
     [
-        ("Foo-v1", "box", "discrete", "a-exact"),  # the id itself
-        ("Foo-v0", "box", "discrete", "b-older"),  # the id itself, though another lists Foo-v1
-        ("Foo-v7", "box", "discrete", "a-exact"),  # another version: the first preset listing one
-        ("Fox-v1", "box", "discrete", "c-prefix"),  # a prefix, before any fallback
-        ("Bar-v1", "box", "discrete", "f-box-discrete"),  # the fallback naming the most kinds
-        ("Bar-v1", "box", "box", "e-box"),
-        ("Bar-v1", "image", "box", "d-any"),
-        (None, "box", "discrete", "f-box-discrete"),  # a factory env: kinds only
+        ("Foo-v1", "box", "discrete", "a-exact", "env"),  # the id itself
+        ("Foo-v0", "box", "discrete", "b-older", "env"),  # the id itself, though another lists Foo-v1
+        ("Foo-v7", "box", "discrete", "a-exact", "version"),  # another version: the first listing one
+        ("Fox-v1", "box", "discrete", "c-prefix", "prefix"),  # a prefix, before any fallback
+        ("Bar-v1", "box", "discrete", "f-box-discrete", "fallback"),  # the fallback naming most kinds
+        ("Bar-v1", "box", "box", "e-box", "fallback"),
+        ("Bar-v1", "image", "box", "d-any", "fallback"),
+        (None, "box", "discrete", "f-box-discrete", "fallback"),  # a factory env: kinds only
     ],
 )
-def test_selection_order_id_then_other_version_then_prefix_then_kinds(env, observation, action, name) -> None:
+def test_selection_order_id_then_other_version_then_prefix_then_kinds(
+    env, observation, action, name, rule
+) -> None:
     book = parse_book(ORDER_BOOK)
     chosen = book.select("ppo", env, observation, action)
     assert chosen is not None and chosen.name == name
+    matched = book.match("ppo", env, observation, action)
+    assert matched is not None and (matched[0].name, matched[1]) == (name, rule)
     assert book.select("dqn", env, observation, action) is None  # presets are per algorithm
 
 
@@ -131,6 +135,16 @@ def test_the_preset_fills_neither_way_of_writing_a_setting_the_user_wrote_one_wa
         None,
         256,
     )
+
+
+def test_a_user_who_sets_use_sde_decides_its_companions_too() -> None:
+    spec, choice = resolve(algorithm="ppo", env="Pendulum-v1", ppo={"use_sde": False})
+    assert (spec.ppo.use_sde, spec.ppo.sde_sample_freq, spec.ppo.n_epochs) == (False, None, 10)
+    assert "ppo.sde_sample_freq" not in choice.applied and choice.matched_by == "env"
+    spec, choice = resolve(algorithm="sac", env="MountainCarContinuous-v0", sac={"use_sde": False})
+    assert (spec.sac.use_sde, spec.sac.log_std_init, spec.sac.ent_coef) == (False, None, 0.1)
+    spec, choice = resolve(algorithm="dqn", env="CartPole-v0", preset="dqn-cartpole")
+    assert choice.matched_by == "name"
 
 
 def test_a_backend_layer_applies_on_its_backend_only() -> None:
