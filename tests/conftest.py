@@ -79,3 +79,7 @@ class Recorder(polyrl.Callback):
 def recorder() -> Recorder:
     """A fresh hook recorder."""
     return Recorder()
+
+
+# A Ray head node for the tests that run work on a cluster address (tests/ray_support.py).
+from ray_support import ray_head  # noqa: E402,F401 - the fixture, defined there

@@ -192,6 +192,33 @@ BUGS = (
         ),
     ),
     Bug(
+        "collect_shifted",
+        "experience_collect",
+        ("experience_add",),
+        (
+            # Each collected row gets the observation after its step: rows shifted by one step.
+            (
+                "driver.py",
+                "                observations=self.observations.copy(),\n",
+                "                observations=next_observations.copy(),\n",
+            ),
+        ),
+    ),
+    Bug(
+        "experience_counted",
+        "experience_add",
+        ("experience_collect",),
+        (
+            # External transitions counted as env steps the agent collected.
+            (
+                "driver.py",
+                "        self.buffer.add(\n            batch.observations,",
+                "        self.total_steps += len(batch)\n"
+                "        self.buffer.add(\n            batch.observations,",
+            ),
+        ),
+    ),
+    Bug(
         "no_losses",
         "losses_reported",
         ("metrics",),

@@ -67,6 +67,8 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("device", "algorithm"),
     ("normalize", "algorithm"),
     ("schedules", "algorithm"),
+    ("experience_collect", "algorithm"),
+    ("experience_add", "algorithm"),
 )
 CHECK_NAMES = tuple(name for name, _ in CHECKS)
 

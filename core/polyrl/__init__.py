@@ -7,6 +7,8 @@ The names here are a user's; the rest lives by audience:
 - `polyrl.callbacks`: the Callback base class, the run contexts and every shipped callback;
 - `polyrl.errors`: every error polyrl raises (`PolyrlError` is also here);
 - `polyrl.backend`: what a backend plugin author needs (BackendInfo, BackendDriver, hookimpl...);
+- `polyrl.experience`: transitions in and out of agents (TransitionBatch, datasets, recording;
+  `polyrl.cooperate` trains agents side by side that share them);
 - `polyrl.tuning`: hyperparameter studies (`polyrl.tune` is their entry point; Optuna is imported
   only when one runs).
 """
@@ -19,6 +21,7 @@ from polyrl.agent import Agent
 from polyrl.callbacks import Callback
 from polyrl.config import PlayConfig, TrainConfig
 from polyrl.errors import PolyrlError
+from polyrl.experience.cooperate import cooperate
 from polyrl.manifest import CheckpointManifest
 from polyrl.plugins import registry
 from polyrl.records import COMMON_METRICS, EpisodeRecord, IterationRecord, PlayResult, StepRecord, TrainResult
@@ -45,6 +48,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "cooperate",
     "registry",
     "tune",
 ]

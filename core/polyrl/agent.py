@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -20,6 +22,7 @@ from polyrl.errors import (
     InvalidObservationError,
     UntrustedCheckpointError,
 )
+from polyrl.experience.transfer import add_to_buffer, sample_from_buffer
 from polyrl.manifest import NATIVE_DIR, CheckpointManifest, FileEntry
 from polyrl.observations.encoding import encode_for_act
 from polyrl.playing import run_play
@@ -27,7 +30,7 @@ from polyrl.plugins import library_version, registry
 from polyrl.presets import PresetChoice
 from polyrl.run import AgentParts, Run, build_parts
 from polyrl.spec import AgentSpec, EnvFactorySpec
-from polyrl.training import run_training
+from polyrl.training import TrainingLoop, run_training
 from polyrl.versions import environment_versions, polyrl_version
 
 ConfigT = TypeVar("ConfigT", TrainConfig, PlayConfig)
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from gymnasium.spaces import Box
 
     from polyrl.backend import BackendDriver, BackendInfo, EffectiveHyperparameters
+    from polyrl.experience.batch import TransitionBatch
     from polyrl.records import PlayResult, TrainResult
 
 
@@ -209,6 +213,29 @@ class Agent:
         finally:
             self._runs.remove(run)
 
+    @contextlib.contextmanager
+    def training(
+        self,
+        config: TrainConfig | None = None,
+        callbacks: Sequence[object] = (),
+        **fields: Any,
+    ) -> Iterator[TrainingLoop]:
+        """train(), one iteration per `loop.step()` call: `with agent.training(...) as loop:`.
+
+        on_train_begin runs on entry and on_train_end on a normal exit (the result is then in
+        `loop.result`); leaving early is fine: the run ends there ("stopped"). What
+        `polyrl.cooperate` uses to step several agents in turn.
+        """
+        config = _config_from(TrainConfig, config, fields)
+        run = self._start(callbacks)
+        try:
+            loop = TrainingLoop(run, TrainContext(run, config))
+            loop.begin()
+            yield loop
+            loop.finish()
+        finally:
+            self._runs.remove(run)
+
     def play(
         self,
         config: PlayConfig | None = None,
@@ -294,6 +321,34 @@ class Agent:
     def _timed(self, target: str, method: str, fn: Callable[[], T], summary: str) -> T:
         """Call `fn`, reported to the innermost run's on_api_call listeners (if a run is on)."""
         return self._runs[-1].timed(target, method, fn, summary) if self._runs else fn()
+
+    # -- experience (docs/experience.md) -----------------------------------------------------
+    def add_experience(self, experience: TransitionBatch | str | os.PathLike[str]) -> int:
+        """Put transitions into the replay buffer; return how many rows went in.
+
+        `experience` is a TransitionBatch or a dataset (a .npz file polyrl wrote, a Minari
+        dataset directory or id). The rows are checked against this agent's spaces and sampled
+        like collected ones; env_steps, episodes and iterations stay as they were. Off-policy
+        algorithms only (UnsupportedOptionError names those that can); ExperienceError when the
+        transitions do not fit, or this agent normalises observations or rewards.
+        """
+        return add_to_buffer(self._parts, experience, self._driver_call)
+
+    def load_parameters(self, values: dict[str, np.ndarray]) -> None:
+        """Set the trainable parameters (names and shapes as `parameters()` gives them).
+
+        Another agent's of the same backend, algorithm and network (a follower in
+        `polyrl.cooperate`); optimizer state and counters stay. UnsupportedOptionError when the
+        backend cannot.
+        """
+        self._driver_call("load_parameters", lambda: self._parts.driver.load_parameters(values), "")
+
+    def sample_experience(self, n: int) -> TransitionBatch:
+        """`n` transitions drawn by the library's own replay sampler: what the learner trains on."""
+        return sample_from_buffer(self._parts, n, self._driver_call)
+
+    def _driver_call(self, method: str, fn: Callable[[], T], summary: str) -> T:
+        return self._timed("driver", method, fn, summary)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> CheckpointManifest:

@@ -23,6 +23,7 @@ from polyrl.records import DriverReport, IterationReport
 if TYPE_CHECKING:
     import numpy as np
 
+    from polyrl.experience.batch import TransitionBatch
     from polyrl.spec import AgentSpec
 
 __all__ = [
@@ -165,6 +166,18 @@ class BackendDriver(ABC):
             "(what the optimizers update) as a dict of NumPy arrays"
         )
 
+    def load_parameters(self, values: dict[str, np.ndarray]) -> None:
+        """Set the trainable parameters to `values` (names and shapes as `parameters()` gives them).
+
+        Optional: what a follower does in `polyrl.cooperate`. Torch drivers implement it with
+        `polyrl.driverkit.load_optimizer_parameters`. Optimizer state and counters stay.
+        """
+        from polyrl.errors import UnsupportedOptionError
+
+        raise UnsupportedOptionError(
+            f"{type(self).__name__} cannot load parameters (it does not implement load_parameters)"
+        )
+
     def replay_size(self) -> int | None:
         """Transitions held in the replay buffer; None for algorithms without one (on-policy).
 
@@ -205,6 +218,51 @@ class BackendDriver(ABC):
         None: the driver cannot tell (then nothing is reported).
         """
         return None
+
+    def add_experience(self, batch: TransitionBatch) -> None:
+        """Put external transitions into the replay buffer, through the library's own buffer API.
+
+        Declared by the feature "experience.add" (off-policy algorithms). `batch` already fits
+        the agent's spaces (the core checked and cast it). The rows must become ordinary buffer
+        rows: sampled like collected ones and kept by `save`. Env-step, episode and iteration
+        counters (and whatever drives the library's schedules) stay as they were.
+        """
+        from polyrl.errors import UnsupportedOptionError
+
+        raise UnsupportedOptionError(
+            f"{type(self).__name__} cannot take external transitions: a backend that declares the "
+            'feature "experience.add" must implement add_experience and sample_experience'
+        )
+
+    def sample_experience(self, n: int) -> TransitionBatch:
+        """`n` transitions drawn by the library's own replay sampler (feature "experience.add").
+
+        What the learner would train on; the conformance suite uses it to check that added
+        transitions are sampled. Observations as stored (normalised when the spec normalises),
+        actions in the env's action space.
+        """
+        from polyrl.errors import UnsupportedOptionError
+
+        raise UnsupportedOptionError(f"{type(self).__name__} has no replay buffer to sample from")
+
+    def set_collecting(self, on: bool) -> None:
+        """Start (True) or stop keeping the transitions train_iteration collects (feature
+        "experience.collect"); off by default, so runs that do not share experience pay nothing."""
+        from polyrl.errors import UnsupportedOptionError
+
+        raise UnsupportedOptionError(
+            f"{type(self).__name__} cannot report the transitions it collects: a backend that "
+            'declares the feature "experience.collect" must implement set_collecting and take_collected'
+        )
+
+    def take_collected(self) -> TransitionBatch:
+        """The transitions collected since collecting started or the last call, then forgets them.
+
+        Every env step of train_iteration once, per env slot in step order, with the env's raw
+        rewards and the true final observation of each episode; observations as the library
+        saw them; actions as sent to the env (in the env's action space).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement take_collected()")
 
     def native(self) -> Any:
         """The wrapped library object, for users who need to reach past polyrl."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import os
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from polyrl._model import SpecModel
 from polyrl.spec import Seed
@@ -68,3 +69,14 @@ class PlayConfig(SpecModel):
     )
     render_mode: Literal["rgb_array", "human"] | None = None
     """Render the env: 'human' opens a window, 'rgb_array' gives frames."""
+    record: str | None = Field(
+        default=None,
+        description="Write the played transitions to this .npz file or Minari dataset directory "
+        "(refused if it exists); see docs/experience.md.",
+        min_length=1,
+    )
+
+    @field_validator("record", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value

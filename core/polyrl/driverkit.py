@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,30 @@ def optimizer_parameters(optimizers: Iterable[Any]) -> dict[str, np.ndarray]:
                 seen.add(id(tensor))
                 found[f"o{i}.g{j}.p{k}"] = tensor.detach().cpu().numpy().copy()
     return found
+
+
+def load_optimizer_parameters(optimizers: Iterable[Any], values: Mapping[str, np.ndarray]) -> None:
+    """Copy `values` (named as `optimizer_parameters` names them) into the optimizers' tensors.
+
+    In place, without touching the optimizers' state: what a follower does when it copies a
+    leader's weights (polyrl.cooperate). KeyError/ValueError when a name or shape is missing.
+    """
+    import torch
+
+    seen: set[int] = set()
+    with torch.no_grad():
+        for i, optimizer in enumerate(optimizers):
+            for j, group in enumerate(optimizer.param_groups):
+                for k, tensor in enumerate(group["params"]):
+                    if id(tensor) in seen:
+                        continue
+                    seen.add(id(tensor))
+                    value = np.asarray(values[f"o{i}.g{j}.p{k}"])
+                    if value.shape != tuple(tensor.shape):
+                        raise ValueError(
+                            f"o{i}.g{j}.p{k}: shape {value.shape}, the tensor's {tuple(tensor.shape)}"
+                        )
+                    tensor.copy_(torch.as_tensor(value, dtype=tensor.dtype, device=tensor.device))
 
 
 def set_optimizer_learning_rate(optimizers: Iterable[Any], value: float) -> None:

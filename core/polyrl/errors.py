@@ -58,6 +58,12 @@ class StudyError(ConfigurationError):
     its storage does not answer, or the options given differ from the study's plan)."""
 
 
+class ExperienceError(PolyrlError, ValueError):
+    """Transitions that cannot be recorded, read, or taken by an agent (another env's shapes, a
+    dataset that is missing or malformed, a backend without a replay buffer); the message says
+    which and what to do."""
+
+
 class EnvironmentCreationError(PolyrlError):
     """The environment could not be created from the spec (unknown id, failing factory)."""
 

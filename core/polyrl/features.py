@@ -108,3 +108,21 @@ def _register_schedule_features() -> None:
 
 
 _register_schedule_features()
+
+
+# -- experience (polyrl.experience): transitions in and out of a backend -------------------------
+def _register_experience_features() -> None:
+    register_feature(
+        "experience.add",
+        lambda spec: getattr(spec, "prefill", None) is not None,
+        "external transitions in the replay buffer (prefill, Agent.add_experience)",
+    )
+    # Not a spec setting: recording and cooperation ask the driver for it (Agent, polyrl.cooperate).
+    register_feature(
+        "experience.collect",
+        lambda spec: False,
+        "reporting the transitions training collects (ExperienceRecorder, polyrl.cooperate)",
+    )
+
+
+_register_experience_features()

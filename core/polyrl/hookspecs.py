@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from polyrl.backend import BackendInfo
     from polyrl.callbacks.context import PlayContext, RunContext, TrainContext
+    from polyrl.experience.batch import TransitionBatch
     from polyrl.records import EpisodeRecord, IterationRecord, PlayResult, StepRecord, TrainResult
 
 PROJECT = "polyrl"
@@ -77,6 +78,13 @@ class LifecycleSpecs:
     @hookspec
     def on_iteration_begin(self, context: TrainContext, iteration: int) -> None:
         """An iteration (numbered over the agent's life, from 1) is about to run."""
+
+    @hookspec
+    def on_experience(self, context: TrainContext, batch: TransitionBatch) -> None:
+        """The transitions the last iteration collected, in step order (before on_iteration_end).
+
+        Implementing it turns collection on: the algorithm must declare "experience.collect".
+        """
 
     @hookspec
     def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from polyrl.experience.play_recorder import PlayRecorder
 from polyrl.records import EpisodeRecord, PlayResult, StepRecord
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def run_play(run: Run, context: PlayContext) -> PlayResult:
         # (a movie recorder asks for render_mode="rgb_array").
         config = context.config
         seed = first_seed(agent, config)
+        recorder = None if config.record is None else PlayRecorder(config.record, agent, config.deterministic)
         env = _api(run, "env", "make", agent.env_source.make, render_mode=config.render_mode, training=False)
         context.env = env
         index = 0
@@ -73,6 +75,8 @@ def run_play(run: Run, context: PlayContext) -> PlayResult:
                 length += 1
                 if config.max_steps is not None and length >= config.max_steps and not terminated:
                     truncated = True
+                if recorder is not None:
+                    recorder.add(index, observation, action, reward, next_observation, terminated, truncated)
                 if step_end:
                     call(
                         "on_step_end",
@@ -107,6 +111,9 @@ def run_play(run: Run, context: PlayContext) -> PlayResult:
         result = PlayResult.from_episodes(
             episodes, deterministic=config.deterministic, stopped_early=context.stop_training
         )
+        written = None if recorder is None else recorder.write()
+        if written is not None:
+            result = result.model_copy(update={"recorded": str(written)})
         call("on_play_end", context=context, result=result)
         return result
     finally:

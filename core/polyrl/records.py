@@ -131,6 +131,8 @@ class PlayResult(StrictModel):
     total_steps: int
     deterministic: bool
     stopped_early: bool = False
+    recorded: str | None = None
+    """The .npz file or Minari dataset the played transitions were written to (PlayConfig.record)."""
 
     @classmethod
     def from_episodes(

@@ -110,7 +110,8 @@ def build_parts(spec: AgentSpec, make_driver: DriverFactory, *, presets: bool = 
     """Check the spec against its backend and env (before any backend library loads), build the driver.
 
     With `presets` (a new agent), the spec's preset fills the fields left unset first, so the
-    driver sees the settings it trains with; a loaded agent's spec is already resolved.
+    driver sees the settings it trains with, and the spec's `prefill` dataset goes into the new
+    driver's replay buffer; a loaded agent's spec is already resolved (and its buffer saved).
     """
     from polyrl.presets import apply_preset, recorded_preset
 
@@ -130,7 +131,17 @@ def build_parts(spec: AgentSpec, make_driver: DriverFactory, *, presets: bool = 
     check_action_space(spec, space_kind(env.action_space))
     # The driver builds with each schedule's start value; the core sets them per iteration (training).
     driver = make_driver(registry().driver_class(spec.backend), resolved_spec(spec), env)
-    return AgentParts(spec, info, env, driver, preset=choice)
+    parts = AgentParts(spec, info, env, driver, preset=choice)
+    if presets and spec.prefill is not None:
+        # A new agent only: a loaded one's checkpoint holds its buffer, prefilled rows included.
+        from polyrl.experience.transfer import apply_prefill
+
+        try:
+            apply_prefill(parts)
+        except BaseException:
+            driver.close()
+            raise
+    return parts
 
 
 class Run:

@@ -307,6 +307,10 @@ class AgentSpec(SpecModel):
     preset: str = Field(default="auto", pattern=PRESET_PATTERN)
     """Settings for the fields left unset: "auto" (the preset for the algorithm and env, see
     `polyrl presets`), "none" (the library's own defaults) or a preset's name."""
+    prefill: str | None = Field(default=None, min_length=1, max_length=4096)
+    """A dataset (.npz file polyrl wrote, or a Minari dataset directory or id) whose transitions go
+    into the replay buffer when the agent is created; not re-applied on load (the checkpoint keeps
+    the buffer). Off-policy algorithms; see docs/experience.md."""
 
     @field_validator("env", mode="before")
     @classmethod
@@ -316,6 +320,11 @@ class AgentSpec(SpecModel):
         if isinstance(value, str) and not value.strip():
             raise ValueError("env must be a Gymnasium id such as 'CartPole-v1' or a factory")
         return value
+
+    @field_validator("prefill", mode="before")
+    @classmethod
+    def _path_to_text(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
 
     @field_validator("wrappers", mode="before")
     @classmethod

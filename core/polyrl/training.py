@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from polyrl.config import PlayConfig
 from polyrl.errors import CallbackError
+from polyrl.experience.transfer import ExperienceTap
 from polyrl.records import DriverReport, IterationRecord, TrainResult
 from polyrl.schedules import AnySchedule, run_progress, spec_schedules
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from polyrl.agent import Agent
@@ -142,46 +146,116 @@ def _evaluate_into(
     return numbers
 
 
-def run_training(run: Run, context: TrainContext) -> TrainResult:
-    """Train until a limit of `context.config` or a stop request; return the run's records."""
-    agent, callbacks = run.agent, run.callbacks
-    started = time.perf_counter()
-    start_steps = agent.env_steps
-    run_iterations = 0
-    schedules = spec_schedules(run.parts.spec)
+class TrainingLoop:
+    """One train() call, run one iteration at a time: `begin`, `step` until None, `finish`.
 
-    def result(reason: str) -> TrainResult:
+    `run_training` runs it to its end; `polyrl.cooperate` steps several agents' loops in turn,
+    so each agent keeps its own callbacks, schedules and limits while they share experience.
+    A CallbackError raised from any step carries the records so far in `.result`.
+    """
+
+    def __init__(self, run: Run, context: TrainContext) -> None:
+        self.run, self.context = run, context
+        self.started = time.perf_counter()
+        self.start_steps = run.agent.env_steps
+        self.run_iterations = 0
+        self.schedules = spec_schedules(run.parts.spec)
+        self.reason: str | None = None
+        """Why the loop ended (a limit, a stop request); None while it goes on."""
+        self.result: TrainResult | None = None
+        """What `finish` returned."""
+        # Collection costs memory and time, so it is on only while a callback takes the transitions.
+        self.tap = ExperienceTap(run) if run.callbacks.wants("on_experience") else None
+
+    def _result(self, reason: str) -> TrainResult:
+        agent, context = self.run.agent, self.context
         return TrainResult(
             records=list(context.history),
             evaluations=list(context.evaluations),
             iterations=agent.iterations,
             env_steps=agent.env_steps,
-            run_env_steps=agent.env_steps - start_steps,
-            wall_seconds=time.perf_counter() - started,
+            run_env_steps=agent.env_steps - self.start_steps,
+            wall_seconds=time.perf_counter() - self.started,
             stop_reason=reason,
         )
 
-    try:
-        callbacks.call("on_train_begin", context=context)
-        while (reason := _limit_reached(context, start_steps, run_iterations, started)) is None:
-            if schedules:
-                _apply_schedules(run, context, schedules, (start_steps, run_iterations, started))
-            callbacks.call("on_iteration_begin", context=context, iteration=agent.iterations + 1)
-            horizon = _horizon(context, start_steps, run_iterations)
-            began = time.perf_counter()
-            report = run.train_iteration(horizon)
-            now = time.perf_counter()
-            run_iterations += 1
-            record = make_record(agent, report, now - began, now - started)
-            record.metrics.update(_held_values(run, schedules))
-            config = context.config
-            if config.eval_every and run_iterations % config.eval_every == 0:
-                context.evaluations.append(_evaluate_into(agent, record, config))
-            context.history.append(record)
-            callbacks.call("on_iteration_end", context=context, record=record)
-    except CallbackError as exc:
-        exc.result = result(f"callback error in {exc.hook}")
-        raise
-    final = result(reason)
-    callbacks.call("on_train_end", context=context, result=final)
-    return final
+    def _guarded(self, body: Callable[[], T]) -> T:
+        """Run `body`; on any error stop collecting, and give a CallbackError the records so far."""
+        try:
+            return body()
+        except CallbackError as exc:
+            exc.result = self._result(f"callback error in {exc.hook}")
+            self._stop_tap()
+            raise
+        except BaseException:
+            self._stop_tap()
+            raise
+
+    def _stop_tap(self) -> None:
+        if self.tap is not None:
+            self.tap.stop()
+
+    def begin(self) -> None:
+        """Start collecting (when a callback takes transitions), then on_train_begin."""
+        if self.tap is not None:
+            self.tap.start()  # before on_train_begin: an algorithm that cannot report fails plainly
+        self._guarded(lambda: self.run.callbacks.call("on_train_begin", context=self.context))
+
+    def step(self) -> IterationRecord | None:
+        """One iteration with its callbacks and evaluation; None (and `reason` set) at a limit."""
+        if self.reason is not None:
+            return None
+        limits = (self.start_steps, self.run_iterations, self.started)
+        self.reason = _limit_reached(self.context, *limits)
+        if self.reason is not None:
+            return None
+        return self._guarded(self._iteration)
+
+    def _iteration(self) -> IterationRecord:
+        run, context, agent, callbacks = self.run, self.context, self.run.agent, self.run.callbacks
+        if self.schedules:
+            _apply_schedules(
+                run, context, self.schedules, (self.start_steps, self.run_iterations, self.started)
+            )
+        callbacks.call("on_iteration_begin", context=context, iteration=agent.iterations + 1)
+        horizon = _horizon(context, self.start_steps, self.run_iterations)
+        if self.tap is not None:
+            self.tap.follow()  # a callback's Agent.restore may have swapped the driver
+        began = time.perf_counter()
+        report = run.train_iteration(horizon)
+        now = time.perf_counter()
+        self.run_iterations += 1
+        # Taken now: evaluation plays in other envs, but nothing else may run before the take.
+        batch = self.tap.take() if self.tap is not None else None
+        record = make_record(agent, report, now - began, now - self.started)
+        record.metrics.update(_held_values(run, self.schedules))
+        config = context.config
+        if config.eval_every and self.run_iterations % config.eval_every == 0:
+            context.evaluations.append(_evaluate_into(agent, record, config))
+        context.history.append(record)
+        if batch is not None:
+            callbacks.call("on_experience", context=context, batch=batch)
+        callbacks.call("on_iteration_end", context=context, record=record)
+        return record
+
+    def stop(self, reason: str) -> None:
+        """End the loop here: no further step runs, and `finish` reports `reason`."""
+        if self.reason is None:
+            self.reason = reason
+
+    def finish(self, reason: str | None = None) -> TrainResult:
+        """Stop collecting, call on_train_end and return the result (`reason` if no limit ended it)."""
+        self._stop_tap()
+        final = self._result(self.reason or reason or "stopped")
+        self.run.callbacks.call("on_train_end", context=self.context, result=final)
+        self.result = final
+        return final
+
+
+def run_training(run: Run, context: TrainContext) -> TrainResult:
+    """Train until a limit of `context.config` or a stop request; return the run's records."""
+    loop = TrainingLoop(run, context)
+    loop.begin()
+    while loop.step() is not None:
+        pass
+    return loop.finish()

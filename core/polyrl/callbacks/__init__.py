@@ -20,6 +20,7 @@ from polyrl.callbacks.plots import PlotCallback
 from polyrl.callbacks.progress import ProgressBar
 from polyrl.callbacks.tensorboard import TensorBoard
 from polyrl.errors import RenderError, UnknownMetricError
+from polyrl.experience.recorder import ExperienceRecorder
 
 __all__ = [
     "APICall",
@@ -28,6 +29,7 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "Evaluation",
+    "ExperienceRecorder",
     "JSONLinesLogger",
     "LearningRateScheduler",
     "MLflowLogger",

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from polyrl.callbacks.context import PlayContext, RunContext, TrainContext
+    from polyrl.experience.batch import TransitionBatch
     from polyrl.records import EpisodeRecord, IterationRecord, PlayResult, StepRecord, TrainResult
 
 
@@ -26,6 +27,9 @@ class Callback:
 
     def on_iteration_begin(self, context: TrainContext, iteration: int) -> None:
         """An iteration is about to run."""
+
+    def on_experience(self, context: TrainContext, batch: TransitionBatch) -> None:
+        """The transitions the last iteration collected (overriding this turns collection on)."""
 
     def on_iteration_end(self, context: TrainContext, record: IterationRecord) -> None:
         """An iteration ran."""

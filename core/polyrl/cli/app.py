@@ -389,11 +389,13 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.
 def _register_experiment_commands() -> None:
     from polyrl.cli.experiments import register
     from polyrl.cli.presets import register as register_presets
+    from polyrl.cli.record import register as register_record
     from polyrl.cli.tune import register as register_tune
 
     register(_builtin)
     register_tune(_builtin)
     register_presets(_builtin)
+    register_record(_builtin)
 
 
 _register_experiment_commands()

@@ -22,6 +22,7 @@ PRESETS_HELP = (
     "with every preset's settings."
 )
 
+
 def preset_row(preset: Preset) -> dict[str, Any]:
     """One preset as `polyrl presets --json` prints it."""
     fallback = (

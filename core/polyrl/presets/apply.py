@@ -95,7 +95,7 @@ def chosen_preset(
     if preset.algorithm != spec.algorithm:
         raise ConfigurationError(
             f"preset {preset.name!r} is for {preset.algorithm}, but the spec's algorithm is "
-            f"{spec.algorithm!r}; use preset=\"auto\" or one of "
+            f'{spec.algorithm!r}; use preset="auto" or one of '
             f"{[p.name for p in book.for_algorithm(spec.algorithm)]}"
         )
     return preset, "name"

@@ -32,7 +32,7 @@ class PresetBook(StrictModel):
             if preset.name == name:
                 return preset
         raise ConfigurationError(
-            f"no preset called {name!r}; use \"auto\", \"none\" or one of {[p.name for p in self.presets]} "
+            f'no preset called {name!r}; use "auto", "none" or one of {[p.name for p in self.presets]} '
             "(`polyrl presets` lists them with the envs they are for)"
         )
 
@@ -68,9 +68,7 @@ class PresetBook(StrictModel):
         fallbacks.sort(key=lambda p: (p.match.observation is None) + (p.match.action is None))
         return (fallbacks[0], "fallback") if fallbacks else None
 
-    def select(
-        self, algorithm: str, env_id: str | None, observation: str, action: str
-    ) -> Preset | None:
+    def select(self, algorithm: str, env_id: str | None, observation: str, action: str) -> Preset | None:
         """The preset `match` finds, without the rule."""
         found = self.match(algorithm, env_id, observation, action)
         return None if found is None else found[0]

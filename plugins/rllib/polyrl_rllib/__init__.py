@@ -14,6 +14,11 @@ from polyrl_rllib.direct import polyrl_direct_training  # noqa: F401
 # No optional exploration features (polyrl.features): the new API stack has no gSDE, its action
 # noise classes (GaussianNoise, OrnsteinUhlenbeckNoise) are old-stack `exploration_config`, which
 # the new stack clears, and its Gaussian heads start their log std at 0 with no setting for it.
+# Experience (polyrl.experience): "experience.add" where there is a replay buffer (DQN, SAC:
+# RLlib's EpisodeReplayBuffer.add/sample, polyrl_rllib.experience); "experience.collect" on every
+# algorithm, from the episode chunks the local env runner samples (polyrl_rllib.collect; APPO and
+# IMPALA sample synchronously in this process when num_env_runners is 0, polyrl's default; with
+# remote env runners set_collecting refuses with UnsupportedOptionError).
 BACKEND = BackendInfo(
     name="rllib",
     description="RLlib (Ray) on its new API stack: scalable, local by default, a Ray cluster on request",
@@ -29,32 +34,36 @@ BACKEND = BackendInfo(
             description="Proximal Policy Optimization",
             # The core sets them per iteration (polyrl.schedules): the Learners' clip_param and
             # entropy-coefficient scheduler (polyrl_rllib.learners).
-            features=["schedule.clip_range", "schedule.ent_coef"],
+            features=["schedule.clip_range", "schedule.ent_coef", "experience.collect"],
         ),
         "dqn": AlgorithmInfo(
             observation_spaces=["box", "image"],
             action_spaces=["discrete"],
             on_policy=False,
             description="Deep Q-Network (double, dueling by RLlib default)",
-            features=["schedule.epsilon"],  # the RLModules' epsilon scheduler, set per iteration
+            # schedule.epsilon: the RLModules' epsilon scheduler, set per iteration.
+            features=["schedule.epsilon", "experience.add", "experience.collect"],
         ),
         "sac": AlgorithmInfo(
             observation_spaces=["box", "image"],
             action_spaces=["box"],
             on_policy=False,
             description="Soft Actor-Critic",
+            features=["experience.add", "experience.collect"],
         ),
         "appo": AlgorithmInfo(
             observation_spaces=["box", "image"],
             action_spaces=["discrete", "box"],
             on_policy=True,
             description="Asynchronous PPO",
+            features=["experience.collect"],
         ),
         "impala": AlgorithmInfo(
             observation_spaces=["box", "image"],
             action_spaces=["discrete", "box"],
             on_policy=True,
             description="IMPALA (V-trace actor-critic)",
+            features=["experience.collect"],
         ),
     },
     deterministic=True,

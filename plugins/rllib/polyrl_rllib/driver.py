@@ -33,13 +33,25 @@ from polyrl.errors import (
     ConfigurationError,
     CorruptCheckpointError,
     EnvStepError,
+    UnsupportedOptionError,
 )
+from polyrl.experience.batch import TransitionBatch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
 from ray.tune.registry import register_env
 
-from polyrl_rllib import describe, devices, encoders, env_errors, learners, replay, runtime
+from polyrl_rllib import (
+    collect,
+    describe,
+    devices,
+    encoders,
+    env_errors,
+    experience,
+    learners,
+    replay,
+    runtime,
+)
 from polyrl_rllib.env_errors import FAILURE_KEY as _FAILURE_KEY
 from polyrl_rllib.params import (
     ON_POLICY,
@@ -126,6 +138,12 @@ class RllibDriver(BackendDriver):
         self._skip_lr = ("alpha",) if self._frozen_alpha else ()
         # act() gets the env's observations; RLlib's envs give the module converted images.
         self._to_module = encoders.ObservationAdapter(env.observation_space)
+        config = algo.config
+        spaces = experience.Spaces(
+            env.observation_space, env.action_space, bool(config.normalize_actions), bool(config.clip_actions)
+        )
+        infos = {"backend": "rllib", "algorithm": spec.algorithm, "env": env.name}
+        self._experience = experience.Experience(spaces, spec.seed, infos)
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -139,7 +157,12 @@ class RllibDriver(BackendDriver):
         cls._check_resources(config, instance, settings)
         devices.check_learner_gpus(config)
         register_env(env_name, env_errors.EnvCreator(env, env_name))
-        config.callbacks(on_episode_end=learners.record_episode)
+        config.callbacks(
+            on_episode_end=learners.record_episode,
+            # Act only in an env runner set_collecting gave a Collector (polyrl_rllib.collect).
+            on_episode_created=collect.on_episode_created,
+            on_sample_end=collect.on_sample_end,
+        )
         # Unseeded agents still get states of their own (from fresh entropy), not copies of the
         # caller's: RLlib seeds the global generators only when a seed is given.
         random_state = GlobalRandomState(spec.seed if spec.seed is not None else secrets.randbits(63))
@@ -304,6 +327,7 @@ class RllibDriver(BackendDriver):
             if "rng" in extra and isinstance(getattr(buffer, "rng", None), np.random.Generator):
                 buffer.rng.bit_generator.state = extra["rng"]
         self._random.load(directory)
+        self._experience.load_state(state.get("experience", {}))
         counters = getattr(self.algo, "_counters", None)
         if isinstance(counters, dict):
             counters.update({k: int(v) for k, v in state.get("counters", {}).items()})
@@ -574,6 +598,17 @@ class RllibDriver(BackendDriver):
         """What the (first) Learner's optimizers update, by optimizer/group/position."""
         return self._on_learners(learner_parameters)[0]
 
+    def load_parameters(self, values: dict[str, np.ndarray]) -> None:
+        """Another agent's parameters into the Learner(s), then into the env runners that act."""
+        for wrong in self._on_learners(functools.partial(set_learner_parameters, values=values)):
+            if wrong:
+                raise UnsupportedOptionError(
+                    f"these parameters do not fit this agent's optimizers: {wrong[:5]}"
+                )
+        self.algo.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.algo.learner_group, inference_only=True
+        )
+
     def replay_size(self) -> int | None:
         """Env steps (transitions) in the DQN/SAC replay buffer; None for PPO/APPO/IMPALA."""
         buffer = self._replay_buffer()
@@ -585,6 +620,35 @@ class RllibDriver(BackendDriver):
             "observation": encoders.module_space(self.env_source.observation_space),
             "action": self.env_source.action_space,
         }
+
+    # -- experience (polyrl_rllib.experience) ------------------------------------------------
+    def add_experience(self, batch: TransitionBatch) -> None:
+        """The rows as episode chunks through the replay buffer's own add(); no counter moves."""
+        self._experience.add(self._replay_buffer(), batch)
+
+    def sample_experience(self, n: int) -> TransitionBatch:
+        """`n` one-step transitions from the replay buffer's own sampler (training's draws unchanged)."""
+        return self._experience.sample(self._replay_buffer(), n, float(self.algo.config.gamma))
+
+    def set_collecting(self, on: bool) -> None:
+        """Keep (or stop keeping) the chunks the local env runner samples (polyrl_rllib.collect)."""
+        collector = self._experience.collector
+        if not on:
+            collector.stop()
+            return
+        runner = getattr(self.algo, "env_runner", None)
+        if self.settings.num_env_runners > 0 or runner is None:
+            raise UnsupportedOptionError(
+                f"rllib collects transitions only when this process samples; with backend_options "
+                f"num_env_runners={self.settings.num_env_runners} the episodes are sampled in other "
+                "processes. Drop num_env_runners (sampling then runs in this process) to record or share "
+                "experience"
+            )
+        collector.start(runner)
+
+    def take_collected(self) -> TransitionBatch:
+        """The rows collected since the last call (actions as sent to the env), then forgotten."""
+        return self._experience.collector.take()
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -614,6 +678,7 @@ class RllibDriver(BackendDriver):
             "counters": {
                 str(k): int(v) for k, v in getattr(self.algo, "_counters", {}).items() if isinstance(v, int)
             },
+            "experience": self._experience.state(),
         }
         group = self.algo.learner_group
         if group.is_local:

@@ -28,6 +28,10 @@ _NOISE = ["action_noise.gaussian", "action_noise.ornstein_uhlenbeck"]
 #: Values the core sets per iteration (polyrl.schedules): PPO's clip range (SB3 reads a schedule
 #: of it at every update), the entropy coefficient of PPO/A2C, DQN's epsilon.
 _PPO_SCHEDULES = ["schedule.clip_range", "schedule.ent_coef"]
+#: Shared experience (polyrl.experience): every algorithm reports the transitions its learn()
+#: collects; the off-policy ones also take external transitions into SB3's replay buffer.
+_COLLECT = ["experience.collect"]
+_REPLAY = ["experience.add", *_COLLECT]
 
 BACKEND = BackendInfo(
     name="sb3",
@@ -42,35 +46,35 @@ BACKEND = BackendInfo(
             action_spaces=["discrete", "box", "multi_discrete", "multi_binary"],
             on_policy=True,
             description="Proximal Policy Optimization",
-            features=[*_GSDE, *_PPO_SCHEDULES],
+            features=[*_GSDE, *_PPO_SCHEDULES, *_COLLECT],
         ),
         "a2c": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["discrete", "box", "multi_discrete", "multi_binary"],
             on_policy=True,
             description="Advantage Actor-Critic",
-            features=[*_GSDE, "schedule.ent_coef"],
+            features=[*_GSDE, "schedule.ent_coef", *_COLLECT],
         ),
         "dqn": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["discrete"],
             on_policy=False,
             description="Deep Q-Network",
-            features=["schedule.epsilon"],
+            features=["schedule.epsilon", *_REPLAY],
         ),
         "sac": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["box"],
             on_policy=False,
             description="Soft Actor-Critic",
-            features=[*_GSDE, *_NOISE],
+            features=[*_GSDE, *_NOISE, *_REPLAY],
         ),
         "td3": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["box"],
             on_policy=False,
             description="Twin Delayed DDPG",
-            features=_NOISE,
+            features=[*_NOISE, *_REPLAY],
         ),
     },
     deterministic=True,

@@ -14,15 +14,16 @@ from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters
 from polyrl.driverkit import (
     RANDOM_STATE_FILE,
     GlobalRandomState,
+    load_optimizer_parameters,
     native_settings,
     optimizer_learning_rate,
     optimizer_parameters,
     set_optimizer_learning_rate,
 )
+from polyrl.experience.batch import TransitionBatch
 from polyrl.torch_layers import describe_layers
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
@@ -31,6 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from polyrl_sb3 import legacy
 from polyrl_sb3.archive import STATE_FILE, corrupt, read_state
+from polyrl_sb3.experience import EpisodeCollector, ExperienceSupport
 from polyrl_sb3.exploration import exploration_report
 from polyrl_sb3.network import actor_extractor, describe_encoder
 from polyrl_sb3.params import (
@@ -67,27 +69,6 @@ _METRICS = {
 }
 
 
-class _EpisodeCollector(BaseCallback):
-    """Collects (return, length) of every episode the Monitor wrappers report during learn()."""
-
-    def __init__(self) -> None:
-        super().__init__(verbose=0)
-        self.episodes: list[tuple[float, int]] = []
-        self.horizon: int | None = None
-
-    def _on_training_start(self) -> None:
-        # learn() sized its progress schedule to one chunk; the core knows the whole run.
-        if self.horizon is not None and self.horizon > self.model.num_timesteps:
-            self.model._total_timesteps = self.horizon
-
-    def _on_step(self) -> bool:
-        for info in self.locals.get("infos", ()):
-            episode = info.get("episode")
-            if episode is not None:
-                self.episodes.append((float(episode["r"]), int(episode["l"])))
-        return True
-
-
 def _silent_logger() -> Logger:
     # No output formats: SB3 still records values in name_to_value, which we read per iteration.
     return Logger(folder=None, output_formats=[])
@@ -103,11 +84,12 @@ class Sb3Driver(BackendDriver):
         self.env_source = env
         self.model = model
         self.model.set_logger(_silent_logger())
-        self._collector = _EpisodeCollector()
+        self._collector = EpisodeCollector()
         self._chunk = iteration_steps(spec, model)
         # SB3 samples actions, minibatches and noise from the global generators: this agent keeps
         # its own states (those SB3 seeded while building it) and swaps them in per call.
         self._random = random_state
+        self._experience = ExperienceSupport(model, spec.algorithm, env)
 
     # -- building ----------------------------------------------------------------------------
     @staticmethod
@@ -168,6 +150,7 @@ class Sb3Driver(BackendDriver):
         driver = cls._build(spec, env, lambda model: restore_model_state(model, directory, state))
         try:
             driver._chunk = state["iteration_steps"]
+            driver._experience.restore(state)
             driver._restore_random(directory, state.get("action_space_rng"))
         except BaseException:
             driver.close()
@@ -200,7 +183,7 @@ class Sb3Driver(BackendDriver):
         with self._random.active():
             self.model.learn(
                 total_timesteps=self._chunk,
-                callback=self._collector,
+                callback=self._experience.callback(self._collector),
                 reset_num_timesteps=False,
                 log_interval=None,  # type: ignore[arg-type]  # SB3 annotates int, but skips dumping on None
                 progress_bar=False,
@@ -306,12 +289,33 @@ class Sb3Driver(BackendDriver):
         """What SB3's optimizers update (policy, actor, critic, entropy coefficient)."""
         return optimizer_parameters(self._optimizers())
 
+    def load_parameters(self, values: dict[str, np.ndarray]) -> None:
+        """Another agent's parameters into the tensors SB3's optimizers update."""
+        load_optimizer_parameters(self._optimizers(), values)
+
     def replay_size(self) -> int | None:
         """Transitions in SB3's replay buffer (summed over envs), None for PPO/A2C."""
         buffer = getattr(self.model, "replay_buffer", None)
         if buffer is None:
             return None
         return int(buffer.size() * buffer.n_envs)
+
+    # -- experience (see `experience`) --------------------------------------------------------
+    def add_experience(self, batch: TransitionBatch) -> None:
+        """Into SB3's replay buffer through its own `add`, as SB3 stores its own rows."""
+        self._experience.add(batch)
+
+    def sample_experience(self, n: int) -> TransitionBatch:
+        """`n` rows from SB3's own replay sampler, actions in the env's space."""
+        return self._experience.sample(n)
+
+    def set_collecting(self, on: bool) -> None:
+        """Pass learn() a callback keeping every env step's transitions (on), or no more."""
+        self._experience.set_collecting(on)
+
+    def take_collected(self) -> TransitionBatch:
+        """The transitions collected since the last call, per env slot in step order."""
+        return self._experience.take()
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -322,6 +326,7 @@ class Sb3Driver(BackendDriver):
             {
                 "algorithm": self.spec.algorithm,
                 "iteration_steps": self._chunk,
+                **self._experience.state(),  # the next id of collected episodes
                 # DQN explores with action_space.sample(): its generator is part of the random state.
                 "action_space_rng": self.model.action_space.np_random.bit_generator.state,
             },

@@ -24,6 +24,10 @@ _TINY_OFF_POLICY: dict[str, JsonValue] = {"learning_starts": 50, "buffer_size": 
 #: continuous off-policy actors, and the initial log std of PPO/A2C's state-independent sigma.
 #: No gSDE (Tianshou has none), no log_std_init for SAC (its sigma comes from the network).
 _NOISE = ["action_noise.gaussian", "action_noise.ornstein_uhlenbeck"]
+#: Shared experience (experience.py): every algorithm reports what it collects; the off-policy
+#: ones also take external transitions into their VectorReplayBuffer.
+_COLLECT = ["experience.collect"]
+_ADD = ["experience.add", *_COLLECT]
 #: Scheduled values (polyrl.schedules) the core sets per iteration: PPO's eps_clip and PPO/A2C's
 #: ent_coef are plain attributes every update reads; DQN's epsilon is set per collection step.
 
@@ -40,42 +44,42 @@ BACKEND = BackendInfo(
             action_spaces=["discrete", "box"],
             on_policy=True,
             description="Proximal Policy Optimization",
-            features=["log_std_init", "schedule.clip_range", "schedule.ent_coef"],
+            features=["log_std_init", "schedule.clip_range", "schedule.ent_coef", *_COLLECT],
         ),
         "a2c": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["discrete", "box"],
             on_policy=True,
             description="Advantage Actor-Critic",
-            features=["log_std_init", "schedule.ent_coef"],
+            features=["log_std_init", "schedule.ent_coef", *_COLLECT],
         ),
         "dqn": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["discrete"],
             on_policy=False,
             description="Deep Q-Network (double Q-learning, Tianshou's default)",
-            features=["schedule.epsilon"],
+            features=["schedule.epsilon", *_ADD],
         ),
         "sac": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["box", "discrete"],
             on_policy=False,
             description="Soft Actor-Critic (Tianshou's DiscreteSAC for Discrete actions)",
-            features=_NOISE,
+            features=[*_NOISE, *_ADD],
         ),
         "td3": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["box"],
             on_policy=False,
             description="Twin Delayed DDPG",
-            features=_NOISE,
+            features=[*_NOISE, *_ADD],
         ),
         "ddpg": AlgorithmInfo(
             observation_spaces=_OBS,
             action_spaces=["box"],
             on_policy=False,
             description="Deep Deterministic Policy Gradient",
-            features=_NOISE,
+            features=[*_NOISE, *_ADD],
         ),
     },
     deterministic=True,

@@ -20,11 +20,13 @@ from polyrl import AgentSpec
 from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
 from polyrl.driverkit import (
     GlobalRandomState,
+    load_optimizer_parameters,
     optimizer_learning_rate,
     optimizer_parameters,
     set_optimizer_learning_rate,
 )
 from polyrl.errors import CorruptCheckpointError
+from polyrl.experience.batch import TransitionBatch
 from polyrl.torch_layers import describe_layers
 from tianshou.algorithm.algorithm_base import Algorithm, OffPolicyAlgorithm, OnPolicyAlgorithm
 from tianshou.algorithm.modelfree.dqn import DiscreteQLearningPolicy
@@ -33,6 +35,7 @@ from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
 from polyrl_tianshou import encoders, networks
+from polyrl_tianshou.experience import SharedExperience
 from polyrl_tianshou.exploration import noise_state_kept
 from polyrl_tianshou.introspection import native_report
 from polyrl_tianshou.params import FALLBACK_HORIZON, Settings, settings
@@ -86,6 +89,7 @@ class TianshouDriver(BackendDriver):
         self._gradient_steps = 0
         self._horizon: int | None = None
         self._epsilon: float | None = None  # the core sets it (a dqn.epsilon schedule): wins over exploration
+        self.experience = SharedExperience(self.policy, self.buffer, env, resolved, spec.seed)
 
     def _trainer_params(self) -> OnPolicyTrainerParams | OffPolicyTrainerParams:
         s = self.settings
@@ -170,6 +174,8 @@ class TianshouDriver(BackendDriver):
             # no gradients are needed while acting; Tianshou's collector would record them
             with torch.no_grad():
                 collected = self.collector.collect(n_step=params.collection_step_num_env_steps)
+            # read before the update: the buffer is emptied after it
+            self.experience.record(collected.n_collected_steps)
             stats = algorithm.update(
                 buffer=self.buffer,
                 batch_size=params.batch_size,
@@ -197,6 +203,7 @@ class TianshouDriver(BackendDriver):
                     collected = self.collector.collect(
                         n_step=params.collection_step_num_env_steps, random=warming_up
                     )
+                self.experience.record(collected.n_collected_steps)
                 steps += collected.n_collected_steps
                 self._env_steps += collected.n_collected_steps
                 episodes.extend(self._episodes(collected))
@@ -343,9 +350,30 @@ class TianshouDriver(BackendDriver):
         """What the algorithm's optimizers update (actor, critics, entropy coefficient)."""
         return optimizer_parameters(self._optimizers())
 
+    def load_parameters(self, values: dict[str, np.ndarray]) -> None:
+        """Another agent's parameters into the tensors the algorithm's optimizers update."""
+        load_optimizer_parameters(self._optimizers(), values)
+
     def replay_size(self) -> int | None:
         """Transitions in the replay buffer (off-policy), None for PPO/A2C."""
         return None if self.settings.on_policy else len(self.buffer)
+
+    # -- shared experience (experience.py) ---------------------------------------------------
+    def add_experience(self, batch: TransitionBatch) -> None:
+        """Add the rows to the replay buffer through VectorReplayBuffer.add; no counter moves."""
+        self.experience.add(batch)
+
+    def sample_experience(self, n: int) -> TransitionBatch:
+        """`n` rows from the buffer's own sampler (episode ids -1: the buffer does not know them)."""
+        return self.experience.sample(n)
+
+    def set_collecting(self, on: bool) -> None:
+        """Start or stop reading back the rows every collect call adds to the buffer."""
+        self.experience.set_collecting(on)
+
+    def take_collected(self) -> TransitionBatch:
+        """The rows collected since collecting started or the last call, env slot by env slot."""
+        return self.experience.collected.take()
 
     # -- persistence -------------------------------------------------------------------------
     def _counters(self) -> dict[str, Any]:
@@ -356,6 +384,7 @@ class TianshouDriver(BackendDriver):
             "horizon": self._horizon,
             "iteration_steps": self.settings.iteration_steps,
             "algorithm_class": type(algorithm).__name__,
+            "next_episode_id": self.experience.collected.next_episode_id,
         }
         # Plain-attribute counters of Tianshou algorithms, which state_dict() leaves out.
         for name in ("_iter", "_cnt", "_last"):
@@ -375,6 +404,7 @@ class TianshouDriver(BackendDriver):
         self._env_steps = int(state["env_steps"])
         self._gradient_steps = int(state.get("gradient_steps", 0))
         self._horizon = state.get("horizon")
+        self.experience.collected.next_episode_id = int(state.get("next_episode_id", 0))
         for name in ("_iter", "_cnt", "_last"):
             if name in state and hasattr(algorithm, name):
                 setattr(algorithm, name, state[name])

@@ -23,6 +23,8 @@ BACKEND = BackendInfo(
             action_spaces=["discrete"],
             on_policy=False,
             description="Deep Q-network: epsilon-greedy, replay buffer, target network",
+            # Transitions in (add_experience, prefill) and out (ExperienceRecorder, cooperate).
+            features=["experience.add", "experience.collect"],
         ),
     },
     deterministic=True,

@@ -12,7 +12,11 @@ The rules a driver must keep, each checked by the conformance suite:
   observations into vectors there, and normalises them when the spec asks), and images get the
   CNN `resolve_network` describes (`network.py`);
 - the networks live on `spec.device`, resolved with `polyrl.driverkit.resolve_device`, which
-  refuses a GPU this machine does not have.
+  refuses a GPU this machine does not have;
+- external transitions (`add_experience`, feature "experience.add") become ordinary buffer rows:
+  sampled like collected ones, kept by `save`, and no counter moves (they are not env steps);
+- while the core asks for them (`set_collecting`, feature "experience.collect"), every env step
+  of `train_iteration` is kept as a transition row, with the true final observation of an episode.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch
 from polyrl import AgentSpec
 from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
 from polyrl.driverkit import (
+    load_optimizer_parameters,
     optimizer_learning_rate,
     optimizer_parameters,
     resolve_device,
@@ -36,6 +41,7 @@ from polyrl.driverkit import (
     unknown_options_error,
 )
 from polyrl.errors import CorruptCheckpointError, UnsupportedOptionError
+from polyrl.experience import TransitionBatch, TransitionSchema
 from polyrl.torch_layers import describe_layers
 
 from polyrl_torch_dqn.network import build_q_network, describe_encoder
@@ -159,6 +165,11 @@ class DqnDriver(BackendDriver):
         # a real library has both (SB3's num_timesteps and polyrl's count); both must be restored.
         self.native_steps = 0
         self.updates = 0  # gradient steps so far (drives the target-network copies)
+        # Transitions kept for the core while it collects (None: not collecting); each env slot's
+        # running episode id, unique over this process's life of the agent.
+        self.collected: list[TransitionBatch] | None = None
+        self.episode_ids = np.arange(self.n_envs, dtype=np.int64)
+        self.next_episode_id = self.n_envs
 
     # -- building --------------------------------------------------------------------------------
     @classmethod
@@ -216,6 +227,8 @@ class DqnDriver(BackendDriver):
             for i in np.flatnonzero(infos.get("_final_obs", [])):
                 next_observations[i] = infos["final_obs"][i]  # the true last observation of an episode
             self.buffer.add(self.observations, actions, rewards, next_observations, terminated)
+            if self.collected is not None:
+                self._collect(actions, rewards, next_observations, terminated, truncated)
             self.observations = observations
             self.total_steps += self.n_envs
             self.native_steps += self.n_envs
@@ -234,6 +247,62 @@ class DqnDriver(BackendDriver):
             losses={"loss": loss, "q_loss": loss} if loss is not None else {},
             metrics={"epsilon": self.epsilon(), "updates": float(self.updates)},
         )
+
+    def _collect(
+        self, actions: Any, rewards: Any, next_observations: Any, terminated: Any, truncated: Any
+    ) -> None:
+        """Keep one vector step as rows (one per env slot); ended episodes get fresh ids after."""
+        assert self.collected is not None
+        self.collected.append(
+            TransitionBatch(
+                observations=self.observations.copy(),
+                actions=actions,
+                rewards=rewards,
+                next_observations=next_observations,
+                terminated=terminated,
+                truncated=truncated,
+                episode_ids=self.episode_ids.copy(),
+                env_ids=np.arange(self.n_envs),
+            )
+        )
+        for i in np.flatnonzero(terminated | truncated):
+            self.episode_ids[i] = self.next_episode_id
+            self.next_episode_id += 1
+
+    # -- experience in and out (features "experience.add" and "experience.collect") --------------
+    def add_experience(self, batch: TransitionBatch) -> None:
+        """Ordinary buffer rows; total_steps, native_steps and updates stay as they are."""
+        self.buffer.add(
+            batch.observations, batch.actions, batch.rewards, batch.next_observations, batch.terminated
+        )
+
+    def sample_experience(self, n: int) -> TransitionBatch:
+        """`n` rows drawn by the buffer's own sampler, with a generator of its own (not training's)."""
+        sampled = {k: v.numpy() for k, v in self.buffer.sample(n, torch.Generator().manual_seed(n)).items()}
+        return TransitionBatch(
+            observations=sampled["observations"],
+            actions=sampled["actions"],
+            rewards=sampled["rewards"],
+            next_observations=sampled["next_observations"],
+            terminated=sampled["terminated"] > 0.5,
+            truncated=np.zeros(n, dtype=bool),  # the buffer does not keep it (DQN ignores it)
+            episode_ids=np.full(n, -1),  # nor which episode a row came from
+            env_ids=np.zeros(n),
+        )
+
+    def set_collecting(self, on: bool) -> None:
+        """Start or stop keeping the rows train_iteration collects."""
+        self.collected = [] if on else None
+
+    def take_collected(self) -> TransitionBatch:
+        """The rows kept since the last call, slot by slot so each episode's rows are in step order."""
+        kept, self.collected = self.collected or [], ([] if self.collected is not None else None)
+        if not kept:
+            return TransitionBatch.empty(
+                TransitionSchema.for_spaces(self.observation_space, self.envs.single_action_space)
+            )
+        steps = TransitionBatch.concatenate(kept)
+        return steps.take(np.argsort(steps.env_ids, kind="stable"))
 
     def _update(self) -> float:
         """One gradient step of the Huber TD error on a minibatch; returns the loss."""
@@ -263,6 +332,10 @@ class DqnDriver(BackendDriver):
     def parameters(self) -> dict[str, np.ndarray]:
         """What the optimizer updates (the Q-network; not the target)."""
         return optimizer_parameters([self.optimizer])
+
+    def load_parameters(self, values: dict[str, np.ndarray]) -> None:
+        """Take another agent's Q-network weights (a follower in polyrl.cooperate)."""
+        load_optimizer_parameters([self.optimizer], values)
 
     def replay_size(self) -> int:
         """Transitions in the replay buffer."""

@@ -1,0 +1,252 @@
+"""Agents that train side by side on one env and learn from each other's experience.
+
+`cooperate` runs several agents (any backends, any algorithms) in rounds: in each round every
+agent still training runs one iteration (its own train() loop, stepped: callbacks, evaluations,
+schedules and run directories work as for one agent); then the transitions each one collected
+are offered to every other agent that takes external transitions (feature "experience.add":
+the off-policy learners), and every `sync_every` rounds a follower copies the parameters of the
+agent it follows (same backend, algorithm and network: same parameter names and shapes).
+
+In this process by default; with `address` the agents are Ray actors and their transitions move
+through Ray's object store, never through this process (`polyrl.experience.cooperate_ray`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, PositiveInt
+
+from polyrl._model import StrictModel
+from polyrl.callbacks.base import Callback
+from polyrl.config import TrainConfig
+from polyrl.errors import ConfigurationError, ExperienceError
+from polyrl.records import TrainResult
+
+if TYPE_CHECKING:
+    from polyrl.agent import Agent
+    from polyrl.experience.batch import TransitionBatch
+    from polyrl.spec import AgentSpec
+
+
+class CooperateConfig(StrictModel):
+    """What cooperating agents share, and where they run."""
+
+    share: bool = True
+    """Offer every agent's new transitions to every other agent that takes external ones."""
+    follow: dict[str, str] = Field(default_factory=dict)
+    """Follower name -> leader name: the follower copies the leader's parameters every sync_every rounds."""
+    sync_every: PositiveInt = 1
+    """Rounds between parameter copies (with `follow`)."""
+    until: list[str] = Field(default_factory=list)
+    """Agents whose end ends the cooperation (the others stop with them); empty: when all have ended."""
+    out: str | None = None
+    """A directory: each agent's run directory (run.json, progress.csv, records.jsonl) is OUT/NAME."""
+    address: str | None = None
+    """None: in this process. "local" (a Ray head started here) or a Ray address: one actor per agent."""
+
+
+class CooperationResult(StrictModel):
+    """What each agent's training returned, and how much experience moved between them."""
+
+    results: dict[str, TrainResult]
+    rounds: int
+    shared: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """Taker name -> giver name -> transitions added to the taker's replay buffer."""
+    syncs: int = 0
+    """Parameter copies made (each follower counts once per copy)."""
+
+
+class ExperienceCollector(Callback):
+    """A callback that keeps the transitions of the iteration just run, for the exchange."""
+
+    def __init__(self) -> None:
+        self.batch: TransitionBatch | None = None
+
+    def on_experience(self, context: Any, batch: TransitionBatch) -> None:
+        self.batch = batch
+
+    def take(self) -> TransitionBatch | None:
+        """The last iteration's batch (None when there was none), forgotten after this call."""
+        batch, self.batch = self.batch, None
+        return batch
+
+
+def check_plan(names: Sequence[str], config: CooperateConfig) -> None:
+    """ConfigurationError for fewer than two agents or a follow entry naming an unknown agent."""
+    if len(names) < 2:
+        raise ConfigurationError(f"cooperate needs at least two agents, got {len(names)}: {list(names)}")
+    unknown_until = [name for name in config.until if name not in names]
+    if unknown_until:
+        raise ConfigurationError(f"until names no agent {unknown_until}; the agents are {list(names)}")
+    for follower, leader in config.follow.items():
+        unknown = [name for name in (follower, leader) if name not in names]
+        if unknown or follower == leader:
+            raise ConfigurationError(
+                f"follow {{{follower!r}: {leader!r}}}: "
+                + (
+                    f"no agent named {unknown}; the agents are {list(names)}"
+                    if unknown
+                    else "an agent cannot follow itself"
+                )
+            )
+
+
+def ended(config: CooperateConfig, active: Sequence[str]) -> bool:
+    """Whether an agent the cooperation runs `until` has stopped (then the others stop too)."""
+    return any(name not in active for name in config.until)
+
+
+def takes_experience(agent: Agent) -> bool:
+    """Whether the agent's algorithm declares the feature "experience.add" (an off-policy learner)."""
+    return "experience.add" in agent.backend_info.algorithms[agent.spec.algorithm].features
+
+
+def describe(agent: Agent) -> dict[str, Any]:
+    """What the exchange checks of an agent: its transition schema, whether it normalises
+    observations, whether it takes external transitions."""
+    from polyrl.experience.batch import TransitionSchema
+
+    normalize = agent.spec.normalize
+    return {
+        "schema": TransitionSchema.for_spaces(agent.observation_space, agent.action_space),
+        "normalizes": bool(normalize is not None and normalize.observations),
+        "takes": takes_experience(agent),
+    }
+
+
+def check_described(described: Mapping[str, dict[str, Any]]) -> None:
+    """ExperienceError when the agents' spaces differ, or one normalises observations."""
+    first, reference = next(iter(described.items()))
+    for name, info in described.items():
+        reference["schema"].check(
+            info["schema"], what=f"agent {name!r}'s transitions (against {first!r}'s spaces)"
+        )
+        if info["normalizes"]:
+            raise ExperienceError(
+                f"agent {name!r} normalises observations, so its transitions are in its own running "
+                "scale: set normalize.observations off for agents that share experience"
+            )
+
+
+def check_same_parameters(follower: Agent, values: Mapping[str, Any]) -> None:
+    """ExperienceError unless `values` have the follower's parameter names and shapes."""
+    mine = {k: v.shape for k, v in follower.parameters().items()}
+    if mine != {k: v.shape for k, v in values.items()}:
+        raise ExperienceError(
+            f"{follower.backend}/{follower.spec.algorithm} cannot take these parameters: their names "
+            "or shapes differ from its own; only agents of one backend, algorithm and network can "
+            "follow each other"
+        )
+
+
+def copy_parameters(follower: Agent, leader: Agent) -> None:
+    """Set the follower's parameters to the leader's (ExperienceError when names or shapes differ)."""
+    values = leader.parameters()
+    check_same_parameters(follower, values)
+    follower.load_parameters(values)
+
+
+def _configs(agents: Sequence[str], train: TrainConfig | Mapping[str, TrainConfig]) -> dict[str, TrainConfig]:
+    if isinstance(train, TrainConfig):
+        return {name: train.model_copy() for name in agents}
+    missing = [name for name in agents if name not in train]
+    if missing:
+        raise ConfigurationError(f"no TrainConfig for agents {missing}; give one per agent or one for all")
+    return {name: train[name] for name in agents}
+
+
+def cooperate(
+    agents: Mapping[str, Agent | AgentSpec],
+    train: TrainConfig | Mapping[str, TrainConfig],
+    callbacks: Mapping[str, Sequence[object]] | None = None,
+    config: CooperateConfig | None = None,
+    **fields: Any,
+) -> CooperationResult:
+    """Train `agents` (by name) side by side, sharing experience; see the module docstring.
+
+    `train` limits each agent's own training (one TrainConfig for all, or one per name);
+    `callbacks` are each agent's own (Keras-style callbacks, by name); `config` (or its fields
+    as keywords) says what is shared and where the agents run.
+    """
+    config = config if config is not None else CooperateConfig(**fields)
+    names = list(agents)
+    check_plan(names, config)
+    configs = _configs(names, train)
+    callbacks = dict(callbacks or {})
+    if config.address is not None:
+        from polyrl.experience.cooperate_ray import cooperate_on_ray
+
+        return cooperate_on_ray(agents, configs, callbacks, config)
+    from polyrl.agent import Agent
+
+    built = {name: a if isinstance(a, Agent) else Agent(a) for name, a in agents.items()}
+    if config.share:
+        check_described({name: describe(agent) for name, agent in built.items()})
+    collectors = {name: ExperienceCollector() for name in names}
+    result = CooperationResult(
+        results={}, rounds=0, shared={n: {} for n in names if config.share and takes_experience(built[n])}
+    )
+    with contextlib.ExitStack() as stack:
+        loops = {
+            name: stack.enter_context(
+                built[name].training(
+                    configs[name],
+                    [collectors[name], *callbacks.get(name, ()), *run_directory_loggers(config.out, name)],
+                )
+            )
+            for name in names
+        }
+        active = list(names)
+        while active:
+            active = [name for name in active if loops[name].step() is not None]
+            if not active or ended(config, active):
+                for name in active:
+                    loops[name].stop(f"cooperation ended: {', '.join(config.until)} stopped")
+                break
+            result.rounds += 1
+            batches = {name: collectors[name].take() for name in names}
+            if config.share:
+                _exchange(built, batches, active, result.shared)
+            if config.follow and result.rounds % config.sync_every == 0:
+                for follower, leader in config.follow.items():
+                    if follower in active:
+                        copy_parameters(built[follower], built[leader])
+                        result.syncs += 1
+    result.results = {name: finished(loops[name].result) for name in names}
+    return result
+
+
+def finished(result: TrainResult | None) -> TrainResult:
+    """A loop's result after its `with` block ended normally (set by TrainingLoop.finish)."""
+    assert result is not None, "the training loop did not finish"
+    return result
+
+
+def _exchange(
+    agents: Mapping[str, Agent],
+    batches: Mapping[str, TransitionBatch | None],
+    active: Sequence[str],
+    shared: dict[str, dict[str, int]],
+) -> None:
+    """Give every active taker the other agents' batches of this round, in agent order."""
+    for taker in active:
+        if taker not in shared:
+            continue
+        for giver, batch in batches.items():
+            if giver == taker or batch is None or not len(batch):
+                continue
+            added = agents[taker].add_experience(batch)
+            shared[taker][giver] = shared[taker].get(giver, 0) + added
+
+
+def run_directory_loggers(out: str | None, name: str) -> list[object]:
+    """The file loggers of the agent's run directory OUT/NAME ([] without `out`)."""
+    if out is None:
+        return []
+    from polyrl.callbacks.loggers import run_loggers
+
+    return list(run_loggers(Path(out) / name))
