@@ -1,4 +1,5 @@
-"""The examples of docs/experience.md run, in order, as a user would paste them, on SB3.
+"""The examples of docs/experience.md run, in order, as a user would paste them, on SB3 (and
+Tianshou: the cooperation example's learner).
 
 What an example prints is checked against the comment after its print() call, and the page's
 `polyrl record` command lines run as written (after the examples, which save the checkpoint
@@ -32,12 +33,14 @@ def command_lines() -> list[list[str]]:
 def test_the_page_has_examples_with_expected_outputs() -> None:
     blocks = python_blocks(DOC)
     assert len(blocks) >= 4
+    assert any("polyrl.cooperate(" in block for block in blocks)
     assert sum(len(expected_outputs(block)) for block in blocks) >= 10
     assert len(command_lines()) == 2
 
 
 def test_the_examples_and_commands_run_and_do_what_the_page_says(tmp_path, monkeypatch) -> None:
     pytest.importorskip("stable_baselines3")
+    pytest.importorskip("tianshou")
     pytest.importorskip("minari")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari-root"))

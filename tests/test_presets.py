@@ -151,8 +151,12 @@ def test_a_backend_layer_applies_on_its_backend_only() -> None:
     sb3, choice = resolve(algorithm="ppo", env="Pendulum-v1")
     assert (sb3.ppo.use_sde, sb3.ppo.sde_sample_freq) == (True, 4) and "gSDE" in choice.backend_layer
     tianshou, choice = resolve(algorithm="ppo", env="Pendulum-v1", backend="tianshou")
-    assert (tianshou.ppo.use_sde, tianshou.ppo.n_epochs, choice.backend_layer) == (None, 10, None)
+    # Tianshou's own layer (no gSDE there): its rollout and epochs, not SB3's gSDE.
+    assert (tianshou.ppo.use_sde, tianshou.ppo.n_epochs, tianshou.iteration_steps) == (None, 20, 2048)
+    assert "no gSDE" in choice.backend_layer
     assert choice.stepped_back == []  # nothing to step back: gSDE is in the sb3 layer only
+    plain, choice = resolve(algorithm="dqn", env="CartPole-v1", backend="tianshou")
+    assert choice.backend_layer is None and plain.dqn.train_freq == 256  # no layer: the common settings
 
 
 def test_none_keeps_the_library_defaults_and_a_name_asks_for_one_preset() -> None:

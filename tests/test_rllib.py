@@ -177,6 +177,22 @@ def test_spec_values_are_what_rllib_holds():
         agent.close()
 
 
+def test_dqn_exploration_fraction_spans_the_planned_run_as_on_sb3_and_tianshou():
+    """exploration_fraction is a fraction of the train() call's planned end (lifetime steps),
+    set before every iteration: not of a fixed horizon RLlib would otherwise decay over."""
+    explore = {"exploration_initial_eps": 1.0, "exploration_final_eps": 0.1, "exploration_fraction": 0.5}
+    dqn = tiny("dqn", dqn={"learning_starts": 10_000, **explore})
+    try:
+        steps = dqn.effective_hyperparameters().iteration_steps
+        dqn.train(total_steps=2 * steps)
+        assert dqn.native.config.epsilon == [[0, 1.0], [steps, 0.1]]  # half of the planned run
+        assert dqn.native.env_runner.module.epsilon_schedule.get_current_value() == pytest.approx(0.1)
+        dqn.train(total_steps=4 * steps)  # planned end: 6 iterations' steps over the agent's life
+        assert dqn.native.config.epsilon == [[0, 1.0], [3 * steps, 0.1]]
+    finally:
+        dqn.close()
+
+
 def test_off_policy_sections_map_to_rllib_names():
     dqn = tiny(
         "dqn",

@@ -113,7 +113,7 @@ def describe(agent: Agent) -> dict[str, Any]:
     normalize = agent.spec.normalize
     return {
         "schema": TransitionSchema.for_spaces(agent.observation_space, agent.action_space),
-        "normalizes": bool(normalize is not None and normalize.observations),
+        "normalizes": bool(normalize is not None and (normalize.observations or normalize.rewards)),
         "takes": takes_experience(agent),
     }
 
@@ -127,8 +127,8 @@ def check_described(described: Mapping[str, dict[str, Any]]) -> None:
         )
         if info["normalizes"]:
             raise ExperienceError(
-                f"agent {name!r} normalises observations, so its transitions are in its own running "
-                "scale: set normalize.observations off for agents that share experience"
+                f"agent {name!r} normalises observations or rewards, so its transitions are in its own "
+                "running scale: train agents that share experience without normalisation (normalize=None)"
             )
 
 
@@ -172,6 +172,10 @@ def cooperate(
     `callbacks` are each agent's own (Keras-style callbacks, by name); `config` (or its fields
     as keywords) says what is shared and where the agents run.
     """
+    if config is not None and fields:
+        raise ConfigurationError(
+            f"give a CooperateConfig or its fields as keywords, not both: {sorted(fields)}"
+        )
     config = config if config is not None else CooperateConfig(**fields)
     names = list(agents)
     check_plan(names, config)
@@ -184,32 +188,52 @@ def cooperate(
     from polyrl.agent import Agent
 
     built = {name: a if isinstance(a, Agent) else Agent(a) for name, a in agents.items()}
+    try:
+        return _cooperate_here(built, configs, callbacks, config)
+    finally:  # the agents built here from specs are not the caller's to close
+        for name, agent in built.items():
+            if agent is not agents[name]:
+                agent.close()
+
+
+def _cooperate_here(
+    built: Mapping[str, Agent],
+    configs: Mapping[str, TrainConfig],
+    callbacks: Mapping[str, Sequence[object]],
+    config: CooperateConfig,
+) -> CooperationResult:
+    """The rounds in this process: the `until` agents step first, so nobody outlives them."""
+    names = list(built)
     if config.share:
         check_described({name: describe(agent) for name, agent in built.items()})
-    collectors = {name: ExperienceCollector() for name in names}
+    # Collection is on only when transitions move: following alone needs no "experience.collect".
+    collectors = {name: ExperienceCollector() for name in names} if config.share else {}
     result = CooperationResult(
         results={}, rounds=0, shared={n: {} for n in names if config.share and takes_experience(built[n])}
     )
+    order = [*[n for n in names if n in config.until], *[n for n in names if n not in config.until]]
     with contextlib.ExitStack() as stack:
-        loops = {
-            name: stack.enter_context(
-                built[name].training(
-                    configs[name],
-                    [collectors[name], *callbacks.get(name, ()), *run_directory_loggers(config.out, name)],
-                )
-            )
-            for name in names
-        }
-        active = list(names)
+        loops = {}
+        for name in names:
+            own = [collectors[name]] if name in collectors else []
+            listeners = [*own, *callbacks.get(name, ()), *run_directory_loggers(config.out, name)]
+            loops[name] = stack.enter_context(built[name].training(configs[name], listeners))
+        active = list(order)
         while active:
-            active = [name for name in active if loops[name].step() is not None]
-            if not active or ended(config, active):
-                for name in active:
+            ran = []
+            for name in active:
+                if loops[name].step() is not None:
+                    ran.append(name)
+                elif name in config.until:
+                    break  # the cooperation ends before anyone else steps again
+            if not ran or ended(config, ran):
+                for name in active:  # stop() keeps the reason of a loop that ended by itself
                     loops[name].stop(f"cooperation ended: {', '.join(config.until)} stopped")
                 break
+            active = ran
             result.rounds += 1
-            batches = {name: collectors[name].take() for name in names}
             if config.share:
+                batches = {name: collectors[name].take() for name in names}
                 _exchange(built, batches, active, result.shared)
             if config.follow and result.rounds % config.sync_every == 0:
                 for follower, leader in config.follow.items():

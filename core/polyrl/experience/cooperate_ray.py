@@ -32,7 +32,13 @@ class CooperatingAgent:
     """One agent's stepped training inside a Ray actor (see the module docstring)."""
 
     def __init__(
-        self, name: str, spec: AgentSpec, train: TrainConfig, callbacks: Sequence[object], out: str | None
+        self,
+        name: str,
+        spec: AgentSpec,
+        train: TrainConfig,
+        callbacks: Sequence[object],
+        out: str | None,
+        share: bool,
     ) -> None:
         from polyrl.agent import Agent
         from polyrl.experience.cooperate import ExperienceCollector, run_directory_loggers
@@ -88,6 +94,10 @@ class CooperatingAgent:
 
 
 def _connect(address: str) -> Any:
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigurationError("cooperating on Ray needs ray: pip install 'polyrl[rllib]' (or ray)")
     import ray
 
     if address == "local":
@@ -119,8 +129,8 @@ def cooperate_on_ray(
     ray = _connect(config.address)
     remote = ray.remote(num_cpus=0)(CooperatingAgent)
     actors = {
-        name: remote.options(name=None).remote(
-            name, spec, configs[name], list(callbacks.get(name, ())), config.out
+        name: remote.remote(
+            name, spec, configs[name], list(callbacks.get(name, ())), config.out, config.share
         )
         for name, spec in agents.items()
     }

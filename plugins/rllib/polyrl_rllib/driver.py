@@ -57,6 +57,7 @@ from polyrl_rllib.params import (
     ON_POLICY,
     Settings,
     build_config,
+    exploration_schedule,
     iteration_steps,
     read_settings,
 )
@@ -144,6 +145,7 @@ class RllibDriver(BackendDriver):
         )
         infos = {"backend": "rllib", "algorithm": spec.algorithm, "env": env.name}
         self._experience = experience.Experience(spaces, spec.seed, infos)
+        self._exploration: list[list[float]] | None = None  # DQN's epsilon schedule for the planned run
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -553,6 +555,17 @@ class RllibDriver(BackendDriver):
                 config.lr = rates["default_optimizer"]
         finally:
             config._is_frozen = True
+
+    def set_horizon(self, end_env_steps: int | None) -> None:
+        """DQN: decay epsilon over exploration_fraction of the planned run, as SB3 and Tianshou do."""
+        schedule = None if end_env_steps is None else exploration_schedule(self.spec, end_env_steps)
+        if schedule is None or schedule == self._exploration:
+            return
+        self._exploration = schedule
+        setter = functools.partial(learners.set_module_epsilon_schedule, schedule=schedule)
+        self.algo.env_runner_group.foreach_env_runner(setter, local_env_runner=True)
+        self._on_learners(setter)
+        self._set_config("epsilon", schedule)
 
     # -- scheduled values --------------------------------------------------------------------
     def set_scheduled(self, name: str, value: float) -> None:

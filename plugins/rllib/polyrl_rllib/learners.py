@@ -95,6 +95,13 @@ def set_module_epsilon(holder: Any, value: float) -> None:
         module.epsilon_schedule = _fixed(value)
 
 
+def set_module_epsilon_schedule(holder: Any, schedule: list[list[float]]) -> None:
+    """DQN: give an EnvRunner's (or Learner's) RLModule a piecewise epsilon schedule over env steps."""
+    module = _default_module(holder)
+    if module is not None and hasattr(module, "epsilon_schedule"):
+        module.epsilon_schedule = Scheduler(fixed_value_or_schedule=schedule, framework="torch", device=None)
+
+
 def module_epsilon(holder: Any) -> float | None:
     """The epsilon an EnvRunner's DQN RLModule explores with now (None: no such module)."""
     module = _default_module(holder)

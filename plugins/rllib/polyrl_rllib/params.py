@@ -50,7 +50,14 @@ from polyrl.schedules import initial_value, section_values
 from polyrl_rllib import devices, encoders
 from polyrl_rllib.settings import POLYRL_OPTIONS, Settings, read_settings
 
-__all__ = ["POLYRL_OPTIONS", "Settings", "build_config", "iteration_steps", "read_settings"]
+__all__ = [
+    "POLYRL_OPTIONS",
+    "Settings",
+    "build_config",
+    "exploration_schedule",
+    "iteration_steps",
+    "read_settings",
+]
 
 ON_POLICY = ("ppo", "appo", "impala")
 OFF_POLICY = ("dqn", "sac")
@@ -270,6 +277,30 @@ def _map_section(spec: AgentSpec, training: dict[str, Any], env_runners: dict[st
         decay = int(EXPLORATION_HORIZON * (epsilon["fraction"] if epsilon["fraction"] is not None else 0.1))
         training["epsilon"] = [[0, epsilon["initial"]], [max(decay, 1), epsilon["final"]]]
     return gradient_steps
+
+
+def exploration_schedule(spec: AgentSpec, end_env_steps: int) -> list[list[float]] | None:
+    """DQN's epsilon schedule when the run is planned to end at `end_env_steps` (lifetime steps).
+
+    SB3's and Tianshou's exploration_fraction is a fraction of the planned run, so polyrl's
+    DQN decays epsilon over fraction x the run on every backend (the core tells the planned end
+    before each iteration). None when the spec sets no exploration_* field (RLlib's own
+    schedule stays) or gives epsilon itself (a number or a schedule the core applies).
+    """
+    section = spec.dqn
+    if spec.algorithm != "dqn" or section is None or section.epsilon is not None:
+        return None
+    fields = {
+        "initial": section.exploration_initial_eps,
+        "final": section.exploration_final_eps,
+        "fraction": section.exploration_fraction,
+    }
+    if all(value is None for value in fields.values()):
+        return None
+    initial = 1.0 if fields["initial"] is None else fields["initial"]
+    final = 0.05 if fields["final"] is None else fields["final"]
+    fraction = 0.1 if fields["fraction"] is None else fields["fraction"]
+    return [[0, initial], [max(int(fraction * end_env_steps), 1), final]]
 
 
 def _map_common_fields(
