@@ -164,9 +164,13 @@ def test_experience_recorder_refuses_an_existing_target_before_training(fakexp, 
     recorder = ExperienceRecorder(target)
     with make("linear") as agent:
         agent.train(iterations=1, callbacks=[recorder])
-        with pytest.raises(CallbackError, match="overwrite=True") as caught:
+        with pytest.raises(CallbackError) as caught:
             agent.train(iterations=1, callbacks=[recorder])
         assert isinstance(caught.value.__cause__, ExperienceError)
+        assert (
+            "exists already; pass overwrite=True to ExperienceRecorder, or a new target per train() call"
+            in (str(caught.value.__cause__))
+        )
         assert agent.iterations == 1  # refused in on_train_begin: no iteration ran
         agent.train(iterations=2, callbacks=[ExperienceRecorder(target, overwrite=True)])
     assert len(read_experience(target)) == 2 * STEPS  # the latest call's rows only
@@ -315,6 +319,8 @@ def test_train_command_takes_prefill(fakexp, tmp_path):
     runner = CliRunner()
     help_text = " ".join(runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"}).output.split())
     assert "--prefill str" in help_text and "into the replay buffer" in help_text
+    assert "docs/experience.md. [default: none (no prefill)]" in help_text
+    assert "[default: backend's]" in help_text  # other unset fields still read as the backend's
     batch = recorded(iterations=1)
     dataset = write_experience(batch, tmp_path / "prefill.npz")
     out = tmp_path / "run"
@@ -335,3 +341,51 @@ def test_add_experience_refuses_continuous_actions_for_whole_number_ones(fakexp)
         with pytest.raises(ExperienceError, match="continuous actions"):
             agent.add_experience(batch.model_copy(update={"actions": actions}))
         assert agent.replay_size == len(batch)
+
+
+def test_add_experience_of_no_rows_adds_nothing(fakexp):
+    for env in ("CartPole-v1", "Pendulum-v1"):
+        empty = recorded(iterations=1, env=env).take(np.arange(0))
+        with make(env=env) as agent:
+            assert agent.add_experience(empty) == 0
+            assert agent.replay_size == 0 and driver(agent).added_calls == 0
+
+
+def test_box_actions_of_one_value_per_row_fit_a_box_1_space(fakexp):
+    batch = recorded(iterations=1, env="Pendulum-v1")
+    flat = batch.model_copy(update={"actions": batch.actions[:, 0]})
+    with make(env="Pendulum-v1") as agent:
+        assert agent.add_experience(flat) == len(batch)
+        assert_same_rows(driver(agent).buffer, batch)  # stored as (n, 1), the agent's shape
+        wrapped = batch.model_copy(update={"actions": batch.actions[:, :, None]})  # (n, 1, 1)
+        with pytest.raises(ExperienceError) as caught:
+            agent.add_experience(wrapped)
+        assert agent.replay_size == len(batch)
+    message = str(caught.value)
+    assert "action_shape: [1, 1] where the agent has [1]" in message
+    assert "reshape them to (n, 1)" in message
+
+
+def test_actions_of_another_size_are_refused_without_reshape_advice(fakexp):
+    batch = recorded(iterations=1, env="Pendulum-v1")
+    doubled = batch.model_copy(update={"actions": np.repeat(batch.actions, 2, axis=1)})
+    with make(env="Pendulum-v1") as agent, pytest.raises(ExperienceError) as caught:
+        agent.add_experience(doubled)
+    message = str(caught.value)
+    assert "action_shape: [2] where the agent has [1]" in message
+    assert "reshape" not in message and "same env" in message
+
+
+def test_a_dataset_that_does_not_fit_is_named_with_its_env(fakexp, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_experience(recorded(iterations=1, env="Pendulum-v1"), "pendulum.npz", env_id="Pendulum-v1")
+    with make() as agent, pytest.raises(ExperienceError) as caught:
+        agent.add_experience("pendulum.npz")
+    assert str(caught.value).startswith(
+        "the dataset pendulum.npz (recorded on Pendulum-v1) does not fit this agent's spaces ("
+    )
+    with pytest.raises(ExperienceError, match=r"^the dataset pendulum.npz \(recorded on Pendulum-v1\)"):
+        make(prefill="pendulum.npz")
+    write_experience(recorded(iterations=1, env="Pendulum-v1"), "anonymous.npz")
+    with make() as agent, pytest.raises(ExperienceError, match=r"^the dataset anonymous.npz does not fit"):
+        agent.add_experience("anonymous.npz")

@@ -80,13 +80,22 @@ def test_npz_round_trip_is_exact(tmp_path, kind, image):
 
 def test_npz_refuses_to_replace_a_file_unless_asked(tmp_path):
     target = tmp_path / "mine.npz"
-    target.write_bytes(b"the user's own data")
     batch = recorded_batch("discrete", image=False)
+    write_experience(batch.take(slice(0, 3)), target)
     with pytest.raises(ExperienceError, match="exists already; choose another name or pass overwrite=True"):
         write_experience(batch, target)
-    assert target.read_bytes() == b"the user's own data"
+    assert len(read_experience(target)) == 3
     write_experience(batch, target, overwrite=True)
     assert_same_arrays(read_experience(target), batch)
+
+
+def test_npz_overwrite_replaces_only_a_file_polyrl_wrote(tmp_path):
+    target = tmp_path / "mine.npz"
+    target.write_bytes(b"the user's own data")
+    batch = recorded_batch("discrete", image=False)
+    with pytest.raises(ExperienceError, match="is not a polyrl experience file; polyrl replaces only files"):
+        write_experience(batch, target, overwrite=True)
+    assert target.read_bytes() == b"the user's own data"
 
 
 def test_npz_without_optional_arrays_reads_back_without_them(tmp_path):
@@ -119,10 +128,15 @@ def test_a_foreign_npz_is_not_polyrl_experience(tmp_path):
         read_experience(tmp_path / "foreign.npz")
 
 
-def test_a_file_that_is_no_npz_at_all_is_refused(tmp_path):
-    (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(ExperienceError, match="is not a readable polyrl experience file"):
-        read_experience(tmp_path / "text.npz")
+@pytest.mark.parametrize("content", [b"hello", b"garbage", b"", b"PK\x03\x04broken"])
+def test_a_file_that_is_no_npz_at_all_is_refused_in_polyrls_words(tmp_path, content):
+    (tmp_path / "bad.npz").write_bytes(content)
+    with pytest.raises(ExperienceError) as caught:
+        read_experience(tmp_path / "bad.npz")
+    message = str(caught.value)
+    assert "bad.npz is not a polyrl experience file: it is not a valid .npz archive" in message
+    assert "polyrl never loads pickled data" in message
+    assert "allow_pickle" not in message and "pickle.load" not in message
 
 
 def _rewrite(path, drop=(), meta=None) -> None:
@@ -167,8 +181,9 @@ def test_object_arrays_are_never_unpickled(tmp_path):
         members = dict(archive.items())
     members["rewards"] = np.array([object()] * 7, dtype=object)
     np.savez(path, **members)
-    with pytest.raises(ExperienceError, match="not a readable polyrl experience file"):
+    with pytest.raises(ExperienceError, match="'rewards' as an object array .* polyrl never loads") as caught:
         read_experience(path)
+    assert "allow_pickle" not in str(caught.value)
     assert zipfile.is_zipfile(path)
 
 

@@ -192,3 +192,43 @@ def test_polyrl_record_prints_a_summary_and_writes_minari(checkpoint, tmp_path, 
     text = " ".join(result.output.split())
     assert f"wrote {len(batch)} transitions of 2 episode(s)" in text and str(out) in text
     assert batch.infos["actions"] == "stochastic" and batch.episode_ids.max() == 1
+
+
+def test_polyrl_record_overwrite_replaces_only_a_dataset_polyrl_wrote(checkpoint, tmp_path):
+    out = tmp_path / "expert.npz"
+    first = ["record", str(checkpoint), "--episodes", "3", "--seed", "5", "--out", str(out), "--json"]
+    assert runner.invoke(app, first, catch_exceptions=False).exit_code == 0
+    before = out.read_bytes()
+    second = ["record", str(checkpoint), "--episodes", "2", "--seed", "9", "--out", str(out), "--json"]
+    refused = runner.invoke(app, second)
+    text = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "exists already" in text and "--overwrite" in text
+    assert "overwrite=True" not in text and out.read_bytes() == before
+    replaced = runner.invoke(app, [*second, "--overwrite"], catch_exceptions=False)
+    assert replaced.exit_code == 0, replaced.output
+    summary = json.loads(replaced.output)
+    batch = read_experience(out)
+    assert summary["path"] == str(out) and summary["result"]["recorded"] == str(out)
+    assert summary["episodes"] == 2 and sorted(set(batch.episode_ids.tolist())) == [0, 1]
+    assert summary["transitions"] == len(batch)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "expert.npz"]  # no staging left
+    foreign = tmp_path / "notes.npz"
+    foreign.write_bytes(b"the user's own file")
+    kept = runner.invoke(app, ["record", str(checkpoint), "--out", str(foreign), "--overwrite"])
+    assert kept.exit_code == 2 and "not a polyrl experience file" in " ".join(kept.output.split())
+    assert foreign.read_bytes() == b"the user's own file"
+
+
+def test_polyrl_record_overwrite_swaps_a_minari_dataset(checkpoint, tmp_path, monkeypatch):
+    pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "root"))
+    out = tmp_path / "expert-v0"
+    args = ["record", str(checkpoint), "--out", str(out), "--seed", "1"]
+    assert runner.invoke(app, [*args, "--episodes", "3"], catch_exceptions=False).exit_code == 0
+    refused = runner.invoke(app, [*args, "--episodes", "2"])
+    assert refused.exit_code == 2 and "--overwrite" in " ".join(refused.output.split())
+    assert read_experience(out).episode_ids.max() == 2
+    result = runner.invoke(app, [*args, "--episodes", "2", "--overwrite"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert read_experience(out).episode_ids.max() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "expert-v0"]

@@ -23,7 +23,8 @@ def test_json_lists_every_preset_in_the_books_order_with_what_it_is_for() -> Non
     by_name = {r["name"]: r for r in rows}
     pendulum = by_name["ppo-pendulum"]
     assert (pendulum["algorithm"], pendulum["envs"], pendulum["env_prefixes"]) == ("ppo", ["Pendulum-v1"], [])
-    assert (pendulum["fallback"], pendulum["budget_steps"], pendulum["backends"]) == (None, 100_000, ["sb3"])
+    assert (pendulum["fallback"], pendulum["budget_steps"]) == (None, 100_000)
+    assert sorted(pendulum["backends"]) == ["rllib", "sb3", "tianshou"]  # gSDE on sb3, tuned elsewhere
     assert pendulum["source"] == "rl-zoo3 2.9.2 hyperparams/ppo.yml: Pendulum-v1"
     assert pendulum["settings"]["gamma"] == 0.9
     assert pendulum["layers"]["sb3"]["settings"]["ppo"] == {"use_sde": True, "sde_sample_freq": 4}

@@ -11,6 +11,7 @@ pytest.importorskip("tianshou")
 from polyrl import Agent
 from polyrl.errors import ExperienceError, UnsupportedOptionError
 from polyrl.experience.batch import TransitionBatch
+from polyrl_tianshou.checkpoint import counters as saved_counters
 
 OFF_POLICY = ("dqn", "sac", "td3", "ddpg")
 #: learning_starts beyond every test's steps: actions are the collector's random ones, no update runs.
@@ -84,11 +85,11 @@ def test_added_rows_become_buffer_rows_and_survive_a_checkpoint(algorithm, tmp_p
     d = driver(agent)
     d.train_iteration()  # the collector is now in the middle of an episode
     batch = distinctive(agent)
-    size, steps, counters = d.replay_size(), d.env_steps, d._counters()
+    size, steps, counters = d.replay_size(), d.env_steps, saved_counters(d)
     collector_steps = d.collector.collect_step
     d.add_experience(batch)
     assert d.replay_size() == size + len(batch)
-    assert d.env_steps == steps and d._counters() == counters
+    assert d.env_steps == steps and saved_counters(d) == counters
     assert d.collector.collect_step == collector_steps
     assert_added_rows_sampled(agent, batch)
 

@@ -5,63 +5,34 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from polyrl.acting import act_on
+from polyrl.agent_checkpoint import load_parts, save_parts
 from polyrl.callbacks.callback_list import CallbackList
 from polyrl.callbacks.context import PlayContext, TrainContext
-from polyrl.checkpoint import read_manifest, write_checkpoint
 from polyrl.config import PlayConfig, TrainConfig
-from polyrl.envs import EnvSource, batch_observations, is_single_observation, space_kind
-from polyrl.errors import (
-    CheckpointBackendMismatchError,
-    ConfigurationError,
-    InvalidObservationError,
-    UntrustedCheckpointError,
-)
+from polyrl.envs import EnvSource
+from polyrl.errors import ConfigurationError
 from polyrl.experience.transfer import add_to_buffer, sample_from_buffer
-from polyrl.manifest import NATIVE_DIR, CheckpointManifest, FileEntry
-from polyrl.observations.encoding import encode_for_act
+from polyrl.manifest import CheckpointManifest
 from polyrl.playing import run_play
-from polyrl.plugins import library_version, registry
+from polyrl.plugins import registry
 from polyrl.presets import PresetChoice
 from polyrl.run import AgentParts, Run, build_parts
 from polyrl.spec import AgentSpec, EnvFactorySpec
 from polyrl.training import TrainingLoop, run_training
-from polyrl.versions import environment_versions, polyrl_version
 
 ConfigT = TypeVar("ConfigT", TrainConfig, PlayConfig)
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from gymnasium.spaces import Box
-
     from polyrl.backend import BackendDriver, BackendInfo, EffectiveHyperparameters
     from polyrl.experience.batch import TransitionBatch
     from polyrl.records import PlayResult, TrainResult
-
-
-def _refuse_named_code(path: Path, spec: AgentSpec) -> None:
-    """Raise UntrustedCheckpointError if building the saved env would import code the file names."""
-    if isinstance(spec.env, EnvFactorySpec):
-        what = f"the env factory {spec.env.factory!r}"
-        if spec.env.kwargs or spec.env_kwargs:
-            what += f" with arguments {spec.env.kwargs or spec.env_kwargs}"
-    elif ":" in spec.env:
-        module = spec.env.split(":")[0]
-        what = f"the env {spec.env!r}, whose {module!r} prefix makes Gymnasium import that module"
-    else:
-        return
-    raise UntrustedCheckpointError(
-        f"checkpoint {path} names {what}; loading it would import and call code chosen by whoever "
-        "wrote the checkpoint. If you trust its source, load it with "
-        "Agent.load(path, trust_env_factory=True) (CLI: --trust-env-factory); or supply the env "
-        "yourself in Python with Agent.load(path, env=make_env). "
-        "See docs/security.md"
-    )
 
 
 def _spec_from(spec: AgentSpec | dict[str, Any] | None, fields: dict[str, Any]) -> AgentSpec:
@@ -276,47 +247,7 @@ class Agent:
         env returns it (polyrl encodes it) or already encoded. With `normalize`, the agent
         normalises them with its frozen statistics.
         """
-        source = self._parts.env
-        space = source.observation_space
-        try:
-            observation, single = encode_for_act(source, observation)
-            single = single or is_single_observation(observation, space)
-            batch = batch_observations([observation], space) if single else self._as_batch(observation)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidObservationError(
-                f"cannot read the observation as one of {space} or a batch of them: {exc}"
-            ) from exc
-        if source.normalizer is not None:
-            batch = source.normalizer.normalize_observation(batch)
-        actions = self._conform(self._parts.driver.act(batch, deterministic))
-        if single:
-            action = actions[0]
-            return int(action) if space_kind(self._parts.env.action_space) == "discrete" else action
-        return actions
-
-    def _as_batch(self, observation: Any) -> Any:
-        space = self._parts.env.observation_space
-        if isinstance(observation, dict):
-            return {k: np.asarray(v) for k, v in observation.items()}
-        batch = np.asarray(observation, dtype=space.dtype)
-        if batch.shape[1:] != tuple(space.shape or ()):
-            raise InvalidObservationError(
-                f"observation of shape {np.shape(observation)} fits neither one observation "
-                f"{tuple(space.shape or ())} nor a batch (N, {', '.join(map(str, space.shape or ()))})"
-            )
-        return batch
-
-    def _conform(self, actions: Any) -> np.ndarray:
-        space = self._parts.env.action_space
-        kind = space_kind(space)
-        array: np.ndarray = np.asarray(actions)
-        if kind == "box":
-            box = cast("Box", space)  # space_kind found a Box
-            clipped: np.ndarray = np.clip(array.astype(box.dtype, copy=False), box.low, box.high)
-            return clipped.reshape((-1, *box.shape))
-        if kind == "discrete":
-            return array.astype(np.int64, copy=False).reshape(-1)
-        return array.astype(space.dtype, copy=False)
+        return act_on(self._parts, observation, deterministic)
 
     def _timed(self, target: str, method: str, fn: Callable[[], T], summary: str) -> T:
         """Call `fn`, reported to the innermost run's on_api_call listeners (if a run is on)."""
@@ -357,28 +288,7 @@ class Agent:
         A crash mid-save leaves any previous checkpoint at `path` intact.
         """
         parts = self._parts
-
-        def manifest(files: dict[str, FileEntry]) -> CheckpointManifest:
-            return CheckpointManifest(
-                polyrl_version=polyrl_version(),
-                backend=parts.info.name,
-                library=parts.info.library,
-                library_version=library_version(parts.info),
-                versions=environment_versions(parts.info.library),
-                created_at=datetime.now(UTC),
-                spec=parts.spec,
-                env_steps=self.env_steps,
-                iterations=parts.iterations,
-                episodes=parts.episodes,
-                learning_rate=self.learning_rate,
-                preset=parts.preset,
-                files=files,
-                metadata=dict(metadata or {}),
-            )
-
-        return self._timed(
-            "driver", "save", lambda: write_checkpoint(Path(path), _native_writer(parts), manifest), str(path)
-        )
+        return self._timed("driver", "save", lambda: save_parts(parts, Path(path), metadata), str(path))
 
     @classmethod
     def load(
@@ -400,7 +310,7 @@ class Agent:
         UntrustedCheckpointError. See docs/security.md. `device` loads onto another device than
         the saved spec's ("cpu" for a GPU-trained agent on a laptop).
         """
-        return cls._from_parts(_load_parts(Path(path), env, backend, trust_env_factory, device))
+        return cls._from_parts(load_parts(Path(path), env, backend, trust_env_factory, device))
 
     def restore(self, path: str | Path) -> None:
         """Put this agent, in place, into the state saved at `path` (weights, optimizer, counters).
@@ -410,7 +320,7 @@ class Agent:
         are closed. Called from a callback, the run goes on from the restored state.
         `EarlyStopping(restore_best=True)` uses this to go back to the best iteration.
         """
-        parts = _load_parts(Path(path), self._parts.spec.env, self._parts.spec.backend, False)
+        parts = load_parts(Path(path), self._parts.spec.env, self._parts.spec.backend, False)
         previous, self._parts = self._parts, parts
         for run in self._runs:
             run.parts = parts
@@ -446,53 +356,5 @@ def _config_from(kind: type[ConfigT], config: ConfigT | None, fields: dict[str, 
     return config.model_copy()
 
 
-def _native_writer(parts: AgentParts) -> Callable[[Path], None]:
-    """What a save writes into the native directory: the driver's files, and the normalisation statistics."""
-
-    def write(native: Path) -> None:
-        parts.driver.save(native)
-        if parts.env.normalizer is not None:
-            parts.env.normalizer.save(native)
-
-    return write
-
-
 def _create(driver_class: type[BackendDriver], spec: AgentSpec, env: EnvSource) -> BackendDriver:
     return driver_class.create(spec, env)
-
-
-def _load_parts(
-    path: Path,
-    env: str | Callable[..., Any] | EnvFactorySpec | None,
-    backend: str | None,
-    trust_env_factory: bool,
-    device: str | None = None,
-) -> AgentParts:
-    """The parts of the agent saved at `path`, built the way a new agent is, then restored."""
-    manifest = read_manifest(path)
-    if backend is not None and backend.lower() != manifest.backend:
-        raise CheckpointBackendMismatchError(
-            f"checkpoint {path} was written by backend {manifest.backend!r}, not {backend!r}; "
-            f"load it with backend={manifest.backend!r} (or none), or retrain on {backend!r}"
-        )
-    spec = manifest.spec
-    if env is None and not trust_env_factory:
-        _refuse_named_code(path, spec)
-    if env is not None:
-        spec = AgentSpec.model_validate({**spec.model_dump(exclude={"env"}), "env": env})
-    if device is not None:
-        # Validated by the field's own rule; model_copy keeps a callable env as it is.
-        spec = spec.model_copy(update={"device": AgentSpec(device=device).device})
-
-    def load(driver_class: type[BackendDriver], spec: AgentSpec, env: EnvSource) -> BackendDriver:
-        return driver_class.load(path / NATIVE_DIR, spec, env)
-
-    parts = build_parts(spec, load, presets=False)
-    if manifest.preset is not None:
-        parts.preset = manifest.preset  # what the preset filled, as recorded when it was built
-    if parts.env.normalizer is not None:
-        parts.env.normalizer.load(path / NATIVE_DIR)
-    parts.iterations, parts.episodes = manifest.iterations, manifest.episodes
-    if abs(parts.driver.get_learning_rate() - manifest.learning_rate) > 1e-12:
-        parts.driver.set_learning_rate(manifest.learning_rate)
-    return parts

@@ -71,11 +71,15 @@ def type_name(annotation: Any) -> str:
     return _SCALAR_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
-def _default_text(field: FieldInfo, unset: str) -> str:
+#: Spec fields whose None means "off", not "the backend's default" (help shows what None does).
+NONE_MEANS: dict[str, str] = {"prefill": "none (no prefill)"}
+
+
+def _default_text(field: FieldInfo, unset: str, name: str = "") -> str:
     if field.default_factory is not None:
         return str(field.get_default(call_default_factory=True))
     if field.default is None:
-        return unset
+        return NONE_MEANS.get(name, unset)
     return str(field.default)
 
 
@@ -139,7 +143,7 @@ def _flags_of(
                 else "JSON object"
                 if nested
                 else type_name(field.annotation) + _bounds(field),
-                default=_default_text(field, unset),
+                default=_default_text(field, unset, name if not prefix else ""),
                 help=field.description or "",
             )
         )

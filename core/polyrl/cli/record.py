@@ -8,21 +8,32 @@ other name (`polyrl[experience]`).
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from polyrl.cli import render
 from polyrl.cli.guard import guarded
 from polyrl.config import PlayConfig
+from polyrl.experience.datasets import check_target, move_into_place
+
+if TYPE_CHECKING:
+    from polyrl.agent import Agent
+    from polyrl.records import PlayResult
 
 commands = typer.Typer()
 
 RECORD_HELP = (
     "Play a saved agent and write every step (observation, action, reward, next observation, "
     "terminated, truncated) to a .npz file or, for any other name, a Minari dataset directory. "
-    "An existing file or dataset is never replaced. See docs/experience.md."
+    "An existing file or dataset is replaced only with --overwrite. See docs/experience.md."
+)
+OVERWRITE_ADVICE = (
+    "choose another name, or pass --overwrite to replace it (only a .npz file or Minari dataset "
+    "polyrl could have written is replaced)"
 )
 
 
@@ -31,8 +42,19 @@ def record(
     path: Annotated[Path, typer.Argument(help="Checkpoint directory.")],
     out: Annotated[
         Path,
-        typer.Option("--out", help="The .npz file or Minari dataset directory to write (must not exist)."),
+        typer.Option(
+            "--out",
+            help="The .npz file or Minari dataset directory to write (must not exist, or --overwrite).",
+        ),
     ],
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace an existing .npz experience file or Minari dataset at --out (once the episodes "
+            "are played and written; never a directory holding anything else).",
+        ),
+    ] = False,
     episodes: Annotated[int, typer.Option(help="Episodes to play and record.")] = 10,
     max_steps: Annotated[int | None, typer.Option(help="Cut episodes after this many steps.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the first episode.")] = None,
@@ -54,15 +76,12 @@ def record(
     import polyrl
 
     def body() -> None:
+        target = check_target(out, overwrite, advice=OVERWRITE_ADVICE)  # before loading and playing
         config = PlayConfig(
-            episodes=episodes,
-            max_steps=max_steps,
-            seed=seed,
-            deterministic=not stochastic,
-            record=str(out),
+            episodes=episodes, max_steps=max_steps, seed=seed, deterministic=not stochastic, record=str(out)
         )
         with polyrl.Agent.load(path, trust_env_factory=trust_env_factory, device=device) as agent:
-            result = agent.play(config)
+            result = _play(agent, config, target)
         summary = {
             "path": result.recorded,
             "format": "npz" if out.suffix.lower() == ".npz" else "minari",
@@ -86,6 +105,23 @@ def record(
         )
 
     guarded(body)
+
+
+def _play(agent: Agent, config: PlayConfig, target: Path) -> PlayResult:
+    """Play and record to `target`; one that exists (allowed by --overwrite) is replaced only once
+    the new dataset is complete: written under its own name in a hidden directory beside it, then
+    moved into place."""
+    if not target.exists():
+        return agent.play(config)
+    staging = Path(tempfile.mkdtemp(prefix=".polyrl-record-", dir=target.parent))
+    try:
+        result = agent.play(config.model_copy(update={"record": str(staging / target.name)}))
+        if result.recorded is None:  # nothing was played: the old dataset stays
+            return result
+        move_into_place(Path(result.recorded), target)
+        return result.model_copy(update={"recorded": str(target)})
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -41,6 +41,10 @@ REQUIRED_FIELDS = (
     "env_ids",
 )
 OPTIONAL_FIELDS = ("log_probs", "values")
+#: What to do when transitions do not fit an agent's spaces.
+SAME_ENV = (
+    "record the transitions on the same env (with the same observation wrappers) as the agent that takes them"
+)
 _ACTION_DTYPES: dict[str, Any] = {
     "discrete": np.int64,
     "box": np.float32,
@@ -83,19 +87,26 @@ class TransitionSchema(StrictModel):
             action_dtype=np.dtype(_ACTION_DTYPES[kind]).name,
         )
 
-    def check(self, other: TransitionSchema, what: str = "the batch") -> None:
-        """ExperienceError naming every difference between `other` (e.g. a batch's) and this schema."""
-        differences = [
-            f"{name}: {getattr(other, name)} where the agent has {getattr(self, name)}"
+    def differences(self, other: TransitionSchema) -> list[tuple[str, Any, Any]]:
+        """(field, other's value, this schema's value) for every field where `other` differs."""
+        return [
+            (name, getattr(other, name), getattr(self, name))
             for name in type(self).model_fields
             if getattr(other, name) != getattr(self, name)
         ]
+
+    def check(self, other: TransitionSchema, what: str = "the batch", advice: str | None = None) -> None:
+        """ExperienceError naming every difference between `other` (e.g. a batch's) and this schema.
+
+        `what` names the transitions in the message; `advice` replaces its default advice (to
+        record them on the agent's env).
+        """
+        differences = self.differences(other)
         if differences:
-            raise ExperienceError(
-                f"{what} does not fit this agent's spaces ({'; '.join(differences)}): record the "
-                "transitions on the same env (with the same observation wrappers) as the agent that "
-                "takes them"
+            named = "; ".join(
+                f"{name}: {theirs} where the agent has {mine}" for name, theirs, mine in differences
             )
+            raise ExperienceError(f"{what} does not fit this agent's spaces ({named}): {advice or SAME_ENV}")
 
 
 class TransitionBatch(BaseModel):
@@ -194,24 +205,29 @@ class TransitionBatch(BaseModel):
             action_dtype=self.actions.dtype.name,
         )
 
-    def conformed(self, schema: TransitionSchema) -> TransitionBatch:
+    def conformed(self, schema: TransitionSchema, what: str = "the batch") -> TransitionBatch:
         """This batch with arrays cast to `schema`'s dtypes, or ExperienceError when shapes differ.
 
         Casting is safe for the dtypes polyrl writes (an int32 Discrete action becomes int64, a
-        float64 observation float32); a shape difference means another env and is refused.
+        float64 observation float32); a shape difference means another env and is refused. The
+        one exception: actions of shape (n,) for a Box(1,) action space are one value per row,
+        as the agent's, and become (n, 1). `what` names the batch in the error.
         """
-        mine = self.transition_schema(schema.action_kind)
+        batch = self
+        if schema.action_shape == [1] and schema.action_kind != "discrete" and self.actions.ndim == 1:
+            batch = self.model_copy(update={"actions": self.actions.reshape(-1, 1)})
+        mine = batch.transition_schema(schema.action_kind)
         same_shapes = mine.model_copy(
             update={"observation_dtype": schema.observation_dtype, "action_dtype": schema.action_dtype}
         )
-        schema.check(same_shapes)
+        schema.check(same_shapes, what=what, advice=_reshape_advice(schema, same_shapes))
         if mine == schema:
-            return self
-        return self.model_copy(
+            return batch
+        return batch.model_copy(
             update={
-                "observations": self.observations.astype(schema.observation_dtype),
-                "next_observations": self.next_observations.astype(schema.observation_dtype),
-                "actions": self.actions.astype(schema.action_dtype),
+                "observations": batch.observations.astype(schema.observation_dtype),
+                "next_observations": batch.next_observations.astype(schema.observation_dtype),
+                "actions": batch.actions.astype(schema.action_dtype),
             }
         )
 
@@ -253,3 +269,17 @@ class TransitionBatch(BaseModel):
             episode_ids=np.zeros(0),
             env_ids=np.zeros(0),
         )
+
+
+def _reshape_advice(schema: TransitionSchema, batch: TransitionSchema) -> str | None:
+    """Advice for actions that differ from the agent's only in shape, not in their number of values."""
+    differences = [name for name, _, _ in schema.differences(batch)]
+    if differences != ["action_shape"]:
+        return None
+    if int(np.prod(schema.action_shape)) != int(np.prod(batch.action_shape)):
+        return None
+    wanted = "(n, " + ", ".join(str(n) for n in schema.action_shape) + ")" if schema.action_shape else "(n,)"
+    return (
+        f"the actions hold as many values per row as the agent's, in another shape: reshape them "
+        f"to {wanted} (e.g. actions.reshape(len(actions), *action_space.shape))"
+    )

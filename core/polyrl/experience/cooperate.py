@@ -24,6 +24,15 @@ from polyrl._model import StrictModel
 from polyrl.callbacks.base import Callback
 from polyrl.config import TrainConfig
 from polyrl.errors import ConfigurationError, ExperienceError
+from polyrl.experience.cooperate_plan import (
+    check_agents,
+    check_follow,
+    check_out,
+    check_plan,
+    parameter_shapes,
+    train_configs,
+    write_summary,
+)
 from polyrl.records import TrainResult
 
 if TYPE_CHECKING:
@@ -75,26 +84,6 @@ class ExperienceCollector(Callback):
         return batch
 
 
-def check_plan(names: Sequence[str], config: CooperateConfig) -> None:
-    """ConfigurationError for fewer than two agents or a follow entry naming an unknown agent."""
-    if len(names) < 2:
-        raise ConfigurationError(f"cooperate needs at least two agents, got {len(names)}: {list(names)}")
-    unknown_until = [name for name in config.until if name not in names]
-    if unknown_until:
-        raise ConfigurationError(f"until names no agent {unknown_until}; the agents are {list(names)}")
-    for follower, leader in config.follow.items():
-        unknown = [name for name in (follower, leader) if name not in names]
-        if unknown or follower == leader:
-            raise ConfigurationError(
-                f"follow {{{follower!r}: {leader!r}}}: "
-                + (
-                    f"no agent named {unknown}; the agents are {list(names)}"
-                    if unknown
-                    else "an agent cannot follow itself"
-                )
-            )
-
-
 def ended(config: CooperateConfig, active: Sequence[str]) -> bool:
     """Whether an agent the cooperation runs `until` has stopped (then the others stop too)."""
     return any(name not in active for name in config.until)
@@ -105,13 +94,25 @@ def takes_experience(agent: Agent) -> bool:
     return "experience.add" in agent.backend_info.algorithms[agent.spec.algorithm].features
 
 
+def identity(agent: Agent) -> dict[str, str]:
+    """An agent's backend and algorithm, as the cooperation's summary and messages name them."""
+    return {"backend": agent.backend, "algorithm": agent.spec.algorithm}
+
+
+def label(info: Mapping[str, Any]) -> str:
+    """The text "backend/algorithm" of an identity (or of a `describe` result)."""
+    return f"{info['backend']}/{info['algorithm']}"
+
+
 def describe(agent: Agent) -> dict[str, Any]:
-    """What the exchange checks of an agent: its transition schema, whether it normalises
-    observations, whether it takes external transitions."""
+    """What the exchange checks of an agent: its transition schema and env, whether it
+    normalises observations, whether it takes external transitions; and its identity."""
     from polyrl.experience.batch import TransitionSchema
 
     normalize = agent.spec.normalize
     return {
+        **identity(agent),
+        "env": agent.env_source.name,
         "schema": TransitionSchema.for_spaces(agent.observation_space, agent.action_space),
         "normalizes": bool(normalize is not None and (normalize.observations or normalize.rewards)),
         "takes": takes_experience(agent),
@@ -119,12 +120,20 @@ def describe(agent: Agent) -> dict[str, Any]:
 
 
 def check_described(described: Mapping[str, dict[str, Any]]) -> None:
-    """ExperienceError when the agents' spaces differ, or one normalises observations."""
+    """ExperienceError naming the two agents whose spaces differ (and how), or one that normalises."""
     first, reference = next(iter(described.items()))
     for name, info in described.items():
-        reference["schema"].check(
-            info["schema"], what=f"agent {name!r}'s transitions (against {first!r}'s spaces)"
-        )
+        differences = reference["schema"].differences(info["schema"])
+        if differences:
+            how = "; ".join(
+                f"{field}: {name!r} has {theirs} where {first!r} has {mine}"
+                for field, theirs, mine in differences
+            )
+            raise ExperienceError(
+                f"agents {first!r} (env {reference['env']}) and {name!r} (env {info['env']}) do not see "
+                f"the same spaces ({how}), so neither can take the other's transitions: train every "
+                "agent on the same env (with the same observation wrappers), or share=False"
+            )
         if info["normalizes"]:
             raise ExperienceError(
                 f"agent {name!r} normalises observations or rewards, so its transitions are in its own "
@@ -132,31 +141,33 @@ def check_described(described: Mapping[str, dict[str, Any]]) -> None:
             )
 
 
-def check_same_parameters(follower: Agent, values: Mapping[str, Any]) -> None:
-    """ExperienceError unless `values` have the follower's parameter names and shapes."""
-    mine = {k: v.shape for k, v in follower.parameters().items()}
-    if mine != {k: v.shape for k, v in values.items()}:
-        raise ExperienceError(
-            f"{follower.backend}/{follower.spec.algorithm} cannot take these parameters: their names "
-            "or shapes differ from its own; only agents of one backend, algorithm and network can "
-            "follow each other"
+def check_follows(agents: Mapping[str, Agent], follow: Mapping[str, str]) -> None:
+    """ExperienceError, before round 1, for a follower whose parameters differ from its leader's."""
+    shapes = {name: parameter_shapes(agents[name].parameters()) for name in {*follow, *follow.values()}}
+    for follower, leader in follow.items():
+        check_follow(
+            follower,
+            label(identity(agents[follower])),
+            shapes[follower],
+            leader,
+            label(identity(agents[leader])),
+            shapes[leader],
         )
 
 
-def copy_parameters(follower: Agent, leader: Agent) -> None:
+def copy_parameters(agents: Mapping[str, Agent], follower: str, leader: str) -> None:
     """Set the follower's parameters to the leader's (ExperienceError when names or shapes differ)."""
-    values = leader.parameters()
-    check_same_parameters(follower, values)
-    follower.load_parameters(values)
-
-
-def _configs(agents: Sequence[str], train: TrainConfig | Mapping[str, TrainConfig]) -> dict[str, TrainConfig]:
-    if isinstance(train, TrainConfig):
-        return {name: train.model_copy() for name in agents}
-    missing = [name for name in agents if name not in train]
-    if missing:
-        raise ConfigurationError(f"no TrainConfig for agents {missing}; give one per agent or one for all")
-    return {name: train[name] for name in agents}
+    values = agents[leader].parameters()
+    mine = parameter_shapes(agents[follower].parameters())
+    check_follow(
+        follower,
+        label(identity(agents[follower])),
+        mine,
+        leader,
+        label(identity(agents[leader])),
+        parameter_shapes(values),
+    )
+    agents[follower].load_parameters(values)
 
 
 def cooperate(
@@ -177,9 +188,11 @@ def cooperate(
             f"give a CooperateConfig or its fields as keywords, not both: {sorted(fields)}"
         )
     config = config if config is not None else CooperateConfig(**fields)
+    check_agents(agents)
     names = list(agents)
     check_plan(names, config)
-    configs = _configs(names, train)
+    configs = train_configs(names, train)
+    check_out(config.out, names)
     callbacks = dict(callbacks or {})
     if config.address is not None:
         from polyrl.experience.cooperate_ray import cooperate_on_ray
@@ -187,9 +200,13 @@ def cooperate(
         return cooperate_on_ray(agents, configs, callbacks, config)
     from polyrl.agent import Agent
 
-    built = {name: a if isinstance(a, Agent) else Agent(a) for name, a in agents.items()}
+    built: dict[str, Agent] = {}
     try:
-        return _cooperate_here(built, configs, callbacks, config)
+        for name, a in agents.items():
+            built[name] = a if isinstance(a, Agent) else Agent(a)
+        result = _cooperate_here(built, configs, callbacks, config)
+        write_summary(config.out, result, {name: identity(agent) for name, agent in built.items()})
+        return result
     finally:  # the agents built here from specs are not the caller's to close
         for name, agent in built.items():
             if agent is not agents[name]:
@@ -206,6 +223,8 @@ def _cooperate_here(
     names = list(built)
     if config.share:
         check_described({name: describe(agent) for name, agent in built.items()})
+    if config.follow:
+        check_follows(built, config.follow)
     # Collection is on only when transitions move: following alone needs no "experience.collect".
     collectors = {name: ExperienceCollector() for name in names} if config.share else {}
     result = CooperationResult(
@@ -238,7 +257,7 @@ def _cooperate_here(
             if config.follow and result.rounds % config.sync_every == 0:
                 for follower, leader in config.follow.items():
                     if follower in active:
-                        copy_parameters(built[follower], built[leader])
+                        copy_parameters(built, follower, leader)
                         result.syncs += 1
     result.results = {name: finished(loops[name].result) for name in names}
     return result

@@ -71,12 +71,21 @@ class CooperatingAgent:
         """The agent's trainable parameters."""
         return self.agent.parameters()
 
-    def follow(self, leader: Any) -> None:
-        """Copy the parameters of `leader` (a parameter dict, resolved from the object store)."""
-        from polyrl.experience.cooperate import check_same_parameters
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The parameters' names and shapes (what a follower and its leader must share)."""
+        from polyrl.experience.cooperate_plan import parameter_shapes
 
-        check_same_parameters(self.agent, leader)
-        self.agent.load_parameters(leader)
+        return parameter_shapes(self.agent.parameters())
+
+    def follow(self, values: Any, leader: str, leader_label: str) -> None:
+        """Copy the parameters of the agent `leader` (`values`, resolved from the object store)."""
+        from polyrl.experience.cooperate import identity, label
+        from polyrl.experience.cooperate_plan import check_follow, parameter_shapes
+
+        mine = parameter_shapes(self.agent.parameters())
+        theirs = parameter_shapes(values)
+        check_follow(self.name, label(identity(self.agent)), mine, leader, leader_label, theirs)
+        self.agent.load_parameters(values)
 
     def stop(self, reason: str) -> None:
         """End this agent's training at the next step (the cooperation ended)."""
@@ -117,7 +126,8 @@ def cooperate_on_ray(
     config: CooperateConfig,
 ) -> CooperationResult:
     """`polyrl.cooperate` with one Ray actor per agent (see the module docstring)."""
-    from polyrl.experience.cooperate import CooperationResult, check_described, ended
+    from polyrl.experience.cooperate import CooperationResult, check_described, ended, label
+    from polyrl.experience.cooperate_plan import write_summary
     from polyrl.spec import AgentSpec
 
     not_specs = [name for name, agent in agents.items() if not isinstance(agent, AgentSpec)]
@@ -138,6 +148,8 @@ def cooperate_on_ray(
         described = dict(zip(actors, ray.get([a.describe.remote() for a in actors.values()]), strict=True))
         if config.share:
             check_described(described)
+        if config.follow:
+            _check_follows(actors, described, config.follow, ray)
         result = CooperationResult(
             results={}, rounds=0, shared={n: {} for n, d in described.items() if config.share and d["takes"]}
         )
@@ -157,7 +169,9 @@ def cooperate_on_ray(
                 )
             if config.follow and result.rounds % config.sync_every == 0:
                 follows = [
-                    actors[follower].follow.remote(actors[leader].parameters.remote())
+                    actors[follower].follow.remote(
+                        actors[leader].parameters.remote(), leader, label(described[leader])
+                    )
                     for follower, leader in config.follow.items()
                     if follower in active
                 ]
@@ -167,11 +181,31 @@ def cooperate_on_ray(
         result.results = {
             name: TrainResult.model_validate_json(text) for name, text in zip(actors, finished, strict=True)
         }
+        identities = {
+            name: {k: info[k] for k in ("backend", "algorithm")} for name, info in described.items()
+        }
+        write_summary(config.out, result, identities)
         return result
     finally:
         for actor in actors.values():
             with contextlib.suppress(Exception):
                 ray.kill(actor)
+
+
+def _check_follows(
+    actors: Mapping[str, Any], described: Mapping[str, Any], follow: Mapping[str, str], ray: Any
+) -> None:
+    """ExperienceError, before the first step, for a follower whose parameters differ from its leader's."""
+    from polyrl.experience.cooperate import label
+    from polyrl.experience.cooperate_plan import check_follow
+
+    names = sorted({*follow, *follow.values()})
+    shapes = dict(zip(names, ray.get([actors[n].parameter_shapes.remote() for n in names]), strict=True))
+    for follower, leader in follow.items():
+        check_follow(
+            follower, label(described[follower]), shapes[follower],
+            leader, label(described[leader]), shapes[leader],
+        )  # fmt: skip
 
 
 def _exchange(

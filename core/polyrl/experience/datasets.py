@@ -23,19 +23,26 @@ def experience_format(target: str | Path) -> ExperienceFormat:
     return "npz" if Path(target).suffix.lower() == ".npz" else "minari"
 
 
-def check_target(target: str | Path, overwrite: bool = False) -> Path:
+def check_target(target: str | Path, overwrite: bool = False, advice: str | None = None) -> Path:
     """The absolute target, once it is sure it may be written; ExperienceError otherwise.
 
     Called before anything is recorded, so a taken name fails before an hour of play. An
-    existing file or dataset is replaced only with `overwrite`; a directory that holds
-    anything but a Minari dataset never is.
+    existing file or dataset is replaced only with `overwrite`, and only one polyrl could have
+    written (a polyrl .npz file, a Minari dataset); a directory that holds anything else never
+    is. `advice` replaces what the message says to do about an existing target (the default
+    names overwrite=True; the CLI names --overwrite).
     """
     path = Path(target).expanduser().absolute()
     if experience_format(path) == "npz":
-        if path.exists() and not path.is_dir() and not overwrite:
-            raise ExperienceError(
-                f"{path} exists already; choose another name or pass overwrite=True to replace it"
-            )
+        if path.exists() and not path.is_dir():
+            if not overwrite:
+                advice = advice or "choose another name or pass overwrite=True to replace it"
+                raise ExperienceError(f"{path} exists already; {advice}")
+            if not _is_experience_file(path):
+                raise ExperienceError(
+                    f"{path} exists and is not a polyrl experience file; polyrl replaces only files "
+                    "it wrote: choose another name, or move that file away first"
+                )
         return writable_file(path, "write_experience")
     if path.is_file():
         raise ExperienceError(
@@ -50,11 +57,41 @@ def check_target(target: str | Path, overwrite: bool = False) -> Path:
             )
         if not overwrite:
             raise ExperienceError(
-                f"a Minari dataset exists already at {path}; choose another directory or pass "
-                "overwrite=True to replace it"
+                f"a Minari dataset exists already at {path}; "
+                + (advice or "choose another directory or pass overwrite=True to replace it")
             )
     writable_dir(path.parent, "write_experience")
     return path
+
+
+def _is_experience_file(path: Path) -> bool:
+    """Whether `path` is a .npz archive with polyrl's header member (what write_experience writes)."""
+    import zipfile
+
+    from polyrl.experience.npz import META_KEY
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return f"{META_KEY}.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def move_into_place(written: Path, target: Path) -> Path:
+    """Move a dataset written elsewhere (same file system) onto `target`, replacing what is there.
+
+    The caller checked, with `check_target(target, overwrite=True)`, that the target may be
+    replaced; a .npz file is renamed over atomically, a Minari directory swapped in.
+    """
+    if experience_format(target) == "npz":
+        from polyrl.files import replace_atomically
+
+        replace_atomically(written, target)
+        return target
+    from polyrl.experience.minari_io import _move_into_place
+
+    _move_into_place(written, target)
+    return target
 
 
 def write_experience(

@@ -60,6 +60,13 @@ def read_npz(path: Path) -> TransitionBatch:
         )
     if path.is_dir():
         raise ExperienceError(f"{path} is a directory, not a .npz experience file")
+    if not zipfile.is_zipfile(path):
+        # np.load would try the file as a pickle and suggest allow_pickle: polyrl never loads pickles.
+        raise ExperienceError(
+            f"{path} is not a polyrl experience file: it is not a valid .npz archive (a .npz file is a "
+            "zip archive of arrays; polyrl never loads pickled data). Read .npz files written by "
+            "write_experience, or write this data again with write_experience"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             if META_KEY not in archive.files:
@@ -74,14 +81,17 @@ def read_npz(path: Path) -> TransitionBatch:
                     f"{path} lacks the arrays {missing} its header lists: the file is truncated or "
                     "was edited; write it again"
                 )
-            arrays = {name: archive[name] for name in meta["arrays"]}
+            arrays = {name: _member(path, archive, name) for name in meta["arrays"]}
     except ExperienceError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        # np.load's errors for a file that is no .npz, a broken archive, or an object array.
+        # A broken archive: say so in polyrl's words (NumPy's may advise loading pickles).
+        reason = (
+            exc.strerror if isinstance(exc, OSError) and exc.strerror else "a damaged or truncated archive"
+        )
         raise ExperienceError(
-            f"{path} is not a readable polyrl experience file ({type(exc).__name__}: {exc}); "
-            "read .npz files written by write_experience"
+            f"{path} is not a readable polyrl experience file ({reason}): read .npz files written by "
+            "write_experience, or write it again"
         ) from exc
     try:
         batch = TransitionBatch(**arrays, infos=meta["infos"])
@@ -90,6 +100,18 @@ def read_npz(path: Path) -> TransitionBatch:
     schema = meta["schema"]
     schema.check(batch.transition_schema(schema.action_kind), what=f"the arrays of {path}")
     return batch.conformed(schema)
+
+
+def _member(path: Path, archive: Any, name: str) -> np.ndarray:
+    """One array of the archive; ExperienceError for an object array (loading it would unpickle)."""
+    try:
+        array: np.ndarray = archive[name]
+    except ValueError as exc:
+        raise ExperienceError(
+            f"{path} holds {name!r} as an object array (pickled Python objects), which polyrl never "
+            "loads: write the arrays as numbers (write_experience does)"
+        ) from exc
+    return array
 
 
 def _meta(path: Path, member: np.ndarray) -> dict[str, Any]:

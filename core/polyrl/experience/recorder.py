@@ -27,7 +27,9 @@ class ExperienceRecorder(Callback):
 
     `target` is where `polyrl.experience.write_experience` writes: a ".npz" file, or a Minari
     dataset directory (any other name). An existing target is refused when training starts (before any
-    iteration) unless `overwrite`. With `every_iteration`, the dataset is rewritten after each
+    iteration) unless `overwrite`, also the one this recorder wrote in an earlier train() call:
+    reuse a recorder with `overwrite=True` (each call replaces the dataset) or give each train()
+    call a recorder with a new target. With `every_iteration`, the dataset is rewritten after each
     iteration with everything so far, so a run that fails or is killed leaves its transitions
     on disk (costs a write per iteration). After training, `path` is what was written (None
     when no iteration ran) and `rows` how many transitions it holds.
@@ -56,7 +58,11 @@ class ExperienceRecorder(Callback):
 
         self.batches, self.path = [], None
         self._agent = context.agent
-        check_target(os.fspath(self.target), self.overwrite)
+        check_target(
+            os.fspath(self.target),
+            self.overwrite,
+            advice="pass overwrite=True to ExperienceRecorder, or a new target per train() call",
+        )
 
     def on_experience(self, context: TrainContext, batch: TransitionBatch) -> None:
         """Keep the iteration's batch (and rewrite the dataset with `every_iteration`)."""

@@ -66,7 +66,16 @@ def _read(experience: object) -> TransitionBatch:
     )
 
 
-def _refuse_fractional_actions(batch: TransitionBatch, schema: TransitionSchema) -> None:
+def _described(experience: object, batch: TransitionBatch) -> str:
+    """How messages name the transitions: the dataset path as given, and its env when recorded."""
+    env_id = batch.infos.get("env_id")
+    recorded = f" (recorded on {env_id})" if env_id else ""
+    if isinstance(experience, str | os.PathLike):
+        return f"the dataset {os.fspath(experience)}{recorded}"
+    return f"the batch{recorded}"
+
+
+def _refuse_fractional_actions(batch: TransitionBatch, schema: TransitionSchema, what: str) -> None:
     """ExperienceError for continuous actions given to an agent of whole-number actions.
 
     `conformed` would cast them (0.7 becomes 0); whole numbers stored as floats are fine.
@@ -78,7 +87,7 @@ def _refuse_fractional_actions(batch: TransitionBatch, schema: TransitionSchema)
     if fractional.any():
         example = actions[fractional].flat[0].item()
         raise ExperienceError(
-            f"the batch holds continuous actions (dtype {actions.dtype}, e.g. {example}) but "
+            f"{what} holds continuous actions (dtype {actions.dtype}, e.g. {example}) but "
             f"this agent's actions are {schema.action_kind}: record the transitions on the same env"
         )
 
@@ -86,7 +95,7 @@ def _refuse_fractional_actions(batch: TransitionBatch, schema: TransitionSchema)
 def _outside(actions: np.ndarray, space: Any) -> np.ndarray:
     """A per-row mask of actions that are not in `space` (whose kind the schema already matched)."""
     kind = space_kind(space)
-    rows = actions.reshape(len(actions), -1)
+    rows = actions.reshape(len(actions), int(np.prod(actions.shape[1:])))  # also for no rows
     if kind == "box":
         low, high = space.low.reshape(1, -1), space.high.reshape(1, -1)
         inside = (rows >= low) & (rows <= high)
@@ -124,7 +133,7 @@ def _check_values(batch: TransitionBatch, parts: AgentParts) -> None:
     if np.issubdtype(batch.observations.dtype, np.floating):
         arrays.update(observations=batch.observations, next_observations=batch.next_observations)
     for name, array in arrays.items():
-        bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+        bad = ~np.isfinite(array.reshape(len(array), int(np.prod(array.shape[1:])))).all(axis=1)
         if bad.any():
             raise ExperienceError(
                 f"{int(bad.sum())} rows of the batch have NaN or infinite {name} (the first: row "
@@ -141,13 +150,14 @@ def add_to_buffer(parts: AgentParts, experience: object, call: Caller[None] = _d
     require_feature(parts.info, parts.spec.algorithm, ADD)
     _refuse_normalisation(parts)
     batch = _read(experience)
+    what = _described(experience, batch)
     schema = TransitionSchema.for_spaces(parts.env.observation_space, parts.env.action_space)
-    conformed = batch.conformed(schema)  # another env's shapes are named first
-    _refuse_fractional_actions(batch, schema)
+    conformed = batch.conformed(schema, what=what)  # another env's shapes are named first
+    _refuse_fractional_actions(batch, schema, what)
     batch = conformed
-    _check_values(batch, parts)
     if not len(batch):
-        return 0
+        return 0  # nothing to add (an empty selection of rows): the driver is not called
+    _check_values(batch, parts)
     driver = parts.driver
     call("add_experience", lambda: driver.add_experience(batch), f"{len(batch)} rows")
     return len(batch)

@@ -4,22 +4,17 @@ One polyrl iteration is one `algo.train()`. Acting goes through the RLModule's i
 (deterministic) or exploration (stochastic) forward pass and its action distribution classes,
 with continuous actions rescaled into the action space as RLlib's NormalizeAndClipActions
 connector does. Checkpoints hold the Algorithm's state (`Algorithm.get_state()`) and what RLlib's
-checkpoints leave out of it, all as NumPy arrays and JSON (`state.py`, `replay.py`): the replay
-buffer, the trainable parameters RLlib keeps outside its modules (SAC's entropy temperature), the
-Learner counters that drive target-network updates and the adaptive KL coefficient, and the
-agent's random states. Loading unpickles nothing. RLlib's own checkpoint (`Algorithm.save_to_path`,
-pickles) is exported beside them in `algorithm/` for `Algorithm.from_checkpoint`; polyrl never
-reads it.
+checkpoints leave out of it, all as NumPy arrays and JSON (`checkpoint.py`, `state.py`,
+`replay.py`): the replay buffer, the trainable parameters RLlib keeps outside its modules (SAC's
+entropy temperature), the Learner counters that drive target-network updates and the adaptive KL
+coefficient, and the agent's random states. Loading unpickles nothing. RLlib's own checkpoint
+(`Algorithm.save_to_path`, pickles) is exported beside them in `algorithm/` for
+`Algorithm.from_checkpoint`; polyrl never reads it.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import re
-import secrets
-import uuid
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,90 +23,36 @@ import numpy as np
 import torch
 from polyrl import AgentSpec
 from polyrl.backend import BackendDriver, DriverReport, EffectiveHyperparameters, EnvSource
-from polyrl.driverkit import GlobalRandomState, apply_torch_threads, resolve_device
-from polyrl.errors import (
-    ConfigurationError,
-    CorruptCheckpointError,
-    EnvStepError,
-    UnsupportedOptionError,
-)
+from polyrl.driverkit import GlobalRandomState
+from polyrl.errors import EnvStepError, UnsupportedOptionError
 from polyrl.experience.batch import TransitionBatch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
-from ray.tune.registry import register_env
 
 from polyrl_rllib import (
-    collect,
+    building,
+    checkpoint,
     describe,
     devices,
     encoders,
     env_errors,
     experience,
     learners,
-    replay,
-    runtime,
+    results,
 )
+from polyrl_rllib.checkpoint import CHECKPOINT_DIR as CHECKPOINT_DIR
+from polyrl_rllib.checkpoint import ENV_RUNNER_FILE as ENV_RUNNER_FILE
+from polyrl_rllib.checkpoint import PARAMETERS_FILE as PARAMETERS_FILE
+from polyrl_rllib.checkpoint import PENDING_WEIGHTS as PENDING_WEIGHTS
+from polyrl_rllib.checkpoint import STATE_FILE as STATE_FILE
 from polyrl_rllib.env_errors import FAILURE_KEY as _FAILURE_KEY
-from polyrl_rllib.params import (
-    ON_POLICY,
-    Settings,
-    build_config,
-    exploration_schedule,
-    iteration_steps,
-    read_settings,
-)
-from polyrl_rllib.state import (
-    ALGORITHM_STATE,
-    has_algorithm,
-    learner_extras,
-    learner_parameters,
-    learner_thread_state,
-    pending_weights,
-    restore_algorithm,
-    save_algorithm,
-    set_learner_extras,
-    set_learner_parameters,
-    set_learner_thread_state,
-    set_pending_weights,
-)
-
-CHECKPOINT_DIR = "algorithm"
-STATE_FILE = "polyrl_rllib.json"
-PARAMETERS_FILE = "polyrl_parameters.npz"
-ENV_RUNNER_FILE = "polyrl_env_runner.npz"
-PENDING_WEIGHTS = "polyrl_pending_weights"
-_PENDING = "IMPALA/APPO's pending weights snapshot"
-
-# RLlib learner result keys -> polyrl's common loss names
-_LOSSES = {
-    "total_loss": "loss",
-    "policy_loss": "policy_loss",
-    "pi_loss": "policy_loss",
-    "vf_loss": "value_loss",
-    "qf_loss": "q_loss",
-}
-_METRICS = {
-    "entropy": "entropy",
-    "mean_kl_loss": "kl",
-    "curr_kl_coeff": "kl_coeff",
-    "vf_explained_var": "explained_variance",
-    "alpha_loss": "ent_coef_loss",
-    "alpha_value": "ent_coef",
-    "qf_mean": "q_mean",
-    "td_error_mean": "td_error_mean",
-    "num_module_steps_trained": "steps_trained",
-}
-
+from polyrl_rllib.params import ON_POLICY, Settings, exploration_schedule, iteration_steps
+from polyrl_rllib.state import learner_parameters, set_learner_parameters
 
 #: The environment raised inside an RLlib env runner: polyrl's EnvStepError, as on every backend
 #: (NonFiniteDataError for NaN/infinite data); the name stays for code written against it.
 EnvRunnerError = EnvStepError
-
-
-def _env_name(source: EnvSource) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", source.name)[:60]
-    return f"polyrl-{slug}-{uuid.uuid4().hex[:8]}"
 
 
 class RllibDriver(BackendDriver):
@@ -147,74 +88,15 @@ class RllibDriver(BackendDriver):
         self._experience = experience.Experience(spaces, spec.seed, infos)
         self._exploration: list[list[float]] | None = None  # DQN's epsilon schedule for the planned run
 
-    # -- building ----------------------------------------------------------------------------
+    # -- building (building.py) --------------------------------------------------------------
     @classmethod
     def _build(cls, spec: AgentSpec, env: EnvSource) -> RllibDriver:
-        settings = read_settings(spec)
-        env_name = _env_name(env)
-        device = resolve_device(spec.device)  # DeviceUnavailableError before Ray starts
-        config = build_config(spec, env_name, settings, env.observation_space, device)  # validates too
-        apply_torch_threads(settings.torch_threads)
-        instance = runtime.ensure_ray(settings.address, settings.num_cpus, settings.ray_connect_timeout)
-        cls._check_resources(config, instance, settings)
-        devices.check_learner_gpus(config)
-        register_env(env_name, env_errors.EnvCreator(env, env_name))
-        config.callbacks(
-            on_episode_end=learners.record_episode,
-            # Act only in an env runner set_collecting gave a Collector (polyrl_rllib.collect).
-            on_episode_created=collect.on_episode_created,
-            on_sample_end=collect.on_sample_end,
-        )
-        # Unseeded agents still get states of their own (from fresh entropy), not copies of the
-        # caller's: RLlib seeds the global generators only when a seed is given.
-        random_state = GlobalRandomState(spec.seed if spec.seed is not None else secrets.randbits(63))
-        try:
-            with warnings.catch_warnings(), random_state.active():
-                # RLlib re-registers its gym wrapper id in every env runner; gymnasium warns each time.
-                warnings.filterwarnings("ignore", message=".*Overriding environment rllib-")
-                algo = config.build_algo()
-        except Exception as exc:
-            explained = cls._explain(exc, "building the RLlib algorithm", env_name, env)
-            if explained is exc:
-                raise
-            raise explained from env_errors.cause(explained, exc)
+        algo, settings, env_name, random_state = building.build_algorithm(spec, env)
         driver = cls(spec, env, algo, settings, env_name, random_state)
         if spec.seed is not None:
-            driver._seed_library_generators(spec.seed)
-        driver._synchronize_learner_thread()
+            building.seed_library_generators(algo, driver._replay_buffer(), spec.seed)
+        building.synchronize_learner_thread(algo)
         return driver
-
-    def _synchronize_learner_thread(self) -> None:
-        """IMPALA/APPO with a local Learner: each training_step waits for the Learner's thread.
-
-        RLlib's IMPALA/APPO Learner updates in a background thread even in this process; then
-        how many updates ran before the next sample, and which results were reported, depend on
-        thread timing, and a checkpoint taken meanwhile misses queued batches. Waiting at the
-        end of every training_step (the sampling is in this process anyway unless
-        num_env_runners >= 1) makes runs repeatable and checkpoints complete.
-        """
-        group = self.algo.learner_group
-        if not group.is_local or getattr(group._learner, "_learner_thread", None) is None:
-            return
-        step = self.algo.training_step
-
-        def training_step() -> Any:
-            value = step()
-            self._wait_for_learners()
-            return value
-
-        self.algo.training_step = training_step
-
-    def _seed_library_generators(self, seed: int) -> None:
-        """Seed the generators RLlib creates unseeded: the replay buffer's, APPO's batch queue's."""
-        buffer = self._replay_buffer()
-        if isinstance(getattr(buffer, "rng", None), np.random.Generator):
-            buffer.rng = np.random.default_rng(seed)
-        group = self.algo.learner_group
-        if group.is_local:
-            queue: Any = getattr(group._learner, "_learner_thread_in_queue", None)
-            if isinstance(getattr(queue, "_rng", None), np.random.Generator):
-                queue._rng = np.random.default_rng(seed)
 
     def _replay_buffer(self) -> Any:
         """The Algorithm's local replay buffer (DQN/SAC), else None."""
@@ -222,49 +104,12 @@ class RllibDriver(BackendDriver):
             return None
         return getattr(self.algo, "local_replay_buffer", None)
 
-    def _wait_for_learners(self) -> None:
-        """Let a local IMPALA/APPO learner thread finish its batches (no-op otherwise).
-
-        Then hand the Algorithm the results the thread left behind: RLlib takes one per update
-        call, but APPO's thread produces one per use of a batch (2 by default), so they would
-        pile up and be reported ever later (and be lost by a checkpoint).
-        """
-        group = self.algo.learner_group
-        if not group.is_local:
-            return
-        learner = group._learner
-        learners.wait_for_learner_thread(learner)
-        results = getattr(learner, "_learner_thread_out_queue", None)
-        if results is None:
-            return
-        from ray.rllib.utils.metrics import LEARNER_RESULTS
-
-        while not results.empty():
-            self.algo.metrics.aggregate(stats_dicts=[results.get_nowait()], key=LEARNER_RESULTS)
-
     def _on_learners(self, function: Any) -> list[Any]:
         """`function(learner)` on the local Learner, or on every remote one (their results)."""
         group = self.algo.learner_group
         if group.is_local:
             return [function(group._learner)]
         return [result.get() for result in group.foreach_learner(function)]
-
-    @staticmethod
-    def _check_resources(config: Any, instance: runtime.RayInstance, settings: Settings) -> None:
-        wanted = config.num_env_runners * float(config.num_cpus_per_env_runner)
-        if config.num_learners:
-            wanted += config.num_learners * float(
-                config.num_cpus_per_learner if config.num_cpus_per_learner != "auto" else 1
-            )
-        if wanted > instance.num_cpus:
-            where = instance.address or "the local Ray instance"
-            raise ConfigurationError(
-                f"{config.num_env_runners} env runner(s) and {config.num_learners} learner(s) need "
-                f"{wanted:g} CPUs but {where} has {instance.num_cpus:g}; Ray would wait forever. Lower "
-                "num_env_runners/num_learners, give fractions (backend_options "
-                "num_cpus_per_env_runner=0.5), or start Ray with more CPUs (backend_options num_cpus "
-                "for a local instance)."
-            )
 
     @classmethod
     def create(cls, spec: AgentSpec, env: EnvSource) -> RllibDriver:
@@ -278,157 +123,10 @@ class RllibDriver(BackendDriver):
         Reads NumPy arrays (allow_pickle=False) and JSON only, so loading runs no code from the
         checkpoint. RLlib's own checkpoint in `algorithm/` (pickles) is never read here.
         """
-        state_file = directory / STATE_FILE
-        if not state_file.is_file() or not has_algorithm(directory):
-            if state_file.is_file() and (directory / CHECKPOINT_DIR).is_dir():
-                raise CorruptCheckpointError(
-                    f"{directory} was written by an older polyrl: its RLlib state is only in RLlib's own "
-                    f"checkpoint ({CHECKPOINT_DIR}/), which is pickled, and polyrl does not unpickle "
-                    "(it would run code from the checkpoint). Load and re-save it with the polyrl that "
-                    "wrote it, or, if you trust its author, restore it with RLlib's "
-                    "Algorithm.from_checkpoint"
-                )
-            raise CorruptCheckpointError(
-                f"{directory} has no {STATE_FILE} and {ALGORITHM_STATE}.json/.npz: not an rllib checkpoint"
-            )
-        state = replay.read_json(state_file)
+        state = checkpoint.read_state(directory)
         driver = cls._build(spec, env)
-        try:
-            restore_algorithm(driver.algo, directory)
-            # The optimizers' state came back with the algorithm state; RLlib's lr schedulers (built
-            # from the spec's rate) would overwrite it at the next update, so re-apply the saved rates.
-            driver._apply_learning_rates({k: float(v) for k, v in state.get("learning_rates", {}).items()})
-            driver._restore_polyrl_state(directory, state)
-        except Exception as exc:
-            driver.close()
-            if isinstance(exc, CorruptCheckpointError):
-                raise
-            raise CorruptCheckpointError(
-                f"cannot restore the rllib checkpoint in {directory}: {type(exc).__name__}: {exc}"
-            ) from exc
+        checkpoint.restore(driver, directory, state)
         return driver
-
-    def _restore_polyrl_state(self, directory: Path, state: dict[str, Any]) -> None:
-        """What RLlib's checkpoints leave out: parameters, Learner counters, buffer, RNGs, env runner."""
-        parameters = directory / PARAMETERS_FILE
-        if parameters.is_file():
-            values = replay.read_arrays(parameters)
-            for wrong in self._on_learners(functools.partial(set_learner_parameters, values=values)):
-                if wrong:
-                    raise CorruptCheckpointError(
-                        f"{parameters} does not fit this agent's optimizers (spec changed?): {wrong[:5]}"
-                    )
-        extras = state.get("learner", {})
-        if extras:
-            self._on_learners(functools.partial(set_learner_extras, extras=extras))
-        buffer = self._replay_buffer()
-        if buffer is not None and replay.has_state(directory):
-            tree, extra, places = replay.read_state(directory)
-            buffer.set_state(tree)
-            replay.restore_spaces(buffer, places, self._spaces())
-            if "rng" in extra and isinstance(getattr(buffer, "rng", None), np.random.Generator):
-                buffer.rng.bit_generator.state = extra["rng"]
-        self._random.load(directory)
-        self._experience.load_state(state.get("experience", {}))
-        counters = getattr(self.algo, "_counters", None)
-        if isinstance(counters, dict):
-            counters.update({k: int(v) for k, v in state.get("counters", {}).items()})
-        group = self.algo.learner_group
-        if group.is_local:
-            set_learner_thread_state(group._learner, state.get("learner_thread", {}))
-            if replay.has_state(directory, PENDING_WEIGHTS):
-                snapshot, _ = replay.read_tree(directory, PENDING_WEIGHTS, _PENDING)
-                set_pending_weights(group._learner, snapshot)
-        arrays: dict[str, np.ndarray] = {}
-        if (directory / ENV_RUNNER_FILE).is_file():
-            arrays = replay.read_arrays(directory / ENV_RUNNER_FILE)
-        weights = {k.removeprefix("module."): v for k, v in arrays.items() if k.startswith("module.")}
-        if weights:
-            self._set_env_runner_weights(weights)
-            runner = getattr(self.algo, "env_runner", None)
-            if runner is not None and hasattr(runner, "_weights_seq_no"):
-                # Which weights version it holds: it takes a broadcast only of a newer one.
-                runner._weights_seq_no = int(state.get("env_runner", {}).get("weights_seq_no", 0))
-        if state.get("env_runner", {}).get("episodes_done"):
-            cached = {
-                k.removeprefix("to_module."): torch.from_numpy(v.copy())
-                for k, v in arrays.items()
-                if k.startswith("to_module.")
-            }
-            with self._random.active():
-                self._continue_after_finished_episodes(cached or None)
-
-    def _local_env_runner_module(self) -> Any:
-        """The policy module the local EnvRunner samples with (IMPALA/APPO: may lag the Learner's)."""
-        runner = getattr(self.algo, "env_runner", None)
-        module = getattr(runner, "module", None)
-        if module is not None and hasattr(module, "keys"):  # a MultiRLModule
-            return module.get(DEFAULT_MODULE_ID)
-        return module
-
-    def _env_runner_weights(self) -> dict[str, np.ndarray]:
-        module = self._local_env_runner_module()
-        if module is None:
-            return {}
-        return {name: t.detach().cpu().numpy().copy() for name, t in module.state_dict().items()}
-
-    def _set_env_runner_weights(self, weights: dict[str, np.ndarray]) -> None:
-        """The EnvRunner's weights as saved: RLlib's restore gives it the Learner's latest instead."""
-        module = self._local_env_runner_module()
-        if module is None:
-            return
-        current = module.state_dict()
-        if sorted(current) != sorted(weights) or any(current[k].shape != weights[k].shape for k in current):
-            raise CorruptCheckpointError(f"{ENV_RUNNER_FILE} does not fit this agent's env runner module")
-        module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
-
-    # -- the local env runner at an episode boundary ------------------------------------------
-    def _local_vector_env(self) -> tuple[Any, Any] | tuple[None, None]:
-        """The local EnvRunner and its (sync) gymnasium vector env, when this process samples."""
-        runner = getattr(self.algo, "env_runner", None)
-        env = getattr(runner, "env", None)
-        vector = getattr(env, "unwrapped", None)
-        if not isinstance(getattr(vector, "_autoreset_envs", None), np.ndarray):
-            return None, None
-        return runner, vector
-
-    def _finished_episodes(self) -> tuple[bool, dict[str, np.ndarray]]:
-        """Whether every env of the local EnvRunner ended its episode at the last step sampled.
-
-        Then RLlib's next sample() first runs one exploration pass whose actions the vector env
-        ignores while it resets (gymnasium's next-step autoreset). A freshly built EnvRunner
-        would not: `_continue_after_finished_episodes` puts a loaded one in the same state, so
-        it draws the same random numbers. Also returns the observations batch of that pass.
-        """
-        runner, vector = self._local_vector_env()
-        if runner is None or vector is None or getattr(runner, "_needs_initial_reset", True):
-            return False, {}
-        if not bool(np.all(vector._autoreset_envs)):
-            return False, {}
-        cached = getattr(runner, "_cached_to_module", None)
-        arrays: dict[str, np.ndarray] = {}
-        if isinstance(cached, dict) and all(isinstance(v, torch.Tensor) for v in cached.values()):
-            arrays = {str(k): v.detach().cpu().numpy() for k, v in cached.items()}
-        return True, arrays
-
-    def _continue_after_finished_episodes(self, cached: dict[str, Any] | None) -> None:
-        """Put the fresh local EnvRunner where the saver's was: every env awaiting its autoreset."""
-        runner, vector = self._local_vector_env()
-        if (
-            runner is None
-            or vector is None
-            or not all(
-                hasattr(runner, name)
-                for name in ("_reset_envs_and_episodes", "_new_episode", "_ongoing_episodes")
-            )
-        ):
-            return  # another RLlib version: the runner starts fresh, as RLlib's own restore does
-        runner._reset_envs_and_episodes(explore=True)  # the seeded first reset a new runner does
-        vector._autoreset_envs[:] = True  # the next step resets instead of stepping
-        for index in range(runner.num_envs):
-            runner._new_episode(index, runner._ongoing_episodes)  # empty: the reset starts it
-        if cached:
-            runner._cached_to_module = cached
 
     @staticmethod
     def _explain(exc: BaseException, doing: str, key: str, source: EnvSource) -> BaseException:
@@ -447,31 +145,7 @@ class RllibDriver(BackendDriver):
             if explained is exc:
                 raise
             raise explained from env_errors.cause(explained, exc)
-        runners = result.get(ENV_RUNNER_RESULTS, {})
-        episodes = learners.logged_episodes(runners.get(learners.EPISODES_KEY))
-        learner = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
-        losses = {common: float(learner[key]) for key, common in _LOSSES.items() if key in learner}
-        if "entropy" in learner:
-            losses["entropy_loss"] = -float(learner["entropy"])
-        if self.spec.algorithm == "sac":
-            losses.pop("policy_loss", None)
-            if "policy_loss" in learner:
-                losses["actor_loss"] = float(learner["policy_loss"])
-            if "qf_loss" in learner:
-                losses["critic_loss"] = float(learner["qf_loss"])
-                losses.pop("q_loss", None)
-            if {"actor_loss", "critic_loss"} <= losses.keys():
-                losses["loss"] = losses["actor_loss"] + losses["critic_loss"]
-        elif "q_loss" in losses:
-            losses.setdefault("loss", losses["q_loss"])
-        metrics = {
-            common: float(learner[key])
-            for key, common in _METRICS.items()
-            if isinstance(learner.get(key), int | float)
-        }
-        return DriverReport(
-            env_steps=self.env_steps - before, episodes=episodes, losses=losses, metrics=metrics
-        )
+        return results.driver_report(result, self.spec.algorithm, self.env_steps - before)
 
     @property
     def env_steps(self) -> int:
@@ -663,7 +337,7 @@ class RllibDriver(BackendDriver):
         """The rows collected since the last call (actions as sent to the env), then forgotten."""
         return self._experience.collector.take()
 
-    # -- persistence -------------------------------------------------------------------------
+    # -- persistence (checkpoint.py) ---------------------------------------------------------
     def save(self, directory: Path) -> None:
         """The Algorithm's state plus what RLlib's checkpoints leave out, as NumPy/JSON files.
 
@@ -672,50 +346,11 @@ class RllibDriver(BackendDriver):
         buffer, SAC's entropy temperature, the Learner's target-update and learner-thread
         counters and the env runner's (lagging) weights: polyrl writes them next to it, with this
         agent's random states and whether every env had just finished its episode (see
-        `_finished_episodes`). None of these is pickled, and `load` reads only these. RLlib's
-        own checkpoint (`Algorithm.save_to_path`, pickles) goes to `algorithm/`, an export for
-        `Algorithm.from_checkpoint` that polyrl never reads.
+        `checkpoint._finished_episodes`). None of these is pickled, and `load` reads only these.
+        RLlib's own checkpoint (`Algorithm.save_to_path`, pickles) goes to `algorithm/`, an
+        export for `Algorithm.from_checkpoint` that polyrl never reads.
         """
-        save_algorithm(self.algo, directory)
-        self.algo.save_to_path((directory / CHECKPOINT_DIR).absolute())
-        learners = self._on_learners(learner_extras)
-        finished, cached = self._finished_episodes()
-        state = {
-            "learning_rates": self._learning_rates(),
-            "iteration_steps": self._iteration_steps(),
-            "learner": learners[0],
-            "env_runner": {
-                "episodes_done": finished,
-                "weights_seq_no": int(getattr(getattr(self.algo, "env_runner", None), "_weights_seq_no", 0)),
-            },
-            "counters": {
-                str(k): int(v) for k, v in getattr(self.algo, "_counters", {}).items() if isinstance(v, int)
-            },
-            "experience": self._experience.state(),
-        }
-        group = self.algo.learner_group
-        if group.is_local:
-            state["learner_thread"] = learner_thread_state(group._learner)
-            pending = pending_weights(group._learner)
-            if pending is not None:
-                replay.write_tree(pending, directory, PENDING_WEIGHTS, _PENDING)
-        (directory / STATE_FILE).write_text(json.dumps(state))
-        # Typed as plain mappings: mypy would otherwise match a key against savez's allow_pickle.
-        arrays: dict[str, Any] = {f"to_module.{k}": v for k, v in cached.items()}
-        arrays.update({f"module.{k}": v for k, v in self._env_runner_weights().items()})
-        if arrays:
-            np.savez(directory / ENV_RUNNER_FILE, **arrays)
-        parameters: dict[str, Any] = self.parameters()
-        np.savez(directory / PARAMETERS_FILE, **parameters)
-        buffer = self._replay_buffer()
-        if buffer is not None:
-            from ray.rllib.utils.serialization import gym_space_to_dict
-
-            spaces = {name: gym_space_to_dict(space) for name, space in self._spaces().items()}
-            rng = getattr(buffer, "rng", None)
-            extra = {"rng": rng.bit_generator.state} if isinstance(rng, np.random.Generator) else {}
-            replay.write_state(buffer.get_state(), directory, spaces, extra)
-        self._random.save(directory)
+        checkpoint.save(self, directory)
 
     # -- introspection -----------------------------------------------------------------------
     def _iteration_steps(self) -> int:

@@ -9,7 +9,6 @@ polyrl core owns the loop.
 
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from polyrl.driverkit import (
     optimizer_parameters,
     set_optimizer_learning_rate,
 )
-from polyrl.errors import CorruptCheckpointError
 from polyrl.experience.batch import TransitionBatch
 from polyrl.torch_layers import describe_layers
 from tianshou.algorithm.algorithm_base import Algorithm, OffPolicyAlgorithm, OnPolicyAlgorithm
@@ -34,17 +32,16 @@ from tianshou.data import Batch, Collector, CollectStats, VectorReplayBuffer, to
 from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
-from polyrl_tianshou import encoders, networks
+from polyrl_tianshou import checkpoint, encoders, networks
+from polyrl_tianshou.checkpoint import ALGORITHM_FILE as ALGORITHM_FILE
+from polyrl_tianshou.checkpoint import REPLAY_FILE as REPLAY_FILE
+from polyrl_tianshou.checkpoint import STATE_FILE as STATE_FILE
 from polyrl_tianshou.experience import SharedExperience
 from polyrl_tianshou.exploration import noise_state_kept
 from polyrl_tianshou.introspection import native_report
 from polyrl_tianshou.params import FALLBACK_HORIZON, Settings, settings
-from polyrl_tianshou.replay import load_buffer, samplers, save_buffer
+from polyrl_tianshou.replay import samplers
 from polyrl_tianshou.subproc import vector_env
-
-ALGORITHM_FILE = "algorithm.pt"
-REPLAY_FILE = "replay_buffer.npz"
-STATE_FILE = "polyrl_tianshou.json"
 
 # Tianshou TrainingStats field -> polyrl's common loss name
 _LOSSES = {
@@ -123,32 +120,9 @@ class TianshouDriver(BackendDriver):
     @classmethod
     def load(cls, directory: Path, spec: AgentSpec, env: EnvSource) -> TianshouDriver:
         """Rebuild from the spec, then restore weights, optimizers, counters and replay buffer."""
-        weights = directory / ALGORITHM_FILE
-        state_file = directory / STATE_FILE
-        if not weights.is_file() or not state_file.is_file():
-            raise CorruptCheckpointError(
-                f"{directory} lacks {ALGORITHM_FILE} or {STATE_FILE}: not a tianshou checkpoint"
-            )
+        checkpoint.check_files(directory)
         driver = cls.create(spec, env)
-        try:
-            saved = torch.load(weights, map_location=driver.settings.device, weights_only=True)
-            driver.algorithm.load_state_dict(saved["algorithm"])
-            alpha_optimizer = driver._alpha_optimizer()
-            if alpha_optimizer is not None and saved.get("alpha_optimizer") is not None:
-                alpha_optimizer.load_state_dict(saved["alpha_optimizer"])
-            driver._restore_counters(json.loads(state_file.read_text()))
-            driver.random.load(directory)
-            replay = directory / REPLAY_FILE
-            if replay.is_file() and not driver.settings.on_policy:
-                load_buffer(driver.buffer, replay)
-        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-            driver.close()
-            raise CorruptCheckpointError(
-                f"{directory} does not fit the spec's {spec.algorithm} networks: {type(exc).__name__}: {exc}"
-            ) from exc
-        except BaseException:
-            driver.close()
-            raise
+        checkpoint.restore(driver, directory)
         return driver
 
     # -- training ----------------------------------------------------------------------------
@@ -375,59 +349,10 @@ class TianshouDriver(BackendDriver):
         """The rows collected since collecting started or the last call, env slot by env slot."""
         return self.experience.collected.take()
 
-    # -- persistence -------------------------------------------------------------------------
-    def _counters(self) -> dict[str, Any]:
-        algorithm: Any = self.algorithm
-        state: dict[str, Any] = {
-            "env_steps": self._env_steps,
-            "gradient_steps": self._gradient_steps,
-            "horizon": self._horizon,
-            "iteration_steps": self.settings.iteration_steps,
-            "algorithm_class": type(algorithm).__name__,
-            "next_episode_id": self.experience.collected.next_episode_id,
-        }
-        # Plain-attribute counters of Tianshou algorithms, which state_dict() leaves out.
-        for name in ("_iter", "_cnt", "_last"):
-            if hasattr(algorithm, name):
-                state[name] = getattr(algorithm, name)
-        rms = getattr(algorithm, "ret_rms", None)
-        if rms is not None:
-            state["ret_rms"] = {
-                "mean": np.asarray(rms.mean).tolist(),
-                "var": np.asarray(rms.var).tolist(),
-                "count": float(rms.count),
-            }
-        return state
-
-    def _restore_counters(self, state: dict[str, Any]) -> None:
-        algorithm: Any = self.algorithm
-        self._env_steps = int(state["env_steps"])
-        self._gradient_steps = int(state.get("gradient_steps", 0))
-        self._horizon = state.get("horizon")
-        self.experience.collected.next_episode_id = int(state.get("next_episode_id", 0))
-        for name in ("_iter", "_cnt", "_last"):
-            if name in state and hasattr(algorithm, name):
-                setattr(algorithm, name, state[name])
-        rms = getattr(algorithm, "ret_rms", None)
-        if rms is not None and "ret_rms" in state:
-            rms.mean = np.asarray(state["ret_rms"]["mean"])
-            rms.var = np.asarray(state["ret_rms"]["var"])
-            rms.count = state["ret_rms"]["count"]
-
+    # -- persistence (checkpoint.py) ---------------------------------------------------------
     def save(self, directory: Path) -> None:
         """The algorithm's state_dict (networks, target networks, optimizers), counters, buffer."""
-        alpha_optimizer = self._alpha_optimizer()
-        torch.save(
-            {
-                "algorithm": self.algorithm.state_dict(),
-                "alpha_optimizer": alpha_optimizer.state_dict() if alpha_optimizer is not None else None,
-            },
-            directory / ALGORITHM_FILE,
-        )
-        (directory / STATE_FILE).write_text(json.dumps(self._counters(), indent=1))
-        self.random.save(directory)
-        if not self.settings.on_policy and len(self.buffer) > 0:
-            save_buffer(self.buffer, directory / REPLAY_FILE)
+        checkpoint.save(self, directory)
 
     # -- introspection -----------------------------------------------------------------------
     def effective_hyperparameters(self) -> EffectiveHyperparameters:
