@@ -151,16 +151,18 @@ def optimizer_parameters(optimizers: Iterable[Any]) -> dict[str, np.ndarray]:
     Taking them from the optimizers (not from the modules) gives exactly the trainable state:
     target networks and buffers are left out, an entropy coefficient's optimizer is counted.
     """
-    found: dict[str, np.ndarray] = {}
+    return {name: tensor.detach().cpu().numpy().copy() for name, tensor in _optimized_tensors(optimizers)}
+
+
+def _optimized_tensors(optimizers: Iterable[Any]) -> Iterator[tuple[str, Any]]:
+    """Each tensor the optimizers update once, named "o{i}.g{j}.p{k}" by optimizer, group, position."""
     seen: set[int] = set()
     for i, optimizer in enumerate(optimizers):
         for j, group in enumerate(optimizer.param_groups):
             for k, tensor in enumerate(group["params"]):
-                if id(tensor) in seen:
-                    continue
-                seen.add(id(tensor))
-                found[f"o{i}.g{j}.p{k}"] = tensor.detach().cpu().numpy().copy()
-    return found
+                if id(tensor) not in seen:
+                    seen.add(id(tensor))
+                    yield f"o{i}.g{j}.p{k}", tensor
 
 
 def load_optimizer_parameters(optimizers: Iterable[Any], values: Mapping[str, np.ndarray]) -> None:
@@ -171,20 +173,12 @@ def load_optimizer_parameters(optimizers: Iterable[Any], values: Mapping[str, np
     """
     import torch
 
-    seen: set[int] = set()
     with torch.no_grad():
-        for i, optimizer in enumerate(optimizers):
-            for j, group in enumerate(optimizer.param_groups):
-                for k, tensor in enumerate(group["params"]):
-                    if id(tensor) in seen:
-                        continue
-                    seen.add(id(tensor))
-                    value = np.asarray(values[f"o{i}.g{j}.p{k}"])
-                    if value.shape != tuple(tensor.shape):
-                        raise ValueError(
-                            f"o{i}.g{j}.p{k}: shape {value.shape}, the tensor's {tuple(tensor.shape)}"
-                        )
-                    tensor.copy_(torch.as_tensor(value, dtype=tensor.dtype, device=tensor.device))
+        for name, tensor in _optimized_tensors(optimizers):
+            value = np.asarray(values[name])
+            if value.shape != tuple(tensor.shape):
+                raise ValueError(f"{name}: shape {value.shape}, the tensor's {tuple(tensor.shape)}")
+            tensor.copy_(torch.as_tensor(value, dtype=tensor.dtype, device=tensor.device))
 
 
 def set_optimizer_learning_rate(optimizers: Iterable[Any], value: float) -> None:

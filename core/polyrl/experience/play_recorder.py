@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from polyrl.experience.batch import TransitionBatch, TransitionSchema
+from polyrl.experience.batch import REQUIRED_FIELDS, TransitionBatch, TransitionSchema
 from polyrl.experience.datasets import check_target, experience_format, write_experience
 
 if TYPE_CHECKING:
@@ -47,18 +47,8 @@ class PlayRecorder:
             "env_id": self.env_id,
             "actions": "deterministic" if deterministic else "stochastic",
         }
-        self._rows: dict[str, list[Any]] = {
-            name: []
-            for name in (
-                "observations",
-                "actions",
-                "rewards",
-                "next_observations",
-                "terminated",
-                "truncated",
-                "episode_ids",
-            )
-        }
+        # One env (env id 0 for every row): every required field but env_ids is kept per step.
+        self._rows: dict[str, list[Any]] = {name: [] for name in REQUIRED_FIELDS if name != "env_ids"}
 
     def __len__(self) -> int:
         return len(self._rows["rewards"])
