@@ -13,10 +13,10 @@ pytest.importorskip("optuna")
 pytest.importorskip("ray")
 pytest.importorskip("stable_baselines3")
 
-from test_experiments_ray import NO_TOKEN_AUTH, ray_head  # noqa: F401 - the head-node fixture
+from ray_support import NO_TOKEN_AUTH  # the ray_head fixture comes from conftest.py
 
 
-def test_the_workers_of_a_study_run_as_ray_tasks(ray_head, tmp_path):  # noqa: F811
+def test_the_workers_of_a_study_run_as_ray_tasks(ray_head, tmp_path):
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"learning_rate": {"float": [1e-4, 1e-3], "log": True}}))
     out = tmp_path / "study"
