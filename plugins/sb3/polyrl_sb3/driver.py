@@ -74,6 +74,15 @@ def _silent_logger() -> Logger:
     return Logger(folder=None, output_formats=[])
 
 
+#: The SB3 model attributes effective_hyperparameters reports in `native` (those the model has).
+_NATIVE_SETTINGS = (
+    "n_steps", "n_epochs", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm", "buffer_size",
+    "learning_starts", "tau", "gradient_steps", "target_update_interval", "exploration_fraction",
+    "exploration_initial_eps", "exploration_final_eps", "policy_delay", "target_policy_noise",
+    "target_noise_clip",
+)  # fmt: skip
+
+
 class Sb3Driver(BackendDriver):
     """Drives one SB3 model: one polyrl iteration is one learn() chunk of one rollout+update."""
 
@@ -352,30 +361,7 @@ class Sb3Driver(BackendDriver):
         hidden, activation = describe_layers(layers)
         model: Any = self.model  # read by name: each algorithm class has its own attributes
         native: dict[str, Any] = {"class": type(model).__name__, "policy": type(model.policy).__name__}
-        native.update(
-            native_settings(
-                model,
-                (
-                    "n_steps",
-                    "n_epochs",
-                    "gae_lambda",
-                    "ent_coef",
-                    "vf_coef",
-                    "max_grad_norm",
-                    "buffer_size",
-                    "learning_starts",
-                    "tau",
-                    "gradient_steps",
-                    "target_update_interval",
-                    "exploration_fraction",
-                    "exploration_initial_eps",
-                    "exploration_final_eps",
-                    "policy_delay",
-                    "target_policy_noise",
-                    "target_noise_clip",
-                ),
-            )
-        )
+        native.update(native_settings(model, _NATIVE_SETTINGS))
         clip = getattr(model, "clip_range", None)
         if clip is not None:
             native["clip_range"] = float(clip(1.0)) if callable(clip) else float(clip)
