@@ -52,40 +52,27 @@ class ExperienceDriver(FakeDriver):
             np.savez(directory / BUFFER_FILE, **self.buffer.arrays())
 
     def train_iteration(self) -> DriverReport:
-        rows: dict[str, list[Any]] = {name: [] for name in self.buffer.arrays()}
-        episodes = []
-        for _ in range(self.chunk):
-            observation = np.asarray(self.obs)
-            action = self.act(observation[None], deterministic=False)[0]
-            self.obs, reward, terminated, truncated, _ = self.env.step(action)
-            for name, value in (
-                ("observations", observation),
-                ("actions", action),
-                ("rewards", reward),
-                ("next_observations", np.asarray(self.obs)),  # the true final one at an episode's end
-                ("terminated", terminated),
-                ("truncated", truncated),
-                ("episode_ids", self.episode_id),
-                ("env_ids", 0),
-            ):
-                rows[name].append(value)
-            self.episode_return += float(reward)
-            self.episode_length += 1
-            self.steps += 1
-            if terminated or truncated:
-                episodes.append((self.episode_return, self.episode_length))
-                self.obs, _ = self.env.reset()
-                self.episode_return, self.episode_length = 0.0, 0
-                self.episode_id += 1
-        batch = TransitionBatch(**{name: np.stack(values) for name, values in rows.items()}).conformed(
+        self.rows: dict[str, list[Any]] = {name: [] for name in self.buffer.arrays()}
+        report = super().train_iteration()
+        batch = TransitionBatch(**{name: np.stack(values) for name, values in self.rows.items()}).conformed(
             self.schema
         )
         if self.collecting:
             self.collected.append(batch)
         if self.off_policy:
             self._store(batch)
-        self.weights += self.lr * self.rng.normal(size=self.weights.shape)
-        return DriverReport(env_steps=self.chunk, episodes=episodes, losses={"loss": 1.0})
+        return report
+
+    def on_transition(self, *step: Any) -> None:
+        """One row per env step; next_observations is the true final one at an episode's end."""
+        names = ("observations", "actions", "rewards", "next_observations", "terminated", "truncated")
+        for name, value in zip(names, step, strict=True):
+            self.rows[name].append(value)
+        self.rows["episode_ids"].append(self.episode_id)
+        self.rows["env_ids"].append(0)
+        terminated, truncated = step[4], step[5]
+        if terminated or truncated:
+            self.episode_id += 1
 
     def act(self, observations: Any, deterministic: bool) -> np.ndarray:
         actions = super().act(observations, deterministic)

@@ -52,8 +52,10 @@ class FakeDriver(BackendDriver):
     def train_iteration(self) -> DriverReport:
         episodes = []
         for _ in range(self.chunk):
-            action = self.act(np.asarray(self.obs)[None], deterministic=False)[0]
+            observation = np.asarray(self.obs)
+            action = self.act(observation[None], deterministic=False)[0]
             self.obs, reward, terminated, truncated, _ = self.env.step(action)
+            self.on_transition(observation, action, reward, np.asarray(self.obs), terminated, truncated)
             self.episode_return += float(reward)
             self.episode_length += 1
             self.steps += 1
@@ -63,6 +65,10 @@ class FakeDriver(BackendDriver):
                 self.episode_return, self.episode_length = 0.0, 0
         self.weights += self.lr * self.rng.normal(size=self.weights.shape)
         return DriverReport(env_steps=self.chunk, episodes=episodes, losses={"loss": 1.0})
+
+    def on_transition(self, *step: Any) -> None:
+        """Called after every env step with (observation, action, reward, next observation,
+        terminated, truncated), before an ended episode's reset; subclasses keep what they need."""
 
     def act(self, observations: Any, deterministic: bool) -> np.ndarray:
         logits = np.asarray(observations, dtype=np.float64).reshape(len(observations), -1) @ self.weights

@@ -37,28 +37,32 @@ def used_features(spec: AgentSpec) -> list[str]:
     return sorted(name for name, (uses, _) in FEATURES.items() if uses(spec))
 
 
-def check_features(info: BackendInfo, spec: AgentSpec) -> None:
-    """UnsupportedOptionError unless the backend's algorithm declares every feature the spec uses."""
+def declaring(feature: str) -> list[str]:
+    """ "backend/algorithm" of every installed algorithm that declares `feature`, sorted."""
     from polyrl.plugins import registry
 
+    return sorted(
+        f"{backend}/{algorithm}"
+        for backend, info in registry().backends().items()
+        for algorithm, algorithm_info in info.algorithms.items()
+        if feature in algorithm_info.features
+    )
+
+
+def check_features(info: BackendInfo, spec: AgentSpec) -> None:
+    """UnsupportedOptionError unless the backend's algorithm declares every feature the spec uses."""
     declared = info.algorithms[spec.algorithm].features
     for name in used_features(spec):
         if name in declared:
             continue
-        takers = sorted(
-            f"{backend}/{algorithm}"
-            for backend, other in registry().backends().items()
-            for algorithm, algorithm_info in other.algorithms.items()
-            if name in algorithm_info.features
-        )
         raise UnsupportedOptionError(
             f"{info.name}/{spec.algorithm} does not support {FEATURES[name][1]} (feature {name!r}); "
-            f"installed backend/algorithms that do: {takers or 'none'}. Remove the setting, or "
+            f"installed backend/algorithms that do: {declaring(name) or 'none'}. Remove the setting, or "
             "choose one of those."
         )
 
 
-__all__ = ["FEATURES", "check_features", "register_feature", "used_features"]
+__all__ = ["FEATURES", "check_features", "declaring", "register_feature", "used_features"]
 
 
 # -- exploration (polyrl.exploration): settings of continuous-action policies --------------------

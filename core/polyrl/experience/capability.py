@@ -11,25 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from polyrl.errors import UnsupportedOptionError
-from polyrl.features import FEATURES
+from polyrl.features import FEATURES, declaring
 
 if TYPE_CHECKING:
     from polyrl.backend import BackendInfo
 
 ADD = "experience.add"
 COLLECT = "experience.collect"
-
-
-def declaring(feature: str) -> list[str]:
-    """ "backend/algorithm" of every installed algorithm that declares `feature`, sorted."""
-    from polyrl.plugins import registry
-
-    return sorted(
-        f"{backend}/{algorithm}"
-        for backend, info in registry().backends().items()
-        for algorithm, algorithm_info in info.algorithms.items()
-        if feature in algorithm_info.features
-    )
 
 
 def require_feature(info: BackendInfo, algorithm: str, feature: str, why: str = "") -> None:

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from polyrl.driverkit import optimizer_parameters
+from polyrl.driverkit import load_optimizer_parameters, optimizer_parameters
 from polyrl.errors import CorruptCheckpointError
 from ray.rllib.core import COMPONENT_LEARNER_GROUP, COMPONENT_METRICS_LOGGER, DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
@@ -140,17 +139,7 @@ def set_learner_parameters(learner: Any, values: dict[str, np.ndarray]) -> list[
     wrong += [name for name in current if name in values and values[name].shape != current[name].shape]
     if wrong:
         return wrong
-    tensors: list[Any] = []
-    seen: set[int] = set()
-    for optimizer in learner_optimizers(learner):  # the order optimizer_parameters names them in
-        for group in optimizer.param_groups:
-            for tensor in group["params"]:
-                if id(tensor) not in seen:
-                    seen.add(id(tensor))
-                    tensors.append(tensor)
-    with torch.no_grad():
-        for tensor, name in zip(tensors, current, strict=True):
-            tensor.copy_(torch.from_numpy(np.array(values[name])))
+    load_optimizer_parameters(learner_optimizers(learner), values)
     return []
 
 
