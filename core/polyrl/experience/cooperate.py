@@ -24,9 +24,10 @@ from polyrl._model import StrictModel
 from polyrl.callbacks.base import Callback
 from polyrl.config import TrainConfig
 from polyrl.errors import ConfigurationError, ExperienceError
+from polyrl.experience.capability import ADD
 from polyrl.experience.cooperate_plan import (
     check_agents,
-    check_follow,
+    check_follows,
     check_out,
     check_plan,
     parameter_shapes,
@@ -91,7 +92,7 @@ def ended(config: CooperateConfig, active: Sequence[str]) -> bool:
 
 def takes_experience(agent: Agent) -> bool:
     """Whether the agent's algorithm declares the feature "experience.add" (an off-policy learner)."""
-    return "experience.add" in agent.backend_info.algorithms[agent.spec.algorithm].features
+    return ADD in agent.backend_info.algorithms[agent.spec.algorithm].features
 
 
 def identity(agent: Agent) -> dict[str, str]:
@@ -141,33 +142,14 @@ def check_described(described: Mapping[str, dict[str, Any]]) -> None:
             )
 
 
-def check_follows(agents: Mapping[str, Agent], follow: Mapping[str, str]) -> None:
+def check_follows_here(agents: Mapping[str, Agent], follow: Mapping[str, str]) -> None:
     """ExperienceError, before round 1, for a follower whose parameters differ from its leader's."""
-    shapes = {name: parameter_shapes(agents[name].parameters()) for name in {*follow, *follow.values()}}
-    for follower, leader in follow.items():
-        check_follow(
-            follower,
-            label(identity(agents[follower])),
-            shapes[follower],
-            leader,
-            label(identity(agents[leader])),
-            shapes[leader],
-        )
-
-
-def copy_parameters(agents: Mapping[str, Agent], follower: str, leader: str) -> None:
-    """Set the follower's parameters to the leader's (ExperienceError when names or shapes differ)."""
-    values = agents[leader].parameters()
-    mine = parameter_shapes(agents[follower].parameters())
-    check_follow(
-        follower,
-        label(identity(agents[follower])),
-        mine,
-        leader,
-        label(identity(agents[leader])),
-        parameter_shapes(values),
+    names = {*follow, *follow.values()}
+    check_follows(
+        follow,
+        {name: parameter_shapes(agents[name].parameters()) for name in names},
+        {name: label(identity(agents[name])) for name in names},
     )
-    agents[follower].load_parameters(values)
 
 
 def cooperate(
@@ -224,7 +206,7 @@ def _cooperate_here(
     if config.share:
         check_described({name: describe(agent) for name, agent in built.items()})
     if config.follow:
-        check_follows(built, config.follow)
+        check_follows_here(built, config.follow)
     # Collection is on only when transitions move: following alone needs no "experience.collect".
     collectors = {name: ExperienceCollector() for name in names} if config.share else {}
     result = CooperationResult(
@@ -257,7 +239,8 @@ def _cooperate_here(
             if config.follow and result.rounds % config.sync_every == 0:
                 for follower, leader in config.follow.items():
                     if follower in active:
-                        copy_parameters(built, follower, leader)
+                        # Checked before round 1 (check_follows_here): names and shapes do not change.
+                        built[follower].load_parameters(built[leader].parameters())
                         result.syncs += 1
     result.results = {name: finished(loops[name].result) for name in names}
     return result

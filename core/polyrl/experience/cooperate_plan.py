@@ -173,6 +173,14 @@ def check_follow(
     )
 
 
+def check_follows(follow: Mapping[str, str], shapes: Mapping[str, Shapes], labels: Mapping[str, str]) -> None:
+    """`check_follow` for every follower and its leader, from each agent's parameter shapes and
+    "backend/algorithm" label: one check before round 1, in this process and on Ray. Parameter
+    names and shapes do not change during training, so the copies after it need no check."""
+    for follower, leader in follow.items():
+        check_follow(follower, labels[follower], shapes[follower], leader, labels[leader], shapes[leader])
+
+
 def _some(names: list[str]) -> str:
     shown = ", ".join(repr(name) for name in names[:3])
     return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
@@ -209,6 +217,7 @@ __all__ = [
     "SUMMARY_FILE",
     "check_agents",
     "check_follow",
+    "check_follows",
     "check_out",
     "check_plan",
     "parameter_shapes",

@@ -48,9 +48,9 @@ class CooperatingAgent:
         self.collector = ExperienceCollector()
         self.stack = contextlib.ExitStack()
         loggers = run_directory_loggers(out, name)
-        self.loop = self.stack.enter_context(
-            self.agent.training(train, [self.collector, *callbacks, *loggers])
-        )
+        # Collection is on only when transitions move: following alone needs no "experience.collect".
+        own = [self.collector] if share else []
+        self.loop = self.stack.enter_context(self.agent.training(train, [*own, *callbacks, *loggers]))
 
     def describe(self) -> dict[str, Any]:
         """Spaces, normalisation and capability, checked by the driver process before round 1."""
@@ -77,14 +77,9 @@ class CooperatingAgent:
 
         return parameter_shapes(self.agent.parameters())
 
-    def follow(self, values: Any, leader: str, leader_label: str) -> None:
-        """Copy the parameters of the agent `leader` (`values`, resolved from the object store)."""
-        from polyrl.experience.cooperate import identity, label
-        from polyrl.experience.cooperate_plan import check_follow, parameter_shapes
-
-        mine = parameter_shapes(self.agent.parameters())
-        theirs = parameter_shapes(values)
-        check_follow(self.name, label(identity(self.agent)), mine, leader, leader_label, theirs)
+    def follow(self, values: Any) -> None:
+        """Load a leader's parameters (`values`, resolved from the object store); their names and
+        shapes were checked before the first step (`_check_follows`)."""
         self.agent.load_parameters(values)
 
     def stop(self, reason: str) -> None:
@@ -126,7 +121,7 @@ def cooperate_on_ray(
     config: CooperateConfig,
 ) -> CooperationResult:
     """`polyrl.cooperate` with one Ray actor per agent (see the module docstring)."""
-    from polyrl.experience.cooperate import CooperationResult, check_described, ended, label
+    from polyrl.experience.cooperate import CooperationResult, check_described, ended
     from polyrl.experience.cooperate_plan import write_summary
     from polyrl.spec import AgentSpec
 
@@ -169,9 +164,7 @@ def cooperate_on_ray(
                 )
             if config.follow and result.rounds % config.sync_every == 0:
                 follows = [
-                    actors[follower].follow.remote(
-                        actors[leader].parameters.remote(), leader, label(described[leader])
-                    )
+                    actors[follower].follow.remote(actors[leader].parameters.remote())
                     for follower, leader in config.follow.items()
                     if follower in active
                 ]
@@ -197,15 +190,11 @@ def _check_follows(
 ) -> None:
     """ExperienceError, before the first step, for a follower whose parameters differ from its leader's."""
     from polyrl.experience.cooperate import label
-    from polyrl.experience.cooperate_plan import check_follow
+    from polyrl.experience.cooperate_plan import check_follows
 
     names = sorted({*follow, *follow.values()})
     shapes = dict(zip(names, ray.get([actors[n].parameter_shapes.remote() for n in names]), strict=True))
-    for follower, leader in follow.items():
-        check_follow(
-            follower, label(described[follower]), shapes[follower],
-            leader, label(described[leader]), shapes[leader],
-        )  # fmt: skip
+    check_follows(follow, shapes, {name: label(described[name]) for name in names})
 
 
 def _exchange(
