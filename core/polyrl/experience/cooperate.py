@@ -109,13 +109,13 @@ def describe(agent: Agent) -> dict[str, Any]:
     """What the exchange checks of an agent: its transition schema and env, whether it
     normalises observations, whether it takes external transitions; and its identity."""
     from polyrl.experience.batch import TransitionSchema
+    from polyrl.experience.transfer import normalised
 
-    normalize = agent.spec.normalize
     return {
         **identity(agent),
         "env": agent.env_source.name,
         "schema": TransitionSchema.for_spaces(agent.observation_space, agent.action_space),
-        "normalizes": bool(normalize is not None and (normalize.observations or normalize.rewards)),
+        "normalizes": bool(normalised(agent.spec)),
         "takes": takes_experience(agent),
     }
 

@@ -24,6 +24,7 @@ from polyrl.experience.capability import ADD, COLLECT, require_feature
 if TYPE_CHECKING:
     from polyrl.backend import BackendDriver
     from polyrl.run import AgentParts, Run
+    from polyrl.spec import AgentSpec
 
 T = TypeVar("T")
 #: How a driver call is made: directly, or timed for on_api_call (`Run.timed`'s shape).
@@ -37,14 +38,21 @@ def _direct(method: str, fn: Callable[[], T], summary: str) -> T:
     return fn()
 
 
-def _refuse_normalisation(parts: AgentParts) -> None:
-    """ExperienceError when the buffer holds normalised values that outside transitions would not."""
-    normalize = parts.spec.normalize
+def normalised(spec: AgentSpec) -> list[str]:
+    """What the spec normalises of "observations" and "rewards": what transitions cannot cross."""
+    normalize = spec.normalize
     if normalize is None:
-        return
-    what = [
+        return []
+    return [
         name for name, on in (("observations", normalize.observations), ("rewards", normalize.rewards)) if on
     ]
+
+
+def _refuse_normalisation(parts: AgentParts) -> None:
+    """ExperienceError when the buffer holds normalised values that outside transitions would not."""
+    what = normalised(parts.spec)
+    if not what:
+        return
     raise ExperienceError(
         f"this agent normalises its {' and '.join(what)} (spec.normalize), so its replay buffer holds "
         f"normalised {' and '.join(what)} while recorded transitions hold the env's raw ones, and the "
