@@ -246,7 +246,6 @@ def _map_section(spec: AgentSpec, training: dict[str, Any], env_runners: dict[st
         "target_update_interval": "target_network_update_freq",
         "tau": "tau",
     }
-    epsilon = dict(zip(("initial", "final", "fraction"), (1.0, 0.05, None), strict=True))
     for name, value in values.items():
         if name in direct:
             training[direct[name]] = value
@@ -267,15 +266,16 @@ def _map_section(spec: AgentSpec, training: dict[str, Any], env_runners: dict[st
         elif name == "gradient_steps":
             gradient_steps = value
         elif name.startswith("exploration_"):
-            epsilon[name.removeprefix("exploration_").removesuffix("_eps")] = value
+            continue  # one schedule of the three fields: exploration_schedule, below
         else:
             raise UnsupportedOptionError(
                 f"rllib {spec.algorithm} has no setting for {spec.algorithm}.{name}; use "
                 "backend_options with RLlib's own name instead"
             )
-    if any(k.startswith("exploration_") for k in values):
-        decay = int(EXPLORATION_HORIZON * (epsilon["fraction"] if epsilon["fraction"] is not None else 0.1))
-        training["epsilon"] = [[0, epsilon["initial"]], [max(decay, 1), epsilon["final"]]]
+    # Until the first iteration tells the run's planned end (RllibDriver.set_horizon).
+    schedule = exploration_schedule(spec, EXPLORATION_HORIZON)
+    if schedule is not None:
+        training["epsilon"] = schedule
     return gradient_steps
 
 
